@@ -1,0 +1,53 @@
+# aot-edu: `make lab` sets everything up and opens the course; `make test` runs every test.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NB_SRC := $(wildcard notebooks/[0-9][0-9]_*.py)
+NB_OUT := $(NB_SRC:.py=.ipynb)
+
+.PHONY: setup lab test test-fast notebooks check-notebooks bench lint clean help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make lab        set up .venv (if missing) and open the course in JupyterLab"
+	@echo "make test       run the unit tests (pytest) and the notebooks (nbval, quick mode)"
+	@echo "make test-fast  unit tests only"
+	@echo "make notebooks  regenerate notebooks/*.ipynb from their jupytext sources"
+	@echo "make bench      run the benchmarks and write bench/RESULTS.md"
+	@echo "make lint       ruff over the package, tests, notebooks and benchmarks"
+
+# The virtual environment is created when missing and refreshed when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+setup: $(STAMP)
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+# Unit tests plus every notebook run top to bottom in quick mode (auto-selected without CUDA).
+test: setup
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+test-fast: setup
+	$(PY) -m pytest tests -p no:cacheprovider
+
+# The .py files are the source; the .ipynb files are generated from them, without outputs.
+notebooks: setup
+	$(PY) -m aot_edu.course --write
+
+check-notebooks: setup
+	$(PY) -m aot_edu.course --check
+
+bench: setup
+	$(PY) bench/run.py
+
+lint: setup
+	$(VENV)/bin/ruff check aot_edu tests bench notebooks
+
+clean:
+	rm -rf .pytest_cache .ruff_cache build dist *.egg-info

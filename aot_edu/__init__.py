@@ -1,0 +1,10 @@
+"""aot-edu: an educational reproduction of AOT (Yang, Wei & Yang, NeurIPS 2021).
+
+Public API (stable; notebooks, the CLI and outside scripts use it):
+
+- :func:`build_model` -- build a variant (``aott``, ``aots``, ``aotb``, ``aotl``, ``r50_aotl``),
+  optionally loading an official checkpoint unchanged.
+- :func:`segment` -- semi-supervised video object segmentation of a clip from its first mask.
+"""
+
+__version__ = "0.1.0"
