@@ -8,3 +8,8 @@ Public API (stable; notebooks, the CLI and outside scripts use it):
 """
 
 __version__ = "0.1.0"
+
+from .engine import SegmentationResult, segment
+from .model import VARIANTS, AOTConfig, build_model
+
+__all__ = ["AOTConfig", "SegmentationResult", "VARIANTS", "build_model", "segment", "__version__"]

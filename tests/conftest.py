@@ -31,3 +31,21 @@ def require_shared(*parts: str) -> Path:
 @pytest.fixture
 def shared_dir() -> Path:
     return require_shared()
+
+
+def official_layout(name: str) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
+    """``({key: shape}, footer numbers)`` of ``../shared/reference/official_state_dicts/<name>.tsv``."""
+    path = require_shared("reference", "official_state_dicts", f"{name}.tsv")
+    layout, footer = {}, {}
+    for line in path.read_text().splitlines():
+        if line.startswith("# ") and "\t" in line and not line.startswith("# key"):
+            label, value = line[2:].split("\t")
+            footer[label] = int(value)
+        elif line and not line.startswith("#"):
+            key, shape, _ = line.split("\t")
+            layout[key] = tuple(int(s) for s in shape.split("x")) if shape else ()
+    return layout, footer
+
+
+def load_golden(name: str) -> dict:
+    return torch.load(require_shared("golden", f"{name}.pt"), weights_only=True)

@@ -1,0 +1,565 @@
+"""Frame-by-frame inference, as the official AOT evaluation runs it (paper Sec. 3, Fig. 2).
+
+The model is stateless; this module keeps the memories:
+
+- the **reference frame** (frame 0, mask given) runs through the LSTT attending to itself with
+  its identity embedding; every block stores its key and identity-carrying value as the first
+  long-term memory and as the short-term memory;
+- every **later frame** is encoded, matched against the long-term memory (all memory frames)
+  and the short-term memory (frame t-1, 15x15 window), decoded to identity logits, and its
+  predicted mask is fed back: it becomes the new short-term memory, and every
+  ``long_term_gap`` frames (AOT-L: 5 at test time) it is also appended to the long-term memory.
+
+One :class:`AOTEngine` handles up to ``M = 10`` objects. With more objects, an
+:class:`InferenceSession` splits them into groups of 10, runs one engine per group on the shared
+image encoding and merges the groups' probabilities (the official soft aggregation).
+
+:func:`segment` is the public entry point: uint8 frames and a first-frame label map in, label
+maps (in the first mask's label values) and optionally probabilities out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .identity import assign_identities, decode_identities, one_hot_labels
+from .lstt import AttentionMaps, LSTTOutput, seq_to_map
+from .model import AOT
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MAX_LONG_EDGE = 1040  # official test-time limit (800 * 1.3)
+UNUSED_LOGIT = -1e10  # logit of identities no object uses (float32; -1e4 in half precision)
+
+
+# --- input pipeline ------------------------------------------------------------------------
+
+def official_input_size(
+    height: int, width: int, max_long_edge: int = MAX_LONG_EDGE, stride: int = 16,
+    align_corners: bool = True,
+) -> tuple[int, int]:
+    """The size the official evaluator resizes a frame to.
+
+    Frames whose long edge exceeds ``max_long_edge`` are scaled down to it; then each side
+    becomes ``16k + 1`` (the nearest such value, ties to even) so that every encoder stage has
+    an exact size and ``align_corners=True`` resizing lines up. E.g. 480x854 -> 481x849,
+    1080x1920 -> 577x1041, 145x257 -> 145x257.
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"frame size must be positive, got {height}x{width}")
+    long_edge = max(height, width)
+    if long_edge > max_long_edge:
+        scale = max_long_edge / long_edge
+        height, width = int(height * scale), int(width * scale)
+    sides = []
+    for side in (height, width):
+        if align_corners:
+            if (side - 1) % stride != 0:
+                side = int(np.round((side - 1) / stride)) * stride + 1
+        elif side % stride != 0:
+            side = int(np.round(side / stride)) * stride
+        sides.append(max(side, stride + 1 if align_corners else stride))
+    return sides[0], sides[1]
+
+
+def normalize(images: Tensor) -> Tensor:
+    """uint8 (or 0..255 float) RGB ``[..., 3, H, W]`` -> ImageNet-normalised float32.
+
+    ``(x / 255 - mean) / std`` in float32 in this order, as the official evaluator computes it.
+    """
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=images.device)[:, None, None]
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=images.device)[:, None, None]
+    return (images.float() / 255.0 - mean) / std
+
+
+def prepare_frame(frame: Tensor, input_size: tuple[int, int]) -> Tensor:
+    """uint8 ``[H, W, 3]`` -> normalised ``[1, 3, h, w]`` at the model's input size.
+
+    Resizing is bicubic on the 0..255 image, before normalisation (official order).
+    """
+    image = frame.permute(2, 0, 1)[None].float().contiguous()
+    if tuple(image.shape[-2:]) != tuple(input_size):
+        image = F.interpolate(image, size=input_size, mode="bicubic", align_corners=False)
+    return normalize(image)
+
+
+def resize_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
+    """Label map ``[B, H, W]`` -> ``[B, h, w]`` with PyTorch ``nearest`` (official choice)."""
+    if tuple(labels.shape[-2:]) == tuple(size):
+        return labels
+    return F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
+
+
+# --- one group of up to M objects ------------------------------------------------------------
+
+class AOTEngine:
+    """Memories and frame steps for one group of up to ``M`` objects, batch ``B``.
+
+    Used at test time (batch 1, identity assignment) and during training (batch of clips,
+    random identity assignment per sample, gradients flowing through the memories).
+
+    Args:
+        model: the AOT network.
+        long_term_gap: add a propagated frame to the long-term memory every this many frames
+            (``9999``: never, the AOT-T/S/B default).
+        short_term_skip: the short-term memory is frame ``t - skip`` (1 in AOT).
+        max_long_term_frames: optional bound on the long-term memory (the official code lets it
+            grow without limit, which costs memory on long videos). When full, the oldest
+            non-reference frame is dropped. ``None`` = unbounded (official).
+    """
+
+    def __init__(
+        self, model: AOT, long_term_gap: int, short_term_skip: int = 1,
+        max_long_term_frames: int | None = None,
+    ) -> None:
+        if long_term_gap < 1:
+            raise ValueError(f"long_term_gap must be >= 1, got {long_term_gap}")
+        if max_long_term_frames is not None and max_long_term_frames < 1:
+            raise ValueError("max_long_term_frames must be >= 1 or None")
+        self.model = model
+        self.long_term_gap = long_term_gap
+        self.short_term_skip = short_term_skip
+        self.max_long_term_frames = max_long_term_frames
+        self.num_identities = model.max_obj_num + 1
+        self.reset()
+
+    def reset(self) -> None:
+        self.step = 0
+        self.last_memory_step = -1
+        self.obj_nums: list[int] = []
+        self.assignment: Tensor | None = None
+        self.long_term: list[tuple[Tensor, Tensor]] | None = None
+        self.reference_frames = 0  # long-term entries that are never dropped (at the end)
+        self.short_term_queue: list[list[tuple[Tensor, Tensor]]] = []
+        self.current: LSTTOutput | None = None
+        self.size_2d: tuple[int, int] | None = None
+
+    @property
+    def short_term(self) -> list[tuple[Tensor, Tensor]]:
+        return self.short_term_queue[0]
+
+    @property
+    def long_term_frames(self) -> int:
+        """Number of frames in the long-term memory."""
+        if self.long_term is None or self.size_2d is None:
+            return 0
+        return self.long_term[0][0].shape[0] // (self.size_2d[0] * self.size_2d[1])
+
+    def identity_embedding(self, object_one_hot: Tensor) -> Tensor:
+        """Eq. 3-4: object masks ``[B, M+1, H, W]`` -> ``ID`` tokens ``[HW, B, C]``."""
+        if self.assignment is None:
+            used = max(self.obj_nums) + 1  # higher identities are all-zero: skip them
+            return self.model.identity_embedding(object_one_hot, used)
+        return self.model.identity_embedding(assign_identities(object_one_hot, self.assignment))
+
+    def add_reference_frame(
+        self,
+        enc: list[Tensor],
+        object_one_hot: Tensor,
+        obj_nums: Sequence[int],
+        step: int | None = None,
+        assignment: Tensor | None = None,
+        need_weights: bool = False,
+    ) -> LSTTOutput:
+        """A frame with known masks: it attends to itself and becomes memory.
+
+        Args:
+            enc: the frame's encoding (:meth:`AOT.encode_image`).
+            object_one_hot: ``[B, M+1, H, W]`` object masks (channel 0 background), input size.
+            obj_nums: number of objects per sample.
+            step: frame index (0 for the first frame; a later index when new objects appear).
+            assignment: ``[B, M+1]`` identity of every object (Eq. 3); identity if ``None``.
+        """
+        if self.long_term is None:
+            self.assignment = assignment  # None: object j uses identity j (test time)
+        self.obj_nums = [int(n) for n in obj_nums]
+        if step is not None:
+            self.step = step
+        self.size_2d = tuple(enc[-1].shape[-2:])
+        id_emb = self.identity_embedding(object_one_hot)
+        out = self.model.propagate(enc, id_emb=id_emb, need_weights=need_weights)
+        memories = [self._fused(m.key, m.value, id_emb, i) for i, m in enumerate(out.memories)]
+        if self.long_term is None:
+            self.long_term = memories
+        else:  # a later reference frame joins at the end, with the other references
+            self.long_term = [
+                (torch.cat([k, nk]), torch.cat([v, nv])) for (k, v), (nk, nv) in zip(self.long_term, memories, strict=True)
+            ]
+        self.reference_frames += 1
+        self.last_memory_step = self.step
+        self.short_term_queue = [[(seq_to_map(k, self.size_2d), seq_to_map(v, self.size_2d)) for k, v in memories]]
+        self.current = out
+        return out
+
+    def _fused(self, key: Tensor, value: Tensor, id_emb: Tensor, layer: int) -> tuple[Tensor, Tensor]:
+        return key, self.model.LSTT.layers[layer].memory_value(value, id_emb)
+
+    def propagate(self, enc: list[Tensor], need_weights: bool = False) -> LSTTOutput:
+        """Match and propagate the next frame against the memories (no mask needed)."""
+        if self.long_term is None:
+            raise RuntimeError("add a reference frame before propagating")
+        self.step += 1
+        self.current = self.model.propagate(
+            enc, long_term_memories=self.long_term, short_term_memories=self.short_term,
+            need_weights=need_weights,
+        )
+        return self.current
+
+    def decode(self, enc: list[Tensor], output_size: tuple[int, int] | None = None,
+               channels: int | None = None) -> Tensor:
+        """Object logits of the current frame ``[B, M+1, h, w]`` (Eq. 5 before the softmax).
+
+        Identities no object uses get ``-1e10``. ``output_size``: bilinear resize
+        (``align_corners`` as the model) of the 1/4-resolution logits. ``channels``: keep only
+        the first channels before resizing (the rest would be ``-1e10`` anyway).
+        """
+        assert self.current is not None
+        logits = self.model.decode(enc, self.current)
+        if self.assignment is not None:
+            logits = decode_identities(logits, self.assignment)
+        fill = UNUSED_LOGIT if logits.dtype == torch.float32 else -1e4
+        used = torch.arange(logits.shape[1], device=logits.device)[None, :] > torch.tensor(
+            self.obj_nums, device=logits.device
+        )[:, None]
+        logits = logits.masked_fill(used[:, :, None, None], fill)
+        if channels is not None:
+            logits = logits[:, :channels]
+        if output_size is not None and tuple(output_size) != tuple(logits.shape[-2:]):
+            logits = F.interpolate(
+                logits, size=output_size, mode="bilinear",
+                align_corners=self.model.config.align_corners,
+            )
+        return logits
+
+    def update_memory(self, object_one_hot: Tensor) -> None:
+        """Feed the current frame's mask ``[B, M+1, H, W]`` (input size) back into the memory.
+
+        It becomes the short-term memory; every ``long_term_gap`` frames it also joins the
+        long-term memory (newest first, references last).
+        """
+        assert self.current is not None and self.size_2d is not None
+        id_emb = self.identity_embedding(object_one_hot)
+        memories = [self._fused(m.key, m.value, id_emb, i) for i, m in enumerate(self.current.memories)]
+        self.short_term_queue.append(
+            [(seq_to_map(k, self.size_2d), seq_to_map(v, self.size_2d)) for k, v in memories]
+        )
+        self.short_term_queue = self.short_term_queue[-self.short_term_skip:]
+        if self.step - self.last_memory_step >= self.long_term_gap:
+            self._append_long_term(memories)
+            self.last_memory_step = self.step
+
+    def _append_long_term(self, memories: list[tuple[Tensor, Tensor]]) -> None:
+        assert self.long_term is not None and self.size_2d is not None
+        hw = self.size_2d[0] * self.size_2d[1]
+        updated = []
+        for (k, v), (nk, nv) in zip(self.long_term, memories, strict=True):
+            if self.max_long_term_frames is not None and k.shape[0] // hw >= self.max_long_term_frames:
+                # drop the oldest propagated frame; the references at the end stay
+                keep_new = max(self.max_long_term_frames - 1 - self.reference_frames, 0) * hw
+                ref = self.reference_frames * hw
+                k = torch.cat([k[:keep_new], k[k.shape[0] - ref:]])
+                v = torch.cat([v[:keep_new], v[v.shape[0] - ref:]])
+            updated.append((torch.cat([nk, k]), torch.cat([nv, v])))
+        self.long_term = updated
+
+
+# --- any number of objects ----------------------------------------------------------------
+
+@dataclass
+class FrameResult:
+    """One propagated frame, at the original frame size."""
+
+    logits: Tensor  # [1, C, H, W]: merged object logits, C >= N + 1
+    probs: Tensor  # [1, N+1, H, W]
+    labels: Tensor  # [H, W] int64, internal labels 0..N
+    attention: list[list[AttentionMaps]] | None = None  # [group][layer]
+
+
+class InferenceSession:
+    """Segment one video frame by frame: any number of objects, any frame size.
+
+    Internal labels are ``0..N`` (0 = background); :func:`segment` maps the user's label values
+    to these. Frames are uint8 ``[H, W, 3]`` tensors (or arrays); outputs are at ``H x W``.
+    """
+
+    def __init__(
+        self, model: AOT, long_term_gap: int | None = None, max_long_term_frames: int | None = None,
+        max_long_edge: int = MAX_LONG_EDGE,
+    ) -> None:
+        self.model = model
+        config = model.config
+        self.long_term_gap = config.long_term_gap_test if long_term_gap is None else int(long_term_gap)
+        if self.long_term_gap < 1:
+            raise ValueError(f"long_term_gap must be a positive number of frames, got {long_term_gap}")
+        self.max_long_term_frames = max_long_term_frames
+        self.max_long_edge = max_long_edge
+        self.group_size = model.max_obj_num
+        self.engines: list[AOTEngine] = []
+        self.num_objects = 0
+        self.frame_size: tuple[int, int] | None = None
+        self.input_size: tuple[int, int] | None = None
+        self.step = -1
+        self._enc: list[Tensor] | None = None
+        self._enc_step = -2
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.encoder_projector.weight.device
+
+    def _encode(self, frame: Tensor) -> list[Tensor]:
+        if self._enc is not None and self._enc_step == self.step:
+            return self._enc  # the same frame: reuse its encoding
+        image = prepare_frame(torch.as_tensor(frame).to(self.device), self.input_size)
+        self._enc, self._enc_step = self.model.encode_image(image), self.step
+        return self._enc
+
+    def _group_one_hot(self, labels: Tensor, group: int) -> tuple[Tensor, int]:
+        """Input-size internal labels ``[1, h, w]`` -> one group's one-hot and object count."""
+        first = group * self.group_size
+        count = min(self.num_objects - first, self.group_size)
+        local = torch.where((labels > first) & (labels <= first + count), labels - first, 0)
+        return one_hot_labels(local, self.group_size + 1), count
+
+    def add_reference(self, frame, labels, need_weights: bool = False) -> None:
+        """A frame with known masks: the first frame, or a later frame where objects appear.
+
+        ``labels``: internal labels ``[H, W]`` (0..N) at the frame's size. For a later frame
+        this follows the official evaluator: the frame (whose prediction the caller has merged
+        with the new objects' masks) joins every group's memory as a reference frame.
+        """
+        frame = torch.as_tensor(frame)
+        labels = torch.as_tensor(labels, device=self.device).long()
+        if self.frame_size is None:
+            self.frame_size = tuple(frame.shape[:2])
+            self.input_size = official_input_size(
+                *self.frame_size, self.max_long_edge, align_corners=self.model.config.align_corners
+            )
+            self.step = 0
+        enc = self._encode(frame)
+        labels_in = resize_labels(labels[None], self.input_size)
+        self.num_objects = max(self.num_objects, int(labels.max()))
+        groups = max(math.ceil(self.num_objects / self.group_size), 1)
+        while len(self.engines) < groups:
+            self.engines.append(
+                AOTEngine(self.model, self.long_term_gap, self.model.config.short_term_skip,
+                          self.max_long_term_frames)
+            )
+        for g, engine in enumerate(self.engines):
+            one_hot, count = self._group_one_hot(labels_in, g)
+            engine.add_reference_frame(enc, one_hot, [count], step=self.step, need_weights=need_weights)
+            if self.step > 0:
+                engine.update_memory(one_hot)  # official: decode, then feed the same mask back
+
+    def propagate(self, frame, need_weights: bool = False) -> FrameResult:
+        """Segment the next frame (before its mask is fed back with :meth:`update_memory`)."""
+        if not self.engines:
+            raise RuntimeError("call add_reference with the first frame and its mask first")
+        frame = torch.as_tensor(frame)
+        if tuple(frame.shape[:2]) != self.frame_size:
+            raise ValueError(
+                f"frame {self.step + 1} is {tuple(frame.shape[:2])}, the video is {self.frame_size}; "
+                "all frames of a video must have the same size"
+            )
+        self.step += 1
+        enc = self._encode(frame)
+        outputs = [engine.propagate(enc, need_weights) for engine in self.engines]
+        if len(self.engines) == 1:
+            logits = self.engines[0].decode(enc, self.frame_size, channels=self.num_objects + 1)
+            probs = torch.softmax(logits, dim=1)
+        else:
+            logits = self._soft_aggregation(enc)
+            probs = torch.softmax(logits, dim=1)[:, : self.num_objects + 1]
+        attention = [out.attention for out in outputs] if need_weights else None
+        return FrameResult(logits, probs, probs.argmax(dim=1)[0], attention)
+
+    def _soft_aggregation(self, enc: list[Tensor]) -> Tensor:
+        """Merge groups: background = product of the groups' backgrounds (official)."""
+        fg, bg = [], []
+        for engine in self.engines:
+            n = engine.obj_nums[0]
+            prob = torch.softmax(engine.decode(enc, self.frame_size, channels=n + 1), dim=1)
+            bg.append(prob[:, :1])
+            fg.append(prob[:, 1:])
+        merged = torch.cat([torch.prod(torch.cat(bg, dim=1), dim=1, keepdim=True)] + fg, dim=1)
+        merged = torch.logit(merged.clamp(1e-5, 1 - 1e-5))
+        # The official merge keeps the last group's unused identities, at probability 1e-5.
+        unused = len(self.engines) * self.group_size - self.num_objects
+        if unused:
+            pad = torch.logit(torch.tensor(1e-5, device=merged.device)).expand(
+                1, unused, *merged.shape[-2:]
+            )
+            merged = torch.cat([merged, pad], dim=1)
+        return merged
+
+    def update_memory(self, labels) -> None:
+        """Feed the frame's final labels ``[H, W]`` (internal, frame size) back to every group."""
+        labels = torch.as_tensor(labels, device=self.device).long()
+        labels_in = resize_labels(labels[None], self.input_size)
+        for g, engine in enumerate(self.engines):
+            engine.update_memory(self._group_one_hot(labels_in, g)[0])
+
+
+# --- public entry point ---------------------------------------------------------------------
+
+@dataclass
+class SegmentationResult:
+    """Output of :func:`segment`."""
+
+    masks: np.ndarray | Tensor  # int64 [T, H, W], label values of the first mask
+    labels: list[int]  # the object label values, ascending (probs channel 1.. order)
+    probs: Tensor | None = None  # float32 [T, N+1, H, W] when asked for
+    input_size: tuple[int, int] = (0, 0)  # size the model ran at
+    info: dict = field(default_factory=dict)
+
+
+def _as_frames(frames) -> Tensor:
+    if isinstance(frames, (list, tuple)):
+        frames = np.stack([np.asarray(f) for f in frames])
+    if not isinstance(frames, (np.ndarray, Tensor)):
+        raise TypeError(f"frames must be a numpy array or torch tensor, got {type(frames).__name__}")
+    frames_t = torch.as_tensor(frames)
+    if frames_t.dim() == 3 and frames_t.shape[-1] == 3:
+        frames_t = frames_t[None]
+    if frames_t.dim() != 4 or frames_t.shape[-1] != 3:
+        hint = ""
+        if frames_t.dim() == 4 and frames_t.shape[1] == 3:
+            hint = " They look channel-first: use frames.permute(0, 2, 3, 1) (torch) or frames.transpose(0, 2, 3, 1) (numpy)."
+        raise ValueError(
+            f"frames must be RGB with shape [T, H, W, 3], got {tuple(frames_t.shape)}.{hint}"
+        )
+    if frames_t.dtype != torch.uint8:
+        if frames_t.is_floating_point() and frames_t.numel() and float(frames_t.max()) <= 1.0:
+            fix = "they look like 0..1 floats: use (frames * 255).round() converted to uint8"
+        else:
+            fix = "convert them to uint8 in 0..255 (e.g. np.clip(frames, 0, 255).astype(np.uint8))"
+        raise ValueError(f"frames must be uint8 RGB in 0..255, got dtype {frames_t.dtype}; {fix}")
+    if frames_t.shape[0] == 0 or frames_t.shape[1] == 0 or frames_t.shape[2] == 0:
+        raise ValueError(f"frames must not be empty, got shape {tuple(frames_t.shape)}")
+    return frames_t
+
+
+def _as_first_mask(first_mask, frame_size: tuple[int, int]) -> Tensor:
+    if not isinstance(first_mask, (np.ndarray, Tensor)):
+        raise TypeError(f"first_mask must be a numpy array or torch tensor, got {type(first_mask).__name__}")
+    mask = torch.as_tensor(first_mask)
+    if mask.dim() == 3 and mask.shape[-1] in (3, 4) and not mask.dtype == torch.bool:
+        raise ValueError(
+            f"first_mask must be a label map [H, W] of integers, got shape {tuple(mask.shape)}; an "
+            "RGB mask image must be turned into labels first (aot_edu.data.read_mask does this for "
+            "DAVIS-palette colours)"
+        )
+    if mask.dim() == 3 and mask.shape[0] == 1:
+        mask = mask[0]
+    if mask.dim() != 2:
+        raise ValueError(f"first_mask must be a 2-D label map [H, W], got shape {tuple(mask.shape)}")
+    if mask.dtype == torch.bool:
+        mask = mask.long()
+    elif mask.is_floating_point():
+        if not torch.equal(mask, mask.round()):
+            raise ValueError(
+                "first_mask must hold integer labels (0 = background, 1.. = objects), got "
+                "non-integer floats; threshold soft masks first, e.g. (mask > 0.5)"
+            )
+        mask = mask.long()
+    else:
+        mask = mask.long()
+    if tuple(mask.shape) != tuple(frame_size):
+        raise ValueError(
+            f"first_mask is {tuple(mask.shape)} but the frames are {tuple(frame_size)} (H, W); "
+            "resize the mask to the frame size with nearest-neighbour interpolation"
+        )
+    if mask.numel() and int(mask.min()) < 0:
+        raise ValueError("first_mask labels must be >= 0 (0 = background)")
+    if not bool((mask > 0).any()):
+        raise ValueError(
+            "first_mask is empty (all background): label at least one object with a value > 0"
+        )
+    return mask
+
+
+def segment(
+    frames,
+    first_mask,
+    model: AOT,
+    *,
+    long_term_gap: int | None = None,
+    return_probs: bool = False,
+    max_long_term_frames: int | None = None,
+    progress: bool = False,
+) -> SegmentationResult:
+    """Segment every object of ``first_mask`` through ``frames`` (semi-supervised VOS).
+
+    Args:
+        frames: uint8 RGB ``[T, H, W, 3]``, numpy or torch (any size; the model runs at the
+            official input size and outputs are resized back to ``H x W``).
+        first_mask: integer labels ``[H, W]`` for frame 0, 0 = background; any label values
+            (e.g. ``{0, 3, 7}``) and any number of objects.
+        model: an :class:`~aot_edu.model.AOT` from :func:`aot_edu.build_model`.
+        long_term_gap: frames between long-term memory updates; ``None`` = the variant's
+            test-time default (AOT-L: 5, AOT-T/S/B: never).
+        return_probs: also return per-pixel probabilities.
+        max_long_term_frames: optional bound on the long-term memory (``None``: unbounded, as
+            the official implementation).
+        progress: show a progress bar.
+
+    Returns a :class:`SegmentationResult` with ``masks`` (int64 ``[T, H, W]``, numpy if the
+    frames were numpy, frame 0 = ``first_mask``, values from ``first_mask``) and, when asked,
+    ``probs`` (float32 ``[T, N+1, H, W]``: background, then objects in ascending label order;
+    frame 0 is the one-hot of ``first_mask``).
+    """
+    if not isinstance(model, AOT):
+        raise TypeError(
+            f"model must be an aot_edu AOT model (aot_edu.build_model(...)), got {type(model).__name__}"
+        )
+    as_numpy = not isinstance(frames, Tensor)
+    frames_t = _as_frames(frames)
+    t_total, height, width, _ = frames_t.shape
+    mask = _as_first_mask(first_mask, (height, width))
+    values = torch.unique(mask)
+    values = values[values > 0]
+    lookup = torch.zeros(int(values.max()) + 1, dtype=torch.long)
+    lookup[values] = torch.arange(1, len(values) + 1)
+    internal = lookup[mask]
+    out_values = torch.cat([torch.zeros(1, dtype=torch.long), values])
+    n = len(values)
+
+    session = InferenceSession(model, long_term_gap, max_long_term_frames)
+    masks = torch.empty(t_total, height, width, dtype=torch.long)
+    masks[0] = mask
+    probs = None
+    if return_probs:
+        probs = torch.empty(t_total, n + 1, height, width, dtype=torch.float32)
+        probs[0] = one_hot_labels(internal[None], n + 1)[0]
+
+    iterator = range(1, t_total)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="segment", unit="frame", total=t_total - 1)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            session.add_reference(frames_t[0], internal)
+            for t in iterator:
+                result = session.propagate(frames_t[t])
+                session.update_memory(result.labels)
+                masks[t] = out_values[result.labels.cpu()]
+                if probs is not None:
+                    probs[t] = result.probs[0].float().cpu()
+    finally:
+        model.train(was_training)
+    return SegmentationResult(
+        masks=masks.numpy() if as_numpy else masks,
+        labels=[int(v) for v in values],
+        probs=probs,
+        input_size=session.input_size or (height, width),
+        info={"long_term_gap": session.long_term_gap, "groups": len(session.engines)},
+    )

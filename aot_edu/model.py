@@ -1,0 +1,207 @@
+"""AOT: encoder + identity bank + LSTT + FPN decoder, and its variants (paper Sec. 4, Table 3d).
+
+| variant    | encoder     | LSTT layers | test long-term gap | parameters |
+|------------|-------------|-------------|--------------------|------------|
+| AOT-T      | MobileNetV2 | 1           | never (9999)       | 5.7M       |
+| AOT-S      | MobileNetV2 | 2           | never              | 7.0M       |
+| AOT-B      | MobileNetV2 | 3           | never              | 8.3M       |
+| AOT-L      | MobileNetV2 | 3           | 5 (training: 2)    | 8.3M       |
+| R50-AOT-L  | ResNet-50   | 3           | 5 (training: 2)    | 14.9M      |
+
+All: 256 channels, 8 heads, feed-forward 1024, M = 10 identities, 15x15 short-term window.
+AOT-B and AOT-L share the architecture; L also adds a frame to the long-term memory every
+``delta`` frames. :func:`build_model` returns a module whose ``state_dict()`` has exactly the
+keys and shapes of the official checkpoints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .decoder import FPNDecoder
+from .encoders import build_encoder
+from .identity import IdentityBank
+from .lstt import LSTT, LSTTOutput, map_to_seq, seq_to_map, sine_position_embedding
+
+NEVER = 9999  # the official "no long-term memory update" gap
+
+
+@dataclass(frozen=True)
+class AOTConfig:
+    """Everything that shapes one AOT variant."""
+
+    name: str
+    encoder: str = "mobilenetv2"
+    encoder_dims: tuple[int, int, int, int] = (24, 32, 96, 1280)
+    lstt_layers: int = 1
+    dim: int = 256
+    self_heads: int = 8
+    att_heads: int = 8
+    ffn_dim: int = 1024
+    max_obj_num: int = 10
+    max_dis: int = 7  # short-term window 15x15
+    dilation: int = 1
+    id_bank_kernel: int = 17
+    id_bank_stride: int = 16
+    id_bank_padding: int = 8
+    align_corners: bool = True
+    long_term_gap_test: int = NEVER
+    long_term_gap_train: int = 2
+    short_term_skip: int = 1
+    droppath: float = 0.1  # stochastic depth while training
+    paper_params: str = ""  # as printed in the paper (Table 3d)
+    official_name: str = ""  # name in the official repository and checkpoint files
+
+    def replace(self, **changes) -> AOTConfig:
+        return dataclasses.replace(self, **changes)
+
+
+_MOBILENET = dict(encoder="mobilenetv2", encoder_dims=(24, 32, 96, 1280))
+_RESNET50 = dict(encoder="resnet50", encoder_dims=(256, 512, 1024, 1024))
+
+VARIANTS: dict[str, AOTConfig] = {
+    "aott": AOTConfig("aott", **_MOBILENET, lstt_layers=1, paper_params="5.7M", official_name="AOTT"),
+    "aots": AOTConfig("aots", **_MOBILENET, lstt_layers=2, paper_params="7.0M", official_name="AOTS"),
+    "aotb": AOTConfig("aotb", **_MOBILENET, lstt_layers=3, paper_params="8.3M", official_name="AOTB"),
+    "aotl": AOTConfig(
+        "aotl", **_MOBILENET, lstt_layers=3, long_term_gap_test=5, paper_params="8.3M",
+        official_name="AOTL",
+    ),
+    "r50_aotl": AOTConfig(
+        "r50_aotl", **_RESNET50, lstt_layers=3, long_term_gap_test=5, paper_params="14.9M",
+        official_name="R50_AOTL",
+    ),
+}
+
+_ALIASES = {"aot-t": "aott", "aot-s": "aots", "aot-b": "aotb", "aot-l": "aotl",
+            "r50-aot-l": "r50_aotl", "r50aotl": "r50_aotl", "r50_aot_l": "r50_aotl"}
+
+
+def get_config(variant: str | AOTConfig) -> AOTConfig:
+    """The configuration of a variant name (``aott``, ``aots``, ``aotb``, ``aotl``, ``r50_aotl``)."""
+    if isinstance(variant, AOTConfig):
+        return variant
+    key = str(variant).strip().lower()
+    key = _ALIASES.get(key, key)
+    if key not in VARIANTS:
+        hint = " (Swin-B is not part of aot-edu)" if "swin" in key else ""
+        raise ValueError(
+            f"unknown AOT variant {variant!r}{hint}; choose one of {', '.join(VARIANTS)}"
+        )
+    return VARIANTS[key]
+
+
+class AOT(nn.Module):
+    """The AOT network. Submodule names are the official state-dict prefixes.
+
+    The model is stateless across frames; :mod:`aot_edu.engine` keeps the memories and runs it
+    frame by frame (the official split between model and engine).
+    """
+
+    def __init__(self, config: AOTConfig, pretrained_encoder: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.encoder = build_encoder(c.encoder, pretrained=pretrained_encoder)
+        self.encoder_projector = nn.Conv2d(c.encoder_dims[-1], c.dim, kernel_size=1)
+        self.LSTT = LSTT(
+            c.lstt_layers, c.dim, c.self_heads, c.att_heads, c.ffn_dim, c.max_dis, c.dilation,
+            c.droppath,
+        )
+        self.decoder = FPNDecoder(
+            c.dim * (c.lstt_layers + 1), c.encoder_dims[:3], c.max_obj_num + 1,
+            hidden_dim=c.dim, align_corners=c.align_corners,
+        )
+        self.patch_wise_id_bank = IdentityBank(
+            c.max_obj_num, c.dim, c.id_bank_kernel, c.id_bank_stride, c.id_bank_padding
+        )
+
+    @property
+    def max_obj_num(self) -> int:
+        return self.config.max_obj_num
+
+    def encode_image(self, image: Tensor) -> list[Tensor]:
+        """Normalised images ``[B, 3, H, W]`` -> ``[s4, s8, s16, e16]``, ``e16`` projected to C."""
+        s4, s8, s16, last = self.encoder(image)
+        return [s4, s8, s16, self.encoder_projector(last)]
+
+    def position_embedding(self, size_2d: tuple[int, int], batch: int) -> Tensor:
+        """Sine position embedding in sequence layout ``[HW, B, C]``."""
+        pos = sine_position_embedding(*size_2d, self.config.dim, device=self.encoder_projector.weight.device)
+        return map_to_seq(pos).expand(-1, batch, -1)
+
+    def identity_embedding(self, identity_one_hot: Tensor, used: int | None = None) -> Tensor:
+        """Eq. 4: one-hot identity map ``[B, M+1, H, W]`` -> ``ID`` tokens ``[HW, B, C]``."""
+        return map_to_seq(self.patch_wise_id_bank.embed(identity_one_hot, used))
+
+    def propagate(
+        self,
+        enc: list[Tensor],
+        id_emb: Tensor | None = None,
+        long_term_memories: list[tuple[Tensor, Tensor]] | None = None,
+        short_term_memories: list[tuple[Tensor, Tensor]] | None = None,
+        need_weights: bool = False,
+    ) -> LSTTOutput:
+        """Match and propagate: run the LSTT on one frame's encoding (see :class:`LSTT`)."""
+        e16 = enc[-1]
+        size_2d = tuple(e16.shape[-2:])
+        return self.LSTT(
+            map_to_seq(e16), self.position_embedding(size_2d, e16.shape[0]), size_2d, id_emb,
+            long_term_memories, short_term_memories, need_weights,
+        )
+
+    def decode(self, enc: list[Tensor], lstt: LSTTOutput) -> Tensor:
+        """Identity logits ``[B, M+1, H/4, W/4]`` from the encoder maps and the LSTT outputs."""
+        size_2d = tuple(enc[-1].shape[-2:])
+        maps = [enc[-1]] + [seq_to_map(x, size_2d) for x in lstt.decoder_inputs]
+        return self.decoder(maps, enc[:3])
+
+    def forward(self, *args, **kwargs):
+        raise TypeError(
+            "AOT runs frame by frame with memories: use aot_edu.segment(frames, first_mask, model) "
+            "or aot_edu.engine.AOTEngine"
+        )
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Parameters as the official code counts them (frozen BatchNorm buffers excluded)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def state_dict_layout(variant: str | AOTConfig) -> dict[str, torch.Size]:
+    """``{key: shape}`` of a variant's state dict, built without allocating weights."""
+    with torch.device("meta"):
+        model = AOT(get_config(variant))
+    return {k: v.shape for k, v in model.state_dict().items()}
+
+
+def build_model(
+    variant: str | AOTConfig,
+    weights: str | Path | dict[str, Tensor] | None = None,
+    *,
+    pretrained_encoder: bool = False,
+    device: torch.device | str = "cpu",
+) -> AOT:
+    """Build an AOT variant, optionally loading an official checkpoint unchanged.
+
+    Args:
+        variant: ``aott``, ``aots``, ``aotb``, ``aotl`` or ``r50_aotl`` (or an :class:`AOTConfig`).
+        weights: path of an official checkpoint (any wrapper or ``module.`` prefix) or a state
+            dict. Keys and shapes must match the variant exactly; a mismatch raises
+            :class:`aot_edu.checkpoints.CheckpointError` naming the variant the file looks like.
+        pretrained_encoder: start the encoder from ImageNet weights (training from scratch).
+
+    Returns the model in eval mode.
+    """
+    config = get_config(variant)
+    model = AOT(config, pretrained_encoder=pretrained_encoder)
+    if weights is not None:
+        from .checkpoints import load_weights  # checkpoints imports this module
+
+        load_weights(model, weights)
+    return model.to(device).eval()
