@@ -79,6 +79,7 @@ def long_term_attention(
 
 
 @lru_cache(maxsize=32)
+@torch.inference_mode(False)  # cached tensors must also serve training
 def _window_index(
     w: int, max_dis: int, dilation: int, device: torch.device
 ) -> tuple[Tensor, Tensor]:
@@ -101,6 +102,7 @@ def _window_index(
 
 
 @lru_cache(maxsize=32)
+@torch.inference_mode(False)
 def _row_validity(h: int, max_dis: int, dilation: int, device: torch.device) -> Tensor:
     """``[h, window^2]``: whether each slot's row lies inside the frame, per query row."""
     window = 2 * max_dis + 1

@@ -40,6 +40,7 @@ def map_to_seq(x: Tensor) -> Tensor:
 
 
 @lru_cache(maxsize=16)
+@torch.inference_mode(False)  # the cached tensor must also serve training
 def _sine_position_embedding(
     h: int, w: int, dim: int, temperature: float, device: torch.device
 ) -> Tensor:

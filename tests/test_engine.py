@@ -1,0 +1,214 @@
+"""The inference engine: size rule, label handling, object groups, memories, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from aot_edu import build_model, segment
+from aot_edu.engine import (
+    AOTEngine,
+    InferenceSession,
+    official_input_size,
+    prepare_frame,
+    resize_labels,
+)
+from aot_edu.identity import one_hot_labels, random_assignment
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model("aott")
+
+
+def clip(t=4, h=65, w=97, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(t, h, w, 3), dtype=np.uint8)
+
+
+def blocks_mask(h, w, labels):
+    """Vertical stripes, one per label, on a background band at the top."""
+    mask = np.zeros((h, w), dtype=np.int64)
+    edges = np.linspace(0, w, len(labels) + 1).astype(int)
+    for label, a, b in zip(labels, edges[:-1], edges[1:], strict=True):
+        mask[h // 4 :, a:b] = label
+    return mask
+
+
+@pytest.mark.parametrize(
+    "size, expected",
+    [((480, 854), (481, 849)), ((1080, 1920), (577, 1041)), ((720, 1280), (577, 1041)),
+     ((360, 640), (353, 641)), ((145, 257), (145, 257)), ((481, 849), (481, 849))],
+)
+def test_official_size_rule(size, expected):
+    assert official_input_size(*size) == expected
+
+
+def test_labels_come_back_in_the_first_masks_values(model):
+    frames = clip()
+    first = blocks_mask(65, 97, [3, 7])
+    result = segment(frames, first, model, return_probs=True)
+    assert isinstance(result.masks, np.ndarray) and result.masks.dtype == np.int64
+    assert result.masks.shape == (4, 65, 97)
+    assert np.array_equal(result.masks[0], first)
+    assert set(np.unique(result.masks)) <= {0, 3, 7}
+    assert result.labels == [3, 7]
+    assert result.probs.shape == (4, 3, 65, 97)
+    torch.testing.assert_close(result.probs.sum(1), torch.ones(4, 65, 97))
+    # frame 0: one-hot of the given mask, objects in ascending label order
+    assert torch.equal(result.probs[0, 2], torch.as_tensor(first == 7).float())
+    # masks are the argmax of the probabilities, mapped back to label values
+    argmax = result.probs[1:].argmax(1).numpy()
+    assert np.array_equal(np.array([0, 3, 7])[argmax], result.masks[1:])
+
+
+def test_any_frame_size_runs_at_the_official_size_and_returns_the_frame_size(model):
+    frames = torch.as_tensor(clip(3, 50, 70))
+    first = torch.as_tensor(blocks_mask(50, 70, [1]))
+    result = segment(frames, first, model, return_probs=True)
+    assert result.input_size == (49, 65)
+    assert isinstance(result.masks, torch.Tensor) and result.masks.shape == (3, 50, 70)
+    assert result.probs.shape == (3, 2, 50, 70)
+
+
+def test_resizing_helpers():
+    frame = torch.zeros(50, 70, 3, dtype=torch.uint8)
+    assert prepare_frame(frame, (49, 65)).shape == (1, 3, 49, 65)
+    labels = torch.arange(4).repeat_interleave(2)[None, None].expand(1, 8, 8)
+    assert torch.equal(resize_labels(labels, (8, 4))[0, 0], torch.tensor([0, 1, 2, 3]))
+
+
+def test_more_than_ten_objects_merge_like_the_official_soft_aggregation(model):
+    frames = torch.as_tensor(clip(2, 65, 97, seed=1))
+    labels = torch.as_tensor(blocks_mask(65, 97, list(range(1, 14))))  # 13 objects
+    session = InferenceSession(model)
+    with torch.inference_mode():
+        session.add_reference(frames[0], labels)
+        result = session.propagate(frames[1])
+        assert [e.obj_nums for e in session.engines] == [[10], [3]]
+        # official merge: per group softmax over its 11 identities (unused ones at -1e10),
+        # background = product, clamp to [1e-5, 1 - 1e-5], logit
+        enc = session._encode(frames[1])
+        probs = [torch.softmax(e.decode(enc, (65, 97)), dim=1) for e in session.engines]
+        merged = torch.cat(
+            [probs[0][:, :1] * probs[1][:, :1], probs[0][:, 1:], probs[1][:, 1:]], dim=1
+        )
+        expected = torch.logit(merged.clamp(1e-5, 1 - 1e-5))
+    assert result.logits.shape == (1, 21, 65, 97)
+    torch.testing.assert_close(result.logits, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(result.probs, torch.softmax(expected, 1)[:, :14], atol=1e-6, rtol=1e-5)
+
+
+def test_second_group_sees_objects_11_to_13_as_1_to_3(model):
+    frame = torch.as_tensor(clip(1, 65, 97)[0])
+    labels = torch.as_tensor(blocks_mask(65, 97, list(range(1, 14))))
+    session = InferenceSession(model)
+    with torch.inference_mode():
+        session.add_reference(frame, labels)
+        alone = AOTEngine(model, long_term_gap=9999)
+        local = torch.where(labels > 10, labels - 10, 0)
+        alone.add_reference_frame(session._encode(frame), one_hot_labels(local[None], 11), [3])
+    torch.testing.assert_close(session.engines[1].long_term[0][1], alone.long_term[0][1])
+
+
+def test_segment_with_twelve_objects_returns_all_labels(model):
+    result = segment(clip(3), blocks_mask(65, 97, list(range(1, 13))), model, return_probs=True)
+    assert result.probs.shape[1] == 13 and result.info["groups"] == 2
+    torch.testing.assert_close(result.probs[1:].sum(1), torch.ones(2, 65, 97), atol=2e-4, rtol=0)
+
+
+def test_long_term_memory_grows_every_gap_frames_and_can_be_bounded(model):
+    frames = torch.as_tensor(clip(8))
+    labels = torch.as_tensor(blocks_mask(65, 97, [1, 2]))
+    for bound, expected in [(None, [1, 2, 2, 3, 3, 4, 4]), (3, [1, 2, 2, 3, 3, 3, 3])]:
+        session = InferenceSession(model, long_term_gap=2, max_long_term_frames=bound)
+        counts = []
+        with torch.inference_mode():
+            session.add_reference(frames[0], labels)
+            reference = session.engines[0].long_term[0][0].clone()
+            for t in range(1, 8):
+                session.update_memory(session.propagate(frames[t]).labels)
+                counts.append(session.engines[0].long_term_frames)
+        assert counts == expected
+        hw = reference.shape[0]
+        assert torch.equal(session.engines[0].long_term[0][0][-hw:], reference)  # kept last
+
+
+def test_variant_default_gap_and_validation(model):
+    assert InferenceSession(model).long_term_gap == 9999
+    assert InferenceSession(build_model("aotl")).long_term_gap == 5
+    with pytest.raises(ValueError, match="long_term_gap"):
+        InferenceSession(model, long_term_gap=0)
+
+
+def test_objects_that_appear_later_join_as_reference_frames(model):
+    frames = torch.as_tensor(clip(4))
+    first = torch.as_tensor(blocks_mask(65, 97, [1]))
+    session = InferenceSession(model, long_term_gap=9999)
+    with torch.inference_mode():
+        session.add_reference(frames[0], first)
+        session.update_memory(session.propagate(frames[1]).labels)
+        pred = session.propagate(frames[2]).labels.clone()
+        pred[:10, :10] = 2  # a new object's first mask, pasted over the prediction
+        session.add_reference(frames[2], pred)
+        engine = session.engines[0]
+        assert session.num_objects == 2 and engine.obj_nums == [2]
+        assert engine.long_term_frames == 2 and engine.reference_frames == 2
+        nxt = session.propagate(frames[3])
+    assert nxt.probs.shape[1] == 3
+
+
+def test_training_engine_with_random_identities_backpropagates(model):
+    model.train()
+    try:
+        g = torch.Generator().manual_seed(0)
+        images = torch.randn(2, 3, 65, 97)
+        labels = torch.randint(0, 3, (2, 65, 97), generator=g)
+        labels[1][labels[1] == 2] = 0  # sample 1 has a single object
+        engine = AOTEngine(model, long_term_gap=2)
+        assignment = random_assignment(2, 11, g)
+        enc = model.encode_image(images)
+        engine.add_reference_frame(enc, one_hot_labels(labels, 11), [2, 1], assignment=assignment)
+        engine.propagate(model.encode_image(images.flip(-1)))
+        logits = engine.decode(enc, (65, 97))
+        assert torch.all(logits[1, 2:] == -1e10) and torch.all(logits[0, 3:] == -1e10)
+        loss = logits[:, :2].logsumexp(1).mean()
+        loss.backward()
+        assert model.patch_wise_id_bank.weight.grad is not None
+        assert model.LSTT.layers[0].linear_V.weight.grad is not None
+    finally:
+        model.zero_grad()
+        model.eval()
+
+
+@pytest.mark.parametrize(
+    "frames, mask, match",
+    [
+        (np.zeros((2, 3, 65, 97), np.uint8), None, "channel-first"),
+        (np.zeros((2, 65, 97), np.uint8), None, r"\[T, H, W, 3\]"),
+        (np.zeros((2, 65, 97, 3), np.float32), None, "0..1 floats"),
+        (np.full((2, 65, 97, 3), 200.0), None, "uint8"),
+        (np.zeros((2, 65, 97, 3), np.uint8), np.ones((60, 97), np.int64), "resize the mask"),
+        (np.zeros((2, 65, 97, 3), np.uint8), np.zeros((65, 97), np.int64), "empty"),
+        (np.zeros((2, 65, 97, 3), np.uint8), -np.ones((65, 97), np.int64), ">= 0"),
+        (np.zeros((2, 65, 97, 3), np.uint8), np.full((65, 97), 0.5), "integer labels"),
+        (np.zeros((2, 65, 97, 3), np.uint8), np.zeros((65, 97, 3), np.uint8), "RGB mask"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(model, frames, mask, match):
+    if mask is None:
+        mask = blocks_mask(65, 97, [1])
+    with pytest.raises(ValueError, match=match):
+        segment(frames, mask, model)
+
+
+def test_wrong_model_type_is_named(model):
+    with pytest.raises(TypeError, match="build_model"):
+        segment(clip(2), blocks_mask(65, 97, [1]), torch.nn.Linear(2, 2))
+
+
+def test_boolean_mask_is_one_object(model):
+    result = segment(clip(2), blocks_mask(65, 97, [1]) > 0, model)
+    assert result.labels == [1]
