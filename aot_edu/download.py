@@ -295,14 +295,15 @@ def _http_attempt(
             if total is not None and total == offset:
                 return  # the partial file already holds the whole resource
             partial.unlink()  # the server no longer has these bytes: start again
-            raise _TransientError(f"HTTP 416 for a resumed download of {offset:,} bytes") from error
+            raise _TransientError(f"HTTP 416 for a resume at {offset:,} bytes") from error
         if error.code in TRANSIENT_HTTP:
             raise _TransientError(f"HTTP {error.code} {error.reason}") from error
         raise DownloadError(
             f"The server refused {url}: HTTP {error.code} {error.reason}. Check that the URL "
             "still works in a browser; the data's owners may have moved it."
         ) from error
-    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as error:
+    except (urllib.error.URLError, TimeoutError, ConnectionError,
+            http.client.HTTPException) as error:
         raise _TransientError(str(getattr(error, "reason", error))) from error
 
     with response:
@@ -470,7 +471,7 @@ GDriveListFolder = Callable[[str], dict[str, str]]
 def _gdown_list_folder(folder_id: str) -> dict[str, str]:
     import gdown
 
-    try:
+    try:  # skip_download lists without fetching (gdown >= 5.1, wkentaro/gdown#317)
         entries = gdown.download_folder(id=folder_id, skip_download=True, quiet=True)
     except Exception as error:
         raise GoogleDriveError(

@@ -36,7 +36,8 @@ def test_registry_has_every_variant_and_stage_once():
     assert len(set(names)) == len(names)
     assert get_checkpoint("aott").filename == "AOTT_PRE_YTB_DAV.pth"
     assert get_checkpoint("r50_aotl", "PRE").filename == "R50_AOTL_PRE.pth"
-    assert get_checkpoint("AOTL").url == "https://drive.google.com/uc?id=1L1N2hkSPqrwGgnW9GyFHuG59_EYYfTG4"
+    aotl = "https://drive.google.com/uc?id=1L1N2hkSPqrwGgnW9GyFHuG59_EYYfTG4"
+    assert get_checkpoint("AOTL").url == aotl
     assert [e.variant for e in CHECKPOINTS if not e.supported] == ["swinb_aotl", "swinb_aotl"]
     assert set(SUPPORTED_VARIANTS) == set(VARIANTS) - {"swinb_aotl"}
 

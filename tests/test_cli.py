@@ -1,4 +1,4 @@
-"""aot_edu.cli: the ``aot-edu`` command parses, dispatches, and reports errors without tracebacks."""
+"""aot_edu.cli: the ``aot-edu`` command parses, dispatches, reports errors without tracebacks."""
 
 from __future__ import annotations
 

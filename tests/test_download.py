@@ -486,6 +486,26 @@ def test_gdrive_folder_without_the_file_says_where_to_get_it(tmp_path):
     assert str(tmp_path / "valid.zip") in message
 
 
+def test_default_folder_listing_uses_gdown(monkeypatch):
+    import gdown
+    from gdown.download import GoogleDriveFileToDownload
+
+    def fake_download_folder(**kwargs):
+        assert kwargs["skip_download"] is True and kwargs["id"] == "FOLDER"
+        return [GoogleDriveFileToDownload(id="A", path="valid.zip", local_path="x/valid.zip"),
+                GoogleDriveFileToDownload(id="B", path="sub/train.zip", local_path="x/sub")]
+
+    monkeypatch.setattr(gdown, "download_folder", fake_download_folder)
+    assert dl._gdown_list_folder("FOLDER") == {"valid.zip": "A", "train.zip": "B"}
+
+    def broken(**kwargs):
+        raise RuntimeError("Cannot retrieve the folder information from the link")
+
+    monkeypatch.setattr(gdown, "download_folder", broken)
+    with pytest.raises(GoogleDriveError, match="Could not list"):
+        dl._gdown_list_folder("FOLDER")
+
+
 def test_dataset_registry_is_well_formed():
     names = [s.name for s in DATASETS]
     assert len(set(names)) == len(names)
