@@ -342,3 +342,14 @@ def test_download_checkpoint_default_folder_and_unsupported(tmp_path, monkeypatc
         download_checkpoint("swinb_aotl", fetch=drive, progress=False)
     path = download_checkpoint("swinb_aotl", allow_unsupported=True, fetch=drive, progress=False)
     assert path == tmp_path / "ckpts" / "SwinB_AOTL_PRE_YTB_DAV.pth"
+
+
+@pytest.mark.parametrize("case,variant", [("aott_demo", "aott"), ("aotl_demo", "aotl")])
+def test_golden_files_load_and_fit_their_official_layout(official_layouts, case, variant):
+    """The golden files hold a state dict made by the official model (next to frames, logits,
+    ...): it must unwrap, fingerprint as its variant and match the official layout exactly."""
+    path = require_shared("golden", f"{case}.pt")
+    state = load_state_dict_file(path)
+    assert variant in identify_variants(state)
+    check_state_dict(state, official_layouts[variant], variant=variant, layouts=official_layouts)
+    assert all(v.dtype == torch.float32 for v in state.values())
