@@ -1,0 +1,486 @@
+"""The official AOT checkpoints: registry, download, loading and key diagnostics.
+
+The official code (yoxu515/aot-benchmark) loads checkpoints by copying whichever keys happen
+to match and silently dropping the rest, so a wrong file or a wrong ``--model`` flag gives a
+network with random layers that still runs (and scores ~56 J&F instead of ~80). aot-edu refuses
+instead: :func:`check_state_dict` lists missing, unexpected and mis-shaped keys and names the
+variant the file belongs to.
+
+Facts used here, from the official repository:
+
+- the model zoo (``MODEL_ZOO.md``) publishes one Google Drive file per model and training
+  stage: ``PRE`` (pre-training on static images) and ``PRE_YTB_DAV`` (main training on
+  YouTube-VOS 2019 + DAVIS 2017; the weights behind every reported score);
+- training saves ``{'state_dict': model.state_dict(), 'optimizer': ...}`` (``save_step_*.pth``,
+  ``utils/checkpoint.py``); its loader also accepts ``{'model': ...}`` and a bare state dict,
+  and strips a ``module.`` prefix left by ``DataParallel``;
+- AOT-B and AOT-L have the same architecture, hence identical state-dict layouts: only the
+  test-time long-term memory gap differs, so no file can be told apart between the two.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .download import GDriveFetch, download_gdrive, hash_file, read_sidecar
+
+__all__ = [
+    "CHECKPOINTS",
+    "STAGES",
+    "SUPPORTED_VARIANTS",
+    "VARIANTS",
+    "CheckpointError",
+    "OfficialCheckpoint",
+    "ReportedResults",
+    "check_state_dict",
+    "describe_checkpoints",
+    "download_checkpoint",
+    "get_checkpoint",
+    "identify_variants",
+    "load_state_dict_file",
+    "variant_title",
+]
+
+STAGES = ("PRE", "PRE_YTB_DAV")
+SUPPORTED_VARIANTS = ("aott", "aots", "aotb", "aotl", "r50_aotl")
+VARIANTS = (*SUPPORTED_VARIANTS, "swinb_aotl")
+_TITLES = {
+    "aott": "AOT-T", "aots": "AOT-S", "aotb": "AOT-B", "aotl": "AOT-L",
+    "r50_aotl": "R50-AOT-L", "swinb_aotl": "SwinB-AOT-L",
+}
+# What tells the variants apart in a state dict: the encoder's last width (input channels of
+# ``encoder_projector``: MobileNetV2 1280, ResNet-50 1024, Swin-B 512) and the number of LSTT
+# layers (paper, Sec. 4: T/S/B/L have 1/2/3/3).
+_FINGERPRINTS = {
+    "aott": (1280, 1), "aots": (1280, 2), "aotb": (1280, 3), "aotl": (1280, 3),
+    "r50_aotl": (1024, 3), "swinb_aotl": (512, 3),
+}
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be read, or does not fit the model; the message says why and
+    what to do."""
+
+
+def variant_title(variant: str) -> str:
+    """The paper's name of a variant: ``'aotl'`` -> ``'AOT-L'``."""
+    return _TITLES.get(variant, variant)
+
+
+# --- registry ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReportedResults:
+    """Scores the official model zoo reports for a ``PRE_YTB_DAV`` checkpoint.
+
+    Percentages; tuples are ``(J&F, J, F)`` for DAVIS and ``(overall, J seen, F seen,
+    J unseen, F unseen)`` for YouTube-VOS. YouTube-VOS is given at its default 6 fps and on
+    all frames (30 fps). FPS are the zoo's multi-object speeds on one V100 (DAVIS at 480p,
+    YouTube-VOS at 1.3 x 480p); they are not comparable to timings on other hardware.
+    """
+
+    davis2017_val: tuple[float, float, float]
+    davis2017_test_dev: tuple[float, float, float]
+    davis2016_val: tuple[float, float, float]
+    youtubevos2018_val: tuple[float, float, float, float, float]
+    youtubevos2018_val_all_frames: tuple[float, float, float, float, float]
+    youtubevos2019_val: tuple[float, float, float, float, float]
+    youtubevos2019_val_all_frames: tuple[float, float, float, float, float]
+    fps_davis: float
+    fps_youtubevos: float
+    fps_youtubevos_all_frames: float
+
+
+@dataclass(frozen=True)
+class OfficialCheckpoint:
+    """One official checkpoint file.
+
+    ``sha256`` and ``size`` are ``None``: the authors publish neither, and they cannot be
+    measured without downloading. :func:`download_checkpoint` therefore verifies the structure
+    (the file loads with ``weights_only=True`` and has the variant's keys) and records the
+    SHA-256 of that first verified copy in ``<file>.sha256`` for later runs.
+    """
+
+    variant: str
+    stage: str
+    model_name: str  # the model zoo's name: AOTT, AOTS, AOTB, AOTL, R50-AOTL, SwinB-AOTL
+    gdrive_id: str
+    params_m: float  # parameters in millions, as the model zoo lists them
+    supported: bool  # whether aot-edu builds this architecture
+    reported: ReportedResults | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+    @property
+    def filename(self) -> str:
+        """The file name the AOT community uses, e.g. ``AOTT_PRE_YTB_DAV.pth``,
+        ``R50_AOTL_PRE.pth``."""
+        return f"{self.model_name.replace('-', '_')}_{self.stage}.pth"
+
+    @property
+    def url(self) -> str:
+        return f"https://drive.google.com/uc?id={self.gdrive_id}"
+
+    @property
+    def title(self) -> str:
+        return variant_title(self.variant)
+
+
+def _r(davis17, test, davis16, y18, y18a, y19, y19a, fps, fps_y, fps_ya) -> ReportedResults:
+    return ReportedResults(davis17, test, davis16, y18, y18a, y19, y19a, fps, fps_y, fps_ya)
+
+
+# Figures and Google Drive ids: yoxu515/aot-benchmark, MODEL_ZOO.md (read at commit 0055837).
+_ZOO = (
+    # variant, zoo name, params (M), PRE id, PRE_YTB_DAV id, reported results of PRE_YTB_DAV
+    ("aott", "AOTT", 5.7, "1_513h8Hok9ySQPMs_dHgX5sPexUhyCmy",
+     "1owPmwV4owd_ll6GuilzklqTyAd0ZvbCu",
+     _r((79.2, 76.5, 81.9), (73.7, 70.0, 77.3), (87.5, 86.5, 88.4),
+        (80.2, 80.4, 85.0, 73.6, 81.7), (80.9, 80.0, 84.7, 75.2, 83.5),
+        (80.0, 79.8, 84.2, 74.1, 82.1), (80.9, 79.9, 84.4, 75.6, 83.8), 51.4, 41.0, 41.0)),
+    ("aots", "AOTS", 7.0, "1QUP0-VED-lOF1oX_ppYWnXyBjvUzJJB7",
+     "1beU5E6Mdnr_pPrgjWvdWurKAIwJSz1xf",
+     _r((82.1, 79.3, 84.8), (75.2, 71.4, 78.9), (89.6, 88.6, 90.5),
+        (82.9, 82.3, 87.0, 77.1, 85.1), (83.0, 82.2, 87.0, 77.3, 85.7),
+        (82.7, 81.9, 86.5, 77.3, 85.2), (82.8, 81.9, 86.5, 77.3, 85.6), 40.0, 27.1, 27.1)),
+    ("aotb", "AOTB", 8.3, "11Bx8n_INAha1IdpHjueGpf7BrKmCJDvK",
+     "1hH-GOn4GAxHkV8ARcQzsUy8Ax6ndot-A",
+     _r((83.3, 80.6, 85.9), (77.4, 73.7, 81.1), (90.9, 89.6, 92.1),
+        (84.0, 83.2, 88.1, 78.0, 86.5), (84.1, 83.6, 88.5, 78.0, 86.5),
+        (84.0, 83.1, 87.7, 78.5, 86.8), (84.1, 83.3, 88.0, 78.2, 86.7), 29.6, 20.5, 20.5)),
+    ("aotl", "AOTL", 8.3, "1WL6QCsYeT7Bt-Gain9ZIrNNXpR2Hgh29",
+     "1L1N2hkSPqrwGgnW9GyFHuG59_EYYfTG4",
+     _r((83.6, 80.8, 86.3), (79.3, 75.5, 83.2), (91.1, 89.5, 92.7),
+        (84.1, 83.2, 88.2, 78.2, 86.8), (84.5, 83.7, 88.8, 78.4, 87.1),
+        (84.0, 82.8, 87.6, 78.6, 87.1), (84.2, 83.0, 87.8, 78.7, 87.3), 18.7, 16.0, 6.5)),
+    ("r50_aotl", "R50-AOTL", 14.9, "1hS4JIvOXeqvbs-CokwV6PwZV-EvzE6x8",
+     "1qJDYn3Ibpquu4ffYoQmVjg1YCbr2JQep",
+     _r((85.2, 82.5, 87.9), (79.5, 76.0, 83.0), (91.7, 90.4, 93.0),
+        (84.6, 83.7, 88.5, 78.8, 87.3), (85.5, 84.5, 89.5, 79.6, 88.2),
+        (84.4, 83.4, 88.1, 78.7, 87.2), (85.3, 83.9, 88.8, 79.9, 88.5), 18.0, 15.1, 6.4)),
+    ("swinb_aotl", "SwinB-AOTL", 65.4, "1LlhKQiXD8JyZGGs3hZiNzcaCLqyvL9tj",
+     "192jCGQZdnuTsvX-CVra-KVZl2q1ZR0vW",
+     _r((85.9, 82.9, 88.9), (82.1, 78.2, 85.9), (92.2, 90.6, 93.8),
+        (84.7, 84.5, 89.5, 78.1, 86.7), (85.1, 85.1, 90.1, 78.4, 86.9),
+        (84.7, 84.0, 88.8, 78.7, 87.1), (85.3, 84.6, 89.5, 79.3, 87.7), 9.3, 12.1, 5.2)),
+)
+
+CHECKPOINTS: tuple[OfficialCheckpoint, ...] = tuple(
+    OfficialCheckpoint(
+        variant=variant, stage=stage, model_name=name, gdrive_id=gid, params_m=params,
+        supported=variant in SUPPORTED_VARIANTS,
+        reported=reported if stage == "PRE_YTB_DAV" else None,
+    )
+    for variant, name, params, pre_id, main_id, reported in _ZOO
+    for stage, gid in (("PRE", pre_id), ("PRE_YTB_DAV", main_id))
+)
+
+
+def get_checkpoint(variant: str, stage: str = "PRE_YTB_DAV") -> OfficialCheckpoint:
+    """The registry entry for ``variant`` (``aott`` ... ``swinb_aotl``) and ``stage``."""
+    variant_key = variant.lower().replace("-", "_")
+    stage_key = stage.upper()
+    if variant_key not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose from: {', '.join(VARIANTS)}")
+    if stage_key not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; choose from: {', '.join(STAGES)} "
+                         "(PRE: pre-trained on static images; PRE_YTB_DAV: the final model)")
+    for entry in CHECKPOINTS:
+        if entry.variant == variant_key and entry.stage == stage_key:
+            return entry
+    raise AssertionError("registry is missing an entry")  # every pair is listed above
+
+
+def describe_checkpoints(entries: Iterable[OfficialCheckpoint] = CHECKPOINTS) -> str:
+    """A human-readable table of the registry (``aot-edu download list``)."""
+    lines = [f"  {'variant':<11} {'stage':<12} {'file':<27} {'params':>7} "
+             f"{'DAVIS17 val J&F':>16}  note"]
+    for entry in entries:
+        score = f"{entry.reported.davis2017_val[0]:.1f}" if entry.reported else "-"
+        note = "" if entry.supported else "not built by aot-edu"
+        lines.append(f"  {entry.variant:<11} {entry.stage:<12} {entry.filename:<27} "
+                     f"{entry.params_m:>6.1f}M {score:>16}  {note}".rstrip())
+    return "\n".join(lines)
+
+
+# --- loading -------------------------------------------------------------------------------
+
+_WRAPPER_KEYS = ("state_dict", "model", "ema", "model_ema", "module", "net", "network")
+
+
+def _download_hint(path: Path, *, again: bool = True) -> str:
+    start = "delete it and download it again" if again else "download it"
+    for entry in CHECKPOINTS:
+        if entry.filename == path.name:
+            stage = "" if entry.stage == "PRE_YTB_DAV" else f" --stage {entry.stage}"
+            return (f"{start}: `aot-edu download checkpoint {entry.variant}{stage} --dir "
+                    f"{path.parent}` (in Python: aot_edu.checkpoints.download_checkpoint("
+                    f"{entry.variant!r}, stage={entry.stage!r}, root={str(path.parent)!r}))")
+    return (f"{start} (`aot-edu download checkpoint <variant>`; `aot-edu download list` shows "
+            "the variants)")
+
+
+def _describe_unreadable(path: Path, error: BaseException) -> str:
+    with open(path, "rb") as f:
+        head = f.read(64)
+    size = path.stat().st_size
+    reason = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+    if size == 0:
+        what = "it is empty (0 bytes): the download never wrote anything"
+    elif head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
+        what = ("it is a web page, not a checkpoint (Google Drive sends one when the download "
+                "quota is exceeded or a confirmation is needed)")
+    elif head.startswith(b"version https://git-lfs"):
+        what = "it is a Git LFS pointer, not the checkpoint itself"
+    elif head.startswith(b"PK") and "weights only" in str(error).lower():
+        what = ("it holds Python objects other than tensors, which a safe load "
+                "(weights_only=True) refuses to run; official AOT checkpoints hold only "
+                "tensors and plain containers, so this is not one")
+    elif head.startswith(b"PK") or head.startswith(b"\x80"):
+        what = "it is truncated or corrupt (an interrupted download or a damaged disk copy)"
+    else:
+        what = "it is not a PyTorch checkpoint (corrupt, or a different kind of file)"
+    return f"Cannot load checkpoint {path}: {what} [{reason}]."
+
+
+def load_state_dict_file(
+    path_or_dict: str | Path | Mapping[str, object], *, check_sidecar: bool = True
+) -> dict[str, torch.Tensor]:
+    """Read a checkpoint safely and return its bare state dict ``{key: tensor}``.
+
+    Accepts a file (loaded with ``torch.load(map_location="cpu", weights_only=True)``) or an
+    already loaded object. Unwraps the containers checkpoints come in (``{'state_dict': ...}``
+    as the official ``save_step_*.pth``, ``{'model': ...}``, ``{'ema': ...}``, nested ones) and
+    strips a ``module.`` prefix (``DataParallel``). A file with a sidecar ``<file>.sha256``
+    (written at its first verified download) must still match it, which catches damage that
+    ``torch.load`` cannot see (flipped bytes inside tensor data load without complaint).
+
+    Raises :class:`CheckpointError` naming the file, what is wrong with it (truncated, empty,
+    a web page, not a checkpoint, changed since download) and how to get a good copy.
+    """
+    if isinstance(path_or_dict, Mapping):
+        return _unwrap(path_or_dict, "the given object")
+    path = Path(path_or_dict)
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint {path} does not exist. What to do: "
+                              f"{_download_hint(path, again=False)}.")
+    recorded = read_sidecar(path) if check_sidecar else None
+    if recorded is not None:
+        actual = hash_file(path)
+        if actual != recorded:
+            raise CheckpointError(
+                f"Checkpoint {path} is corrupt: its SHA-256 ({actual}) differs from the one "
+                f"recorded when it was downloaded and verified ({recorded}, in "
+                f"{path.name}.sha256). What to do: {_download_hint(path)}."
+            )
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError,
+            UnicodeDecodeError, zipfile.BadZipFile, KeyError, AttributeError,
+            IndexError) as error:
+        raise CheckpointError(
+            f"{_describe_unreadable(path, error)} What to do: {_download_hint(path)}."
+        ) from error
+    if not isinstance(loaded, Mapping):
+        raise CheckpointError(
+            f"Checkpoint {path} holds a {type(loaded).__name__}, not a dict of tensors. "
+            f"What to do: {_download_hint(path)}."
+        )
+    return _unwrap(loaded, str(path))
+
+
+def _unwrap(obj: Mapping[str, object], origin: str) -> dict[str, torch.Tensor]:
+    for _ in range(4):  # wrappers nest at most a couple of levels in practice
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            break
+        inner = next((obj[k] for k in _WRAPPER_KEYS
+                      if k in obj and isinstance(obj[k], Mapping)), None)
+        if inner is None:
+            break
+        obj = inner
+    state = {}
+    for key, value in obj.items():
+        if not isinstance(value, torch.Tensor):
+            top = ", ".join(f"{k!r}" for k in list(obj)[:8])
+            raise CheckpointError(
+                f"Cannot find a state dict in {origin}: entry {key!r} is a "
+                f"{type(value).__name__}, not a tensor (top-level keys: {top}). A checkpoint "
+                "should be a dict of tensors, or hold one under 'state_dict' or 'model'."
+            )
+        name = str(key)
+        while name.startswith("module."):
+            name = name[len("module."):]
+        if name in state:
+            raise CheckpointError(f"{origin} holds {key!r} both with and without the "
+                                  "'module.' prefix; cannot tell which one to use")
+        state[name] = value
+    if not state:
+        raise CheckpointError(f"{origin} holds no tensors")
+    return state
+
+
+# --- diagnostics ---------------------------------------------------------------------------
+
+def identify_variants(state_dict: Mapping[str, torch.Tensor]) -> tuple[str, ...]:
+    """Variants whose architecture fits ``state_dict`` by its fingerprint (encoder width and
+    LSTT depth): e.g. ``('aott',)``, or ``('aotb', 'aotl')`` which cannot be told apart.
+
+    A quick check that needs no model; :func:`check_state_dict` does the full comparison.
+    """
+    projector = state_dict.get("encoder_projector.weight")
+    if projector is None or projector.ndim != 4:
+        return ()
+    depth = 0
+    while f"LSTT.layers.{depth}.linear1.weight" in state_dict:
+        depth += 1
+    fingerprint = (int(projector.shape[1]), depth)
+    return tuple(v for v, fp in _FINGERPRINTS.items() if fp == fingerprint)
+
+
+def _check_fingerprint(path: Path, entry: OfficialCheckpoint) -> None:
+    state = load_state_dict_file(path, check_sidecar=False)
+    found = identify_variants(state)
+    if entry.variant not in found:
+        seems = " / ".join(variant_title(v) for v in found) or "no AOT variant aot-edu knows"
+        raise CheckpointError(f"its layout is that of {seems}, not of {entry.title}")
+
+
+def download_checkpoint(
+    variant: str,
+    stage: str = "PRE_YTB_DAV",
+    root: str | Path | None = None,
+    *,
+    expected: Mapping[str, torch.Size] | None = None,
+    allow_unsupported: bool = False,
+    progress: bool = True,
+    fetch: GDriveFetch | None = None,
+) -> Path:
+    """Download an official checkpoint into ``root`` (default: the course's checkpoint folder,
+    ``AOT_EDU_CHECKPOINTS``) and return its path, e.g. ``<root>/AOTL_PRE_YTB_DAV.pth``.
+
+    The file is verified before it is kept: it must load with ``weights_only=True`` and have
+    the variant's fingerprint (:func:`identify_variants`), or, when ``expected`` (the model's
+    ``{key: shape}``) is given, exactly those keys and shapes. Its SHA-256 is then recorded
+    beside it. A verified file already present is not downloaded again. Swin-B (not built by
+    aot-edu) needs ``allow_unsupported=True``. ``fetch`` replaces gdown (tests).
+    """
+    entry = get_checkpoint(variant, stage)
+    if not entry.supported and not allow_unsupported:
+        raise ValueError(
+            f"{entry.title} is in the official model zoo but aot-edu does not build it "
+            f"(supported: {', '.join(SUPPORTED_VARIANTS)}); pass allow_unsupported=True to "
+            "download the file anyway"
+        )
+    if root is None:
+        from .course import get_settings
+
+        root = get_settings().checkpoint_dir
+
+    def validate(path: Path) -> None:
+        if expected is None:
+            _check_fingerprint(path, entry)
+        else:
+            check_state_dict(load_state_dict_file(path, check_sidecar=False), expected,
+                             variant=entry.variant, layouts={})
+
+    return download_gdrive(entry.gdrive_id, Path(root) / entry.filename, sha256=entry.sha256,
+                           size=entry.size, validate=validate, progress=progress, fetch=fetch)
+
+
+def _shape(shape: Iterable[int]) -> str:
+    return "[" + ", ".join(str(int(s)) for s in shape) + "]"
+
+
+def _agreement(state: Mapping[str, tuple[int, ...]], layout: Mapping[str, torch.Size]) -> float:
+    """Share of (key, shape) pairs the two have in common (Jaccard index, 1.0 = identical)."""
+    a = {(k, tuple(s)) for k, s in state.items()}
+    b = {(k, tuple(int(x) for x in s)) for k, s in layout.items()}
+    return len(a & b) / max(len(a | b), 1)
+
+
+def check_state_dict(
+    state_dict: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Size],
+    *,
+    variant: str,
+    layouts: Mapping[str, Mapping[str, torch.Size]],
+    max_listed: int = 5,
+) -> None:
+    """Raise :class:`CheckpointError` unless ``state_dict`` has exactly the keys and shapes of
+    ``expected`` (the model being built, variant ``variant``).
+
+    The message lists up to ``max_listed`` missing keys, unexpected keys and shape mismatches,
+    and names the variant(s) in ``layouts`` (``{variant: {key: shape}}``) the file matches
+    best. Variants with identical layouts (AOT-B and AOT-L) are named together, with the reason
+    they cannot be told apart.
+    """
+    have = {k: tuple(int(s) for s in v.shape) for k, v in state_dict.items()}
+    want = {k: tuple(int(s) for s in v) for k, v in expected.items()}
+    missing = [k for k in want if k not in have]
+    unexpected = [k for k in have if k not in want]
+    mismatched = [k for k in want if k in have and have[k] != want[k]]
+    if not (missing or unexpected or mismatched):
+        return
+
+    def listed(keys: list[str], fmt=lambda k: k) -> str:
+        shown = "; ".join(fmt(k) for k in keys[:max_listed])
+        more = f"; ... and {len(keys) - max_listed} more" if len(keys) > max_listed else ""
+        return shown + more
+
+    lines = [f"The checkpoint does not fit {variant_title(variant)} (variant {variant!r}): "
+             f"{len(have)} tensors in the file, {len(want)} in the model."]
+    if missing:
+        lines.append(f"- {len(missing)} missing (in the model, not in the file): "
+                     f"{listed(missing)}")
+    if unexpected:
+        lines.append(f"- {len(unexpected)} unexpected (in the file, not in the model): "
+                     f"{listed(unexpected)}")
+    if mismatched:
+        lines.append(f"- {len(mismatched)} with another shape: " + listed(
+            mismatched, lambda k: f"{k} file {_shape(have[k])} vs model {_shape(want[k])}"))
+    lines.append(_best_match_sentence(have, variant, layouts))
+    raise CheckpointError("\n".join(lines))
+
+
+def _best_match_sentence(
+    have: Mapping[str, tuple[int, ...]],
+    variant: str,
+    layouts: Mapping[str, Mapping[str, torch.Size]],
+) -> str:
+    if not layouts:
+        return ("Check that the file and the variant belong together (`aot-edu download list` "
+                "shows the official files).")
+    scores = {name: _agreement(have, layout) for name, layout in layouts.items()}
+    best_score = max(scores.values())
+    order = {name: i for i, name in enumerate(VARIANTS)}
+    best = sorted((name for name, score in scores.items() if score == best_score),
+                  key=lambda name: order.get(name, len(order)))
+    titles = " / ".join(f"{variant_title(n)} ('{n}')" for n in best)
+    if best_score < 0.5:
+        return (f"It matches no known variant closely (best: {titles}, {best_score:.0%} of "
+                "keys and shapes agree); it is probably not an AOT checkpoint.")
+    exact = best_score == 1.0
+    kind = "is exactly the layout of" if exact else \
+        f"looks most like ({best_score:.0%} of keys and shapes agree)"
+    unsupported = [n for n in best if n not in SUPPORTED_VARIANTS]
+    if len(best) > 1:
+        sentence = (f"The file {kind} {titles}: these variants have identical state dicts "
+                    "(AOT-B and AOT-L share one architecture and differ only in the test-time "
+                    "long-term memory gap), so the file alone cannot tell which one it is. "
+                    "Build the model with the variant the file was published as (the official "
+                    "files say it in their name, e.g. AOTB_PRE_YTB_DAV.pth).")
+    else:
+        sentence = f"The file {kind} {titles}."
+        if best[0] != variant and not unsupported:
+            sentence += (f" This looks like an {variant_title(best[0])} checkpoint; build the "
+                         f"model with variant '{best[0]}'.")
+    if unsupported:
+        sentence += (f" aot-edu does not build {', '.join(variant_title(n) for n in unsupported)}"
+                     f"; supported: {', '.join(SUPPORTED_VARIANTS)}.")
+    return sentence

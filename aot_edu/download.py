@@ -1,0 +1,882 @@
+"""The one download helper of aot-edu: resumable HTTP, Google Drive, verification, safe unzip.
+
+Everything aot-edu fetches from the internet (official checkpoints, DAVIS, YouTube-VOS) goes
+through :func:`download_url` or :func:`download_gdrive`. Both follow the same rules:
+
+- bytes arrive in a staging file next to the destination and are renamed onto it only once
+  they are complete and verified, so a file at the destination path is always whole;
+- an interrupted transfer resumes where it stopped (HTTP ``Range``; gdown's ``resume``);
+- verification checks whatever is known: the size, an MD5/SHA-256 published by the data's
+  owners, and a structural check supplied by the caller (for checkpoints: the file loads with
+  ``weights_only=True`` and has the variant's keys);
+- where no official hash is known (the case for every AOT checkpoint), the SHA-256 of the first
+  verified copy is recorded in a sidecar ``<file>.sha256``; later runs compare against it, so
+  corruption after the first download is still detected (trust on first use);
+- a file that fails verification is never deleted: it is renamed ``<file>.corrupt`` and the
+  error says how to get a good copy (run again, or download by hand and put it at the path).
+
+The dataset registry (:data:`DATASETS`) says where each evaluation dataset comes from and which
+folder layout its archives unpack to; reading the datasets is :mod:`aot_edu.data`'s job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tqdm.auto import tqdm
+
+__all__ = [
+    "DATASETS",
+    "DatasetArchive",
+    "DatasetSource",
+    "DownloadError",
+    "GoogleDriveError",
+    "UnsafeArchiveError",
+    "VerificationError",
+    "describe_datasets",
+    "download_dataset",
+    "download_gdrive",
+    "download_url",
+    "extract_archive",
+    "get_dataset",
+    "hash_file",
+    "read_sidecar",
+    "verify_file",
+    "write_sidecar",
+]
+
+CHUNK_SIZE = 1 << 20
+USER_AGENT = "aot-edu (+https://github.com/aot-edu/aot-edu)"
+# HTTP statuses worth retrying: the server is busy or briefly broken, the URL is fine.
+TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
+GDRIVE_MANUAL_URL = "https://drive.google.com/uc?id={id}"
+
+
+class DownloadError(RuntimeError):
+    """A download could not be completed; the message says what to do next."""
+
+
+class VerificationError(DownloadError):
+    """A file's size, checksum or structure is not what it should be."""
+
+
+class GoogleDriveError(DownloadError):
+    """Google Drive refused the download (quota exceeded, permissions) or gdown failed."""
+
+
+class UnsafeArchiveError(DownloadError):
+    """An archive holds a member that would land outside the extraction folder."""
+
+
+# --- hashes and sidecars -------------------------------------------------------------------
+
+def hash_file(path: str | Path, algorithm: str = "sha256", *, progress: bool = False) -> str:
+    """Hex digest of a file, read in 1 MiB chunks (memory stays flat for multi-GB archives)."""
+    path = Path(path)
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f, tqdm(
+        total=path.stat().st_size, unit="B", unit_scale=True, desc=f"{algorithm} {path.name}",
+        disable=not progress, leave=False,
+    ) as bar:
+        for block in iter(lambda: f.read(CHUNK_SIZE), b""):
+            digest.update(block)
+            bar.update(len(block))
+    return digest.hexdigest()
+
+
+def _sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def read_sidecar(path: str | Path) -> str | None:
+    """The SHA-256 recorded beside ``path`` (``<path>.sha256``, ``sha256sum`` format), if any."""
+    sidecar = _sidecar_path(Path(path))
+    if not sidecar.is_file():
+        return None
+    text = sidecar.read_text(encoding="utf-8").strip()
+    match = re.match(r"^([0-9a-fA-F]{64})\b", text)
+    return match.group(1).lower() if match else None
+
+
+def write_sidecar(path: str | Path, sha256: str) -> Path:
+    """Record ``sha256`` beside ``path`` in the format ``sha256sum -c`` reads."""
+    path = Path(path)
+    sidecar = _sidecar_path(path)
+    sidecar.write_text(f"{sha256}  {path.name}\n", encoding="utf-8")
+    return sidecar
+
+
+def verify_file(
+    path: str | Path,
+    *,
+    sha256: str | None = None,
+    md5: str | None = None,
+    size: int | None = None,
+    validate: Callable[[Path], object] | None = None,
+    use_sidecar: bool = True,
+    progress: bool = False,
+) -> str:
+    """Check ``path`` against everything known about it; return its SHA-256.
+
+    Checks, cheapest first: ``size`` (bytes), the sidecar SHA-256 recorded at the first verified
+    download (when ``use_sidecar``), the official ``sha256``/``md5``, then ``validate(path)``
+    (a structural check; any exception it raises counts as a failure).
+    Raises :class:`VerificationError` naming what differs. Never modifies the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VerificationError(f"{path} does not exist")
+    actual_size = path.stat().st_size
+    if size is not None and actual_size != size:
+        hint = " (the transfer was cut short)" if actual_size < size else ""
+        raise VerificationError(
+            f"{path} has {actual_size:,} bytes, expected {size:,}{hint}"
+        )
+    digest = hash_file(path, "sha256", progress=progress)
+    recorded = read_sidecar(path) if use_sidecar else None
+    if recorded is not None and recorded != digest:
+        raise VerificationError(
+            f"{path} changed since it was first verified: its SHA-256 is {digest}, the one "
+            f"recorded in {_sidecar_path(path).name} is {recorded} (the file is corrupt)"
+        )
+    if sha256 is not None and digest != sha256.lower():
+        raise VerificationError(f"{path} has SHA-256 {digest}, expected {sha256.lower()}")
+    if md5 is not None:
+        actual_md5 = hash_file(path, "md5", progress=progress)
+        if actual_md5 != md5.lower():
+            raise VerificationError(f"{path} has MD5 {actual_md5}, expected {md5.lower()}")
+    if validate is not None:
+        try:
+            validate(path)
+        except Exception as error:  # the check's own message says what is wrong
+            raise VerificationError(f"{path} failed its structural check: {error}") from error
+    return digest
+
+
+def _quarantine(path: Path, target: Path | None = None) -> Path:
+    """Rename a bad file to ``<target or path>.corrupt`` (never overwriting) and return it."""
+    base = (target or path).with_name((target or path).name + ".corrupt")
+    candidate, n = base, 1
+    while candidate.exists():
+        candidate = base.with_name(f"{base.name}.{n}")
+        n += 1
+    os.replace(path, candidate)
+    stale = _sidecar_path(path)
+    if stale.exists() and target is None:
+        os.replace(stale, _sidecar_path(candidate))
+    return candidate
+
+
+def _say(message: str) -> None:
+    tqdm.write(message, file=sys.stderr)
+
+
+def _obtain(
+    dest: Path,
+    fetch: Callable[[Path], None],
+    staging: Path,
+    *,
+    sha256: str | None,
+    md5: str | None,
+    size: int | None,
+    validate: Callable[[Path], object] | None,
+    manual: str,
+    progress: bool,
+) -> Path:
+    """Shared skeleton of every download: reuse a good file, else fetch, verify, rename.
+
+    ``fetch(staging)`` must leave the complete bytes at ``staging`` (resuming if it can).
+    ``manual`` is the sentence telling the user how to fetch the file by hand.
+    """
+    checks = dict(sha256=sha256, md5=md5, size=size, validate=validate)
+    if dest.is_file():
+        try:
+            digest = verify_file(dest, **checks, progress=progress)
+        except VerificationError as error:
+            moved = _quarantine(dest)
+            _say(f"{error}.\nThe bad copy was moved to {moved} (delete it when you no longer "
+                 "need it); downloading a fresh copy.")
+        else:
+            if read_sidecar(dest) is None:  # placed by hand or by an older version
+                write_sidecar(dest, digest)
+            return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fetch(staging)
+    try:
+        digest = verify_file(staging, **checks, use_sidecar=False, progress=progress)
+    except VerificationError as error:
+        moved = _quarantine(staging, target=dest)
+        raise VerificationError(
+            f"The download of {dest.name} failed verification: {error}.\n"
+            f"Nothing was deleted: the downloaded bytes are kept in {moved}.\n"
+            f"What to do: run the same command again to download a fresh copy; if it fails "
+            f"again, {manual}"
+        ) from error
+    os.replace(staging, dest)
+    write_sidecar(dest, digest)
+    return dest
+
+
+# --- HTTP ----------------------------------------------------------------------------------
+
+class _TransientError(Exception):
+    """A failure worth retrying (connection dropped, server busy, short read)."""
+
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+def _http_fetch(
+    url: str,
+    partial: Path,
+    *,
+    expected_size: int | None,
+    retries: int,
+    backoff: float,
+    timeout: float,
+    progress: bool,
+) -> None:
+    """Stream ``url`` into ``partial``, resuming from its current length with HTTP Range."""
+    attempt = 0
+    while True:
+        try:
+            _http_attempt(url, partial, expected_size=expected_size, timeout=timeout,
+                          progress=progress)
+            return
+        except _TransientError as error:
+            attempt += 1
+            have = partial.stat().st_size if partial.exists() else 0
+            if attempt > retries:
+                kept = (f"The {have:,} bytes received so far are kept in {partial}; running "
+                        "the same command again resumes from there." if have else
+                        "Nothing was received; check the connection and run the same command "
+                        "again.")
+                raise DownloadError(
+                    f"Could not download {url} after {retries + 1} attempts (last error: "
+                    f"{error}).\n{kept}"
+                ) from error
+            delay = min(backoff * 2 ** (attempt - 1), 30.0)
+            _say(f"Download interrupted ({error}); retrying in {delay:.0f} s "
+                 f"(attempt {attempt + 1} of {retries + 1}, resuming at {have:,} bytes).")
+            time.sleep(delay)
+
+
+def _http_attempt(
+    url: str, partial: Path, *, expected_size: int | None, timeout: float, progress: bool
+) -> None:
+    offset = partial.stat().st_size if partial.exists() else 0
+    if expected_size is not None and offset == expected_size:
+        return  # a previous run received every byte but stopped before renaming
+    if expected_size is not None and offset > expected_size:
+        partial.unlink()  # larger than the file can be: these bytes are not ours to keep
+        offset = 0
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and offset:
+            total = _range_total(error.headers.get("Content-Range"))
+            if total is not None and total == offset:
+                return  # the partial file already holds the whole resource
+            partial.unlink()  # the server no longer has these bytes: start again
+            raise _TransientError(f"HTTP 416 for a resume at {offset:,} bytes") from error
+        if error.code in TRANSIENT_HTTP:
+            raise _TransientError(f"HTTP {error.code} {error.reason}") from error
+        raise DownloadError(
+            f"The server refused {url}: HTTP {error.code} {error.reason}. Check that the URL "
+            "still works in a browser; the data's owners may have moved it."
+        ) from error
+    except (urllib.error.URLError, TimeoutError, ConnectionError,
+            http.client.HTTPException) as error:
+        raise _TransientError(str(getattr(error, "reason", error))) from error
+
+    with response:
+        status = response.status
+        length = response.headers.get("Content-Length")
+        length = int(length) if length is not None and length.isdigit() else None
+        if status == 206:
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            if match is None or int(match.group(1)) != offset:
+                # A range we did not ask for: appending it would corrupt the file.
+                partial.unlink(missing_ok=True)
+                raise _TransientError("the server answered with an unexpected byte range")
+            total = None if match.group(3) == "*" else int(match.group(3))
+            mode = "ab"
+        else:  # 200: the server ignored Range (or there was none) and sends everything
+            if offset:
+                _say(f"The server does not support resuming; restarting {partial.name} "
+                     "from the beginning.")
+            offset, total, mode = 0, length, "wb"
+        if expected_size is not None and total is not None and total != expected_size:
+            raise DownloadError(
+                f"{url} is {total:,} bytes long but {expected_size:,} were expected; the file "
+                "may have changed on the server. Nothing was downloaded."
+            )
+        received = 0
+        with open(partial, mode) as out, tqdm(
+            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=partial.name.removesuffix(".partial"), disable=not progress,
+        ) as bar:
+            try:
+                for block in iter(lambda: response.read(CHUNK_SIZE), b""):
+                    out.write(block)
+                    received += len(block)
+                    bar.update(len(block))
+            except (TimeoutError, ConnectionError, http.client.HTTPException) as error:
+                raise _TransientError(f"connection lost after {offset + received:,} bytes "
+                                      f"({error})") from error
+        if total is not None and offset + received < total:
+            raise _TransientError(f"connection closed after {offset + received:,} of "
+                                  f"{total:,} bytes")
+
+
+def _range_total(content_range: str | None) -> int | None:
+    match = re.match(r"bytes\s+\*/(\d+)", content_range or "")
+    return int(match.group(1)) if match else None
+
+
+def download_url(
+    url: str,
+    dest: str | Path,
+    *,
+    sha256: str | None = None,
+    md5: str | None = None,
+    size: int | None = None,
+    validate: Callable[[Path], object] | None = None,
+    progress: bool = True,
+    retries: int = 5,
+    backoff: float = 2.0,
+    timeout: float = 60.0,
+) -> Path:
+    """Download ``url`` to ``dest`` (resumable, verified); return ``dest``.
+
+    Bytes go to ``<dest>.partial``; an interrupted download (this run after ``retries``
+    attempts, or an earlier run) resumes from it with an HTTP Range request, and starts over
+    cleanly when the server ignores Range. ``size``, ``sha256``, ``md5`` and ``validate`` are
+    checked (see :func:`verify_file`) before the file is renamed onto ``dest``; a failure keeps
+    the bytes as ``<dest>.corrupt`` and raises :class:`VerificationError`. A ``dest`` that
+    already exists and passes the same checks is returned without any network access.
+    """
+    dest = Path(dest)
+    manual = f"download it by hand from {url} and save it as {dest}, then run again."
+    return _obtain(
+        dest,
+        lambda staging: _http_fetch(url, staging, expected_size=size, retries=retries,
+                                    backoff=backoff, timeout=timeout, progress=progress),
+        dest.with_name(dest.name + ".partial"),
+        sha256=sha256, md5=md5, size=size, validate=validate, manual=manual, progress=progress,
+    )
+
+
+# --- Google Drive --------------------------------------------------------------------------
+
+GDriveFetch = Callable[[str, Path, bool], object]
+"""``fetch(file_id, output, quiet)``: put the Drive file ``file_id`` at ``output``."""
+
+
+def _gdown_fetch(file_id: str, output: Path, quiet: bool) -> object:
+    import gdown
+
+    result = gdown.download(id=file_id, output=str(output), quiet=quiet, resume=True)
+    if result is None:  # gdown < 5 reported failures by returning None
+        raise GoogleDriveError("gdown could not retrieve the file")
+    return result
+
+
+# Phrases in gdown's errors that mean "Drive said no" rather than "the network broke".
+_REFUSAL = ("too many users", "quota", "cannot retrieve the public link",
+            "failed to retrieve file url", "permission", "access denied", "403")
+
+
+def download_gdrive(
+    file_id: str,
+    dest: str | Path,
+    *,
+    sha256: str | None = None,
+    md5: str | None = None,
+    size: int | None = None,
+    validate: Callable[[Path], object] | None = None,
+    progress: bool = True,
+    fetch: GDriveFetch | None = None,
+    manual_url: str | None = None,
+) -> Path:
+    """Download the Google Drive file ``file_id`` to ``dest`` with gdown; verified like
+    :func:`download_url`.
+
+    gdown runs with ``resume=True`` on a staging name (``<dest>.download``), so a rerun after
+    an interruption continues the transfer. When Drive refuses (the daily quota: "Too many
+    users have viewed or downloaded this file recently"; a permission change), the error gives
+    the manual link ``https://drive.google.com/uc?id=<id>`` (or ``manual_url``, e.g. the
+    folder holding the file) and the exact path to save the file at. ``fetch`` replaces gdown
+    (tests use a fake).
+    """
+    dest = Path(dest)
+    fetch = fetch or _gdown_fetch
+    link = manual_url or GDRIVE_MANUAL_URL.format(id=file_id)
+    where = "" if manual_url is None else f", find {dest.name} there"
+    manual = (f"download it by hand: open {link} in a browser (signed in to Google if it "
+              f"asks){where}, save the file as {dest}, then run the same command again.")
+
+    def fetch_to(staging: Path) -> None:
+        try:
+            fetch(file_id, staging, not progress)
+        except (KeyboardInterrupt, GoogleDriveError):
+            raise  # ours already say what to do
+        except Exception as error:
+            # gdown's messages run long; its advice to use a browser is repeated below anyway.
+            text = " ".join(str(error).split()).split(" You may still be able")[0]
+            text = text if len(text) <= 300 else text[:297] + "..."
+            if any(phrase in text.lower() for phrase in _REFUSAL):
+                raise GoogleDriveError(
+                    f"Google Drive refused to serve {dest.name} ({text}).\n"
+                    "This usually means the file's daily download quota is used up "
+                    "(\"Too many users have viewed or downloaded this file recently\"); it "
+                    "resets within a day.\n"
+                    f"What to do: wait and run the same command again, or {manual}"
+                ) from error
+            raise GoogleDriveError(
+                f"Downloading {dest.name} from Google Drive failed: {text}.\n"
+                "Bytes received so far are kept and the next run resumes.\n"
+                f"What to do: check the connection and run the same command again, or {manual}"
+            ) from error
+        if not staging.is_file():
+            raise GoogleDriveError(f"gdown reported success but wrote no file; {manual}")
+
+    return _obtain(
+        dest, fetch_to, dest.with_name(dest.name + ".download"),
+        sha256=sha256, md5=md5, size=size, validate=validate, manual=manual, progress=progress,
+    )
+
+
+GDriveListFolder = Callable[[str], dict[str, str]]
+"""``list_folder(folder_id) -> {file name: file id}`` for a public Google Drive folder."""
+
+
+def _gdown_list_folder(folder_id: str) -> dict[str, str]:
+    import gdown
+
+    try:  # skip_download lists without fetching (gdown >= 5.1, wkentaro/gdown#317)
+        entries = gdown.download_folder(id=folder_id, skip_download=True, quiet=True)
+    except Exception as error:
+        raise GoogleDriveError(
+            f"Could not list the Google Drive folder {folder_id}: "
+            f"{' '.join(str(error).split())[:300]}"
+        ) from error
+    listing = {}
+    for entry in entries or ():
+        name = PurePosixPath(str(getattr(entry, "path", ""))).name
+        listing[name] = str(getattr(entry, "id", ""))
+    return listing
+
+
+# --- archives ------------------------------------------------------------------------------
+
+def _marker_path(dest: Path, archive: Path) -> Path:
+    return dest / f".{archive.name}.extracted"
+
+
+def _member_target(name: str, strip_prefix: str | None) -> PurePosixPath | None:
+    """The path (relative to the extraction folder) a member goes to; None to skip it.
+
+    Raises :class:`UnsafeArchiveError` for absolute paths, drive letters and ``..``.
+    """
+    normalised = name.replace("\\", "/")
+    if normalised.startswith("__MACOSX/"):
+        return None  # resource forks added by macOS's zip; not data
+    if strip_prefix and normalised.startswith(strip_prefix):
+        normalised = normalised[len(strip_prefix):]
+    if normalised.startswith("/") or re.match(r"^[A-Za-z]:", normalised):
+        raise UnsafeArchiveError(f"member {name!r} has an absolute path")
+    parts = [p for p in normalised.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafeArchiveError(f"member {name!r} climbs out of the folder with '..'")
+    return PurePosixPath(*parts) if parts else None
+
+
+def extract_archive(
+    archive: str | Path,
+    dest: str | Path,
+    *,
+    strip_prefix: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Unpack the zip ``archive`` into ``dest`` safely and once; return ``dest``.
+
+    Every member is checked before anything is written: absolute paths, ``..`` and symbolic
+    links are refused (:class:`UnsafeArchiveError`), so nothing can land outside ``dest``.
+    ``strip_prefix`` (e.g. ``"DAVIS/"``) drops a top folder where members have it. A marker
+    ``dest/.<archive name>.extracted`` is written after the last member; when it exists the
+    call returns at once (the archive may even have been deleted). An interrupted extraction
+    leaves no marker and is redone from the start.
+    """
+    archive, dest = Path(archive), Path(dest)
+    marker = _marker_path(dest, archive)
+    if marker.is_file():
+        return dest
+    if not archive.is_file():
+        raise DownloadError(f"{archive} does not exist; download it first")
+    try:
+        zf = zipfile.ZipFile(archive)
+    except zipfile.BadZipFile as error:
+        raise DownloadError(
+            f"{archive} is not a complete zip archive (truncated or corrupt: {error}). Delete "
+            "it and download it again."
+        ) from error
+    with zf:
+        plan: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
+        for info in zf.infolist():
+            try:
+                target = _member_target(info.filename, strip_prefix)
+            except UnsafeArchiveError as error:
+                raise UnsafeArchiveError(
+                    f"Refusing to extract {archive}: {error}. A genuine dataset archive never "
+                    "does this; the file is damaged or not what it claims to be. Nothing was "
+                    "extracted; delete the archive and download it again from the official "
+                    "source."
+                ) from None
+            if target is None:
+                continue
+            if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                raise UnsafeArchiveError(
+                    f"Refusing to extract {archive}: member {info.filename!r} is a symbolic "
+                    "link, which could point outside the folder. Nothing was extracted."
+                )
+            plan.append((info, target))
+        dest.mkdir(parents=True, exist_ok=True)
+        root = dest.resolve()
+        total = sum(info.file_size for info, _ in plan)
+        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                  desc=f"unzip {archive.name}", disable=not progress) as bar:
+            for info, target in plan:
+                path = dest.joinpath(*target.parts)
+                if not path.resolve().is_relative_to(root):  # belt and braces (symlinked dirs)
+                    raise UnsafeArchiveError(
+                        f"Refusing to extract {archive}: {info.filename!r} resolves outside "
+                        f"{dest}."
+                    )
+                if info.is_dir():
+                    path.mkdir(parents=True, exist_ok=True)
+                    continue
+                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    with zf.open(info) as src, open(path, "wb") as out:
+                        shutil.copyfileobj(src, out, CHUNK_SIZE)
+                except (zipfile.BadZipFile, EOFError, OSError) as error:
+                    raise DownloadError(
+                        f"{archive} is damaged: member {info.filename!r} could not be read "
+                        f"({error}). Delete the archive and download it again."
+                    ) from error
+                bar.update(info.file_size)
+    marker.write_text(
+        json.dumps({"archive": archive.name, "members": len(plan), "bytes": total}) + "\n",
+        encoding="utf-8",
+    )
+    return dest
+
+
+# --- datasets ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DatasetArchive:
+    """One downloadable archive of a dataset ("part": a split or a resolution).
+
+    Exactly one source is set: a direct ``url``, or ``gdrive_folder`` (the id of a public
+    Google Drive folder holding a file called ``filename``). ``md5``/``sha256``/``size`` are
+    the official values where the data's owners publish them, else ``None`` (then the sidecar
+    records the first verified copy). The archive unpacks into ``<dataset folder>/<subdir>``
+    with ``strip_prefix`` removed, and ``required`` (paths relative to the dataset folder) must
+    exist afterwards.
+    """
+
+    part: str
+    filename: str
+    required: tuple[str, ...]
+    url: str | None = None
+    gdrive_folder: str | None = None
+    subdir: str = ""
+    strip_prefix: str | None = None
+    md5: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """Where a dataset comes from and the layout aot-edu keeps it in (under the data root)."""
+
+    name: str
+    title: str
+    directory: str
+    archives: tuple[DatasetArchive, ...]
+    default_parts: tuple[str, ...]
+    homepage: str
+    notes: str = ""
+
+    def archive(self, part: str) -> DatasetArchive:
+        for archive in self.archives:
+            if archive.part == part:
+                return archive
+        known = ", ".join(a.part for a in self.archives)
+        raise ValueError(f"{self.name} has no part {part!r}; choose from: {known}")
+
+
+# No checksum is filled in below on purpose. The DAVIS zips have no hash published by their
+# owners next to the download, and the MD5s found in old public scripts for DAVIS 2016's
+# DAVIS-data.zip disagree with one another (fperazzi/davis-2017, data/get_davis.sh, lists
+# 95b4696219f7a44cda4b2ca64e31865c at 49d93879 and other values in earlier revisions: the zip
+# was replaced over time), so enforcing any of them could reject a good copy. The sidecar
+# SHA-256 written at the first verified download protects later runs.
+DATASETS: tuple[DatasetSource, ...] = (
+    DatasetSource(
+        name="davis2017",
+        title="DAVIS 2017 semi-supervised, train + val, 480p",
+        directory="DAVIS2017",
+        archives=(
+            DatasetArchive(
+                part="trainval",
+                filename="DAVIS-2017-trainval-480p.zip",
+                url="https://data.vision.ee.ethz.ch/csergi/share/davis/DAVIS-2017-trainval-480p.zip",
+                strip_prefix="DAVIS/",
+                required=("JPEGImages/480p", "Annotations/480p", "ImageSets/2017/val.txt"),
+            ),
+            DatasetArchive(
+                part="test-dev",
+                filename="DAVIS-2017-test-dev-480p.zip",
+                url="https://data.vision.ee.ethz.ch/csergi/share/davis/DAVIS-2017-test-dev-480p.zip",
+                strip_prefix="DAVIS/",
+                required=("ImageSets/2017/test-dev.txt",),
+            ),
+        ),
+        default_parts=("trainval",),
+        homepage="https://davischallenge.org/davis2017/code.html",
+        notes=(
+            "The zip holds a top folder DAVIS/ with JPEGImages/480p/<seq>/*.jpg, "
+            "Annotations/480p/<seq>/*.png (palette PNGs, pixel value = object id) and "
+            "ImageSets/2017/{train,val}.txt; aot-edu drops the DAVIS/ level. The official AOT "
+            "code evaluates DAVIS 2016 from this same folder (ImageSets/2016/val.txt, all "
+            "objects merged into one)."
+        ),
+    ),
+    DatasetSource(
+        name="davis2016",
+        title="DAVIS 2016 (single object), 480p and 1080p",
+        directory="DAVIS2016",
+        archives=(
+            DatasetArchive(
+                part="trainval",
+                filename="DAVIS-data.zip",
+                url="https://graphics.ethz.ch/Downloads/Data/Davis/DAVIS-data.zip",
+                strip_prefix="DAVIS/",
+                required=("JPEGImages/480p", "Annotations/480p", "ImageSets/480p/val.txt"),
+            ),
+        ),
+        default_parts=("trainval",),
+        homepage="https://davischallenge.org/davis2016/code.html",
+        notes=(
+            "The zip holds a top folder DAVIS/ with JPEGImages/{480p,1080p}, "
+            "Annotations/{480p,1080p} (grayscale PNGs, 0 = background, 255 = the object) and "
+            "ImageSets/{480p,1080p}/{train,val,trainval}.txt, whose lines are frame pairs "
+            "'/JPEGImages/480p/<seq>/00000.jpg /Annotations/480p/<seq>/00000.png'. aot-edu "
+            "drops the DAVIS/ level and adds ImageSets/2016/{train,val}.txt (one sequence name "
+            "per line, derived from the 480p lists)."
+        ),
+    ),
+    DatasetSource(
+        name="youtubevos2019",
+        title="YouTube-VOS 2019",
+        directory="YouTubeVOS2019",
+        archives=tuple(
+            DatasetArchive(
+                part=part,
+                filename=f"{part}.zip",
+                # The folder the official AOT README links for "datasets/YTB/2019".
+                gdrive_folder="1BWzrCWyPEmBEKm0lOHe5KLuBuQxUSwqz",
+                subdir=part,
+                strip_prefix=f"{part}/",
+                required=required,
+            )
+            for part, required in (
+                ("valid", ("valid/JPEGImages", "valid/Annotations", "valid/meta.json")),
+                ("valid_all_frames", ("valid_all_frames/JPEGImages",)),
+                ("train", ("train/JPEGImages", "train/Annotations", "train/meta.json")),
+            )
+        ),
+        default_parts=("valid",),
+        homepage="https://youtube-vos.org/dataset/vos/",
+        notes=(
+            "Archives come from the YouTube-VOS 2019 Google Drive folder linked by the official "
+            "AOT README (CodaLab hosts the evaluation server: "
+            "https://competitions.codalab.org/competitions/20127). Each part unpacks to "
+            "<part>/JPEGImages/<video>/*.jpg, <part>/Annotations/<video>/*.png and "
+            "<part>/meta.json (the layout of AOT's datasets/YTB/2019/<part>). 'valid' (6 fps) "
+            "is what evaluation needs; 'valid_all_frames' (30 fps) and 'train' are large. "
+            "Using YouTube-VOS means accepting its terms on youtube-vos.org."
+        ),
+    ),
+)
+
+
+def get_dataset(name: str) -> DatasetSource:
+    """The registry entry called ``name`` (``davis2017``, ``davis2016``, ``youtubevos2019``)."""
+    for source in DATASETS:
+        if source.name == name.lower():
+            return source
+    known = ", ".join(s.name for s in DATASETS)
+    raise ValueError(f"unknown dataset {name!r}; choose from: {known}")
+
+
+def _derive_davis2016_sequence_lists(folder: Path) -> None:
+    """Write ``ImageSets/2016/{train,val}.txt`` (sequence names) from the 480p frame lists."""
+    for split in ("train", "val"):
+        source = folder / "ImageSets" / "480p" / f"{split}.txt"
+        target = folder / "ImageSets" / "2016" / f"{split}.txt"
+        if target.exists() or not source.is_file():
+            continue
+        names: list[str] = []
+        for line in source.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            sequence = PurePosixPath(line.split()[0]).parent.name
+            if sequence and sequence not in names:
+                names.append(sequence)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
+
+
+_POST_EXTRACT: dict[str, Callable[[Path], None]] = {
+    "davis2016": _derive_davis2016_sequence_lists,
+}
+
+
+def download_dataset(
+    name: str | DatasetSource,
+    root: str | Path | None = None,
+    *,
+    parts: Sequence[str] | None = None,
+    keep_archive: bool = True,
+    progress: bool = True,
+    fetch: GDriveFetch | None = None,
+    list_folder: GDriveListFolder | None = None,
+) -> Path:
+    """Download and unpack a dataset into ``root/<directory>``; return that folder.
+
+    ``name`` is a registry name (see :data:`DATASETS`; ``aot-edu download list``) or a
+    :class:`DatasetSource`. ``root`` defaults to the course's data folder
+    (``AOT_EDU_DATA``). ``parts`` chooses archives (default: the ones evaluation needs).
+    Archives are kept in ``root`` unless ``keep_archive=False``; a part whose extraction
+    finished before is skipped without touching the network. ``fetch``/``list_folder``
+    replace gdown for Google Drive parts (tests).
+    """
+    source = get_dataset(name) if isinstance(name, str) else name
+    if root is None:
+        from .course import get_settings
+
+        root = get_settings().data_dir
+    root = Path(root)
+    folder = root / source.directory
+    for part in parts or source.default_parts:
+        archive = source.archive(part)
+        extract_to = folder / archive.subdir if archive.subdir else folder
+        archive_path = root / archive.filename
+        if _marker_path(extract_to, archive_path).is_file() and _missing(folder, archive) == []:
+            continue
+        if archive.url is not None:
+            download_url(archive.url, archive_path, md5=archive.md5, sha256=archive.sha256,
+                         size=archive.size, progress=progress)
+        elif archive.gdrive_folder is not None:
+            download_gdrive(
+                "", archive_path, md5=archive.md5, sha256=archive.sha256, size=archive.size,
+                progress=progress,
+                fetch=_fetch_from_folder(archive, archive_path, fetch, list_folder),
+                manual_url=f"https://drive.google.com/drive/folders/{archive.gdrive_folder}",
+            )
+        else:
+            raise ValueError(f"{source.name}/{archive.part} has neither url nor gdrive_folder")
+        try:
+            extract_archive(archive_path, extract_to, strip_prefix=archive.strip_prefix,
+                            progress=progress)
+        except UnsafeArchiveError:
+            raise
+        except DownloadError as error:
+            moved = _quarantine(archive_path)
+            raise DownloadError(f"{error}\nThe archive was moved to {moved}; run the same "
+                                "command again to download a fresh copy.") from error
+        post = _POST_EXTRACT.get(source.name)
+        if post is not None:
+            post(folder)
+        missing = _missing(folder, archive)
+        if missing:
+            present = sorted(p.name for p in extract_to.iterdir()) if extract_to.is_dir() else []
+            raise DownloadError(
+                f"{archive.filename} unpacked into {extract_to}, but {', '.join(missing)} "
+                f"is missing (found: {', '.join(present) or 'nothing'}). The archive's layout "
+                "is not the expected one; please report this with the listing above."
+            )
+        if not keep_archive:
+            archive_path.unlink(missing_ok=True)
+    return folder
+
+
+def _fetch_from_folder(
+    archive: DatasetArchive,
+    archive_path: Path,
+    fetch: GDriveFetch | None,
+    list_folder: GDriveListFolder | None,
+) -> GDriveFetch:
+    """A gdown-style fetch that first looks the file id up in the archive's Drive folder.
+
+    The lookup happens only when bytes are needed, so a verified archive already on disk costs
+    no network access.
+    """
+
+    def fetch_from_folder(_: str, output: Path, quiet: bool) -> object:
+        assert archive.gdrive_folder is not None
+        folder_link = f"https://drive.google.com/drive/folders/{archive.gdrive_folder}"
+        manual = (f"What to do: open {folder_link} in a browser, download {archive.filename}, "
+                  f"save it as {archive_path}, then run the same command again.")
+        try:
+            listing = (list_folder or _gdown_list_folder)(archive.gdrive_folder)
+        except GoogleDriveError as error:
+            raise GoogleDriveError(f"{error}.\n{manual}") from error
+        if archive.filename not in listing:
+            raise GoogleDriveError(
+                f"{archive.filename} is not among the files visible in the Google Drive "
+                f"folder {folder_link} (found: {', '.join(sorted(listing)) or 'nothing'}).\n"
+                f"{manual}"
+            )
+        return (fetch or _gdown_fetch)(listing[archive.filename], output, quiet)
+
+    return fetch_from_folder
+
+
+def _missing(folder: Path, archive: DatasetArchive) -> list[str]:
+    return [rel for rel in archive.required if not (folder / rel).exists()]
+
+
+def describe_datasets(sources: Iterable[DatasetSource] = DATASETS) -> str:
+    """A human-readable table of the dataset registry (``aot-edu download list``)."""
+    lines = []
+    for source in sources:
+        parts = ", ".join(
+            a.part + (" (default)" if a.part in source.default_parts else "")
+            for a in source.archives
+        )
+        lines.append(f"  {source.name:<16} {source.title}")
+        lines.append(f"  {'':<16} parts: {parts}; unpacks to <data>/{source.directory}/")
+    return "\n".join(lines)

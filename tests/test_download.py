@@ -1,0 +1,527 @@
+"""aot_edu.download: resumable HTTP, Google Drive via gdown, verification, safe unzip, datasets.
+
+No network: HTTP tests talk to a server on 127.0.0.1 started here, Google Drive tests use a
+fake fetch (or a fake ``gdown.download``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from aot_edu import download as dl
+from aot_edu.download import (
+    DATASETS,
+    DatasetArchive,
+    DatasetSource,
+    DownloadError,
+    GoogleDriveError,
+    UnsafeArchiveError,
+    VerificationError,
+    download_dataset,
+    download_gdrive,
+    download_url,
+    extract_archive,
+    get_dataset,
+    read_sidecar,
+)
+
+PAYLOAD = bytes(range(256)) * 40  # 10,240 bytes, every byte value present
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+# --- a tiny HTTP server with optional Range support ------------------------------------------
+
+@dataclass
+class ServerState:
+    files: dict[str, bytes] = field(default_factory=dict)
+    support_range: bool = True
+    send_length: bool = True
+    cut_first: int | None = None  # first GET: declare the full length, send only this many bytes
+    fail_first: int | None = None  # first GET: answer with this HTTP status
+    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: ServerState
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def do_GET(self):
+        state = self.server.state
+        first = not state.requests
+        state.requests.append((self.path, self.headers.get("Range")))
+        if first and state.fail_first is not None:
+            self.send_error(state.fail_first)
+            return
+        body = state.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        start, status = 0, 200
+        requested = self.headers.get("Range")
+        if requested and state.support_range:
+            start = int(re.match(r"bytes=(\d+)-", requested).group(1))
+            if start >= len(body):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            status = 206
+        chunk = body[start:]
+        self.send_response(status)
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        if state.send_length:
+            self.send_header("Content-Length", str(len(chunk)))
+        self.end_headers()
+        if first and state.cut_first is not None:
+            chunk = chunk[: state.cut_first]
+        self.wfile.write(chunk)
+        self.wfile.flush()
+        self.close_connection = True
+
+
+@pytest.fixture
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.state = ServerState(files={"/file.bin": PAYLOAD})
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01},
+                              daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.url = lambda path="/file.bin": base + path
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def fast(**kwargs):
+    """Keyword arguments that keep retries instant and output quiet in tests."""
+    return {"progress": False, "backoff": 0.0, "timeout": 5.0, **kwargs}
+
+
+# --- download_url ------------------------------------------------------------------------------
+
+def test_download_writes_file_and_sidecar(server, tmp_path):
+    dest = tmp_path / "sub" / "file.bin"
+    out = download_url(server.url(), dest, sha256=SHA, size=len(PAYLOAD), **fast())
+    assert out == dest
+    assert dest.read_bytes() == PAYLOAD
+    assert read_sidecar(dest) == SHA
+    assert dest.with_name("file.bin.sha256").read_text() == f"{SHA}  file.bin\n"
+    assert not dest.with_name("file.bin.partial").exists()
+
+
+def test_interrupted_transfer_resumes_in_next_run(server, tmp_path):
+    server.state.cut_first = 3000
+    dest = tmp_path / "file.bin"
+    with pytest.raises(DownloadError, match="resumes") as info:
+        download_url(server.url(), dest, sha256=SHA, **fast(retries=0))
+    partial = tmp_path / "file.bin.partial"
+    assert str(partial) in str(info.value)
+    assert partial.stat().st_size == 3000 and not dest.exists()
+    download_url(server.url(), dest, sha256=SHA, **fast(retries=0))
+    assert dest.read_bytes() == PAYLOAD
+    assert server.state.requests[-1][1] == "bytes=3000-"  # only the missing bytes were asked for
+
+
+def test_interrupted_transfer_resumes_within_one_call(server, tmp_path):
+    server.state.cut_first = 5000
+    dest = tmp_path / "file.bin"
+    download_url(server.url(), dest, sha256=SHA, size=len(PAYLOAD), **fast(retries=2))
+    assert dest.read_bytes() == PAYLOAD
+    assert [r for _, r in server.state.requests] == [None, "bytes=5000-"]
+
+
+def test_server_ignoring_range_restarts_cleanly(server, tmp_path):
+    server.state.support_range = False
+    dest = tmp_path / "file.bin"
+    # Stale bytes that do not belong to the file: appending the full body would corrupt it.
+    (tmp_path / "file.bin.partial").write_bytes(b"\xff" * 1234)
+    download_url(server.url(), dest, sha256=SHA, **fast())
+    assert dest.read_bytes() == PAYLOAD
+    assert server.state.requests == [("/file.bin", "bytes=1234-")]
+
+
+def test_complete_partial_file_is_finished_without_refetching(server, tmp_path):
+    dest = tmp_path / "file.bin"
+    (tmp_path / "file.bin.partial").write_bytes(PAYLOAD)  # earlier run stopped before renaming
+    download_url(server.url(), dest, sha256=SHA, **fast())
+    assert dest.read_bytes() == PAYLOAD
+    assert server.state.requests == [("/file.bin", f"bytes={len(PAYLOAD)}-")]  # answered 416
+
+
+def test_checksum_mismatch_keeps_the_bytes_and_says_what_to_do(server, tmp_path):
+    dest = tmp_path / "file.bin"
+    with pytest.raises(VerificationError) as info:
+        download_url(server.url(), dest, sha256="0" * 64, **fast())
+    message = str(info.value)
+    corrupt = tmp_path / "file.bin.corrupt"
+    assert corrupt.read_bytes() == PAYLOAD  # nothing lost
+    assert not dest.exists()
+    assert "SHA-256" in message and str(corrupt) in message
+    assert server.url() in message and str(dest) in message  # the manual route
+
+
+def test_md5_is_checked(server, tmp_path):
+    good = hashlib.md5(PAYLOAD).hexdigest()
+    assert download_url(server.url(), tmp_path / "a.bin", md5=good, **fast()).is_file()
+    with pytest.raises(VerificationError, match="MD5"):
+        download_url(server.url(), tmp_path / "b.bin", md5="1" * 32, **fast())
+
+
+def test_size_announced_by_server_must_match(server, tmp_path):
+    with pytest.raises(DownloadError, match="expected"):
+        download_url(server.url(), tmp_path / "file.bin", size=len(PAYLOAD) + 10, **fast())
+    assert not (tmp_path / "file.bin").exists()
+
+
+def test_size_checked_when_server_sends_no_length(server, tmp_path):
+    server.state.send_length = False
+    with pytest.raises(VerificationError, match="bytes, expected"):
+        download_url(server.url(), tmp_path / "file.bin", size=len(PAYLOAD) + 10, **fast())
+    assert (tmp_path / "file.bin.corrupt").read_bytes() == PAYLOAD
+
+
+def test_complete_file_is_not_downloaded_again(server, tmp_path):
+    dest = tmp_path / "file.bin"
+    download_url(server.url(), dest, sha256=SHA, **fast())
+    download_url(server.url(), dest, sha256=SHA, **fast())
+    download_url(server.url(), dest, **fast())  # no hash given: the sidecar still vouches
+    assert len(server.state.requests) == 1
+
+
+def test_file_placed_by_hand_is_verified_and_recorded(server, tmp_path):
+    dest = tmp_path / "file.bin"
+    dest.write_bytes(PAYLOAD)
+    download_url(server.url(), dest, sha256=SHA, **fast())
+    assert server.state.requests == []
+    assert read_sidecar(dest) == SHA
+
+
+def test_corruption_after_download_is_detected_and_replaced(server, tmp_path):
+    dest = tmp_path / "file.bin"
+    download_url(server.url(), dest, **fast())  # no official hash: sidecar records it
+    damaged = bytearray(PAYLOAD)
+    damaged[100] ^= 0xFF
+    dest.write_bytes(bytes(damaged))
+    download_url(server.url(), dest, **fast())
+    assert dest.read_bytes() == PAYLOAD
+    assert (tmp_path / "file.bin.corrupt").read_bytes() == bytes(damaged)  # kept aside
+    assert len(server.state.requests) == 2
+
+
+def test_transient_http_error_is_retried(server, tmp_path):
+    server.state.fail_first = 503
+    download_url(server.url(), tmp_path / "file.bin", sha256=SHA, **fast(retries=1))
+    assert len(server.state.requests) == 2
+
+
+def test_missing_url_fails_at_once(server, tmp_path):
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download_url(server.url("/nope.bin"), tmp_path / "x.bin", **fast(retries=3))
+    assert len(server.state.requests) == 1
+
+
+def test_structural_check_failure_is_reported(server, tmp_path):
+    def validate(path: Path) -> None:
+        raise ValueError("no tensors in here")
+
+    with pytest.raises(VerificationError, match="no tensors in here"):
+        download_url(server.url(), tmp_path / "file.bin", validate=validate, **fast())
+    assert (tmp_path / "file.bin.corrupt").exists()
+
+
+# --- Google Drive ------------------------------------------------------------------------------
+
+class FakeFetch:
+    def __init__(self, payload: bytes = PAYLOAD, error: Exception | None = None):
+        self.payload, self.error, self.calls = payload, error, []
+
+    def __call__(self, file_id: str, output: Path, quiet: bool):
+        self.calls.append((file_id, Path(output), quiet))
+        if self.error is not None:
+            raise self.error
+        Path(output).write_bytes(self.payload)
+        return str(output)
+
+
+def test_gdrive_download_is_verified_and_recorded(tmp_path):
+    fetch = FakeFetch()
+    dest = tmp_path / "ckpt.pth"
+    assert download_gdrive("FILE_ID", dest, sha256=SHA, fetch=fetch, progress=False) == dest
+    assert dest.read_bytes() == PAYLOAD and read_sidecar(dest) == SHA
+    (file_id, output, quiet), = fetch.calls
+    assert file_id == "FILE_ID" and output == tmp_path / "ckpt.pth.download" and quiet
+    download_gdrive("FILE_ID", dest, sha256=SHA, fetch=fetch, progress=False)
+    assert len(fetch.calls) == 1  # verified copy reused
+
+
+def test_gdrive_quota_error_gives_manual_link_and_path(tmp_path):
+    import gdown.exceptions
+
+    quota = gdown.exceptions.FileURLRetrievalError(
+        "Failed to retrieve file url:\n\n\tToo many users have viewed or downloaded this file "
+        "recently. Please try accessing the file again later.\n\nYou may still be able to "
+        "access the file from the browser")
+    dest = tmp_path / "AOTT_PRE_YTB_DAV.pth"
+    with pytest.raises(GoogleDriveError) as info:
+        download_gdrive("1owPmwV4owd", dest, fetch=FakeFetch(error=quota), progress=False)
+    message = str(info.value)
+    assert "https://drive.google.com/uc?id=1owPmwV4owd" in message
+    assert str(dest) in message and "quota" in message
+    assert not dest.exists()
+
+
+def test_gdrive_network_error_says_it_resumes(tmp_path):
+    with pytest.raises(GoogleDriveError, match="resumes"):
+        download_gdrive("ID", tmp_path / "x.pth", fetch=FakeFetch(error=ConnectionError("reset")),
+                        progress=False)
+
+
+def test_gdrive_default_fetch_calls_gdown_with_resume(monkeypatch, tmp_path):
+    import gdown
+
+    calls = []
+
+    def fake_download(**kwargs):
+        calls.append(kwargs)
+        Path(kwargs["output"]).write_bytes(PAYLOAD)
+        return kwargs["output"]
+
+    monkeypatch.setattr(gdown, "download", fake_download)
+    download_gdrive("ABC", tmp_path / "f.pth", sha256=SHA, progress=False)
+    (kwargs,) = calls
+    assert kwargs["id"] == "ABC" and kwargs["resume"] is True
+    assert kwargs["output"] == str(tmp_path / "f.pth.download")
+
+    monkeypatch.setattr(gdown, "download", lambda **kwargs: None)  # gdown < 5 on failure
+    with pytest.raises(GoogleDriveError):
+        download_gdrive("ABC", tmp_path / "g.pth", progress=False)
+
+
+def test_gdrive_wrong_content_is_kept_aside(tmp_path):
+    page = b"<!DOCTYPE html><html>Google Drive - Virus scan warning</html>"
+    with pytest.raises(VerificationError, match="SHA-256"):
+        download_gdrive("ID", tmp_path / "x.pth", sha256=SHA, fetch=FakeFetch(page),
+                        progress=False)
+    assert (tmp_path / "x.pth.corrupt").read_bytes() == page
+
+
+# --- archives ----------------------------------------------------------------------------------
+
+def make_zip(entries: dict[str, bytes], symlinks: tuple[str, ...] = ()) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+        for name in symlinks:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o120777 << 16)
+            zf.writestr(info, "/etc/passwd")
+    return buffer.getvalue()
+
+
+def test_extract_strips_prefix_and_runs_once(tmp_path):
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(make_zip({"DAVIS/": b"", "DAVIS/x/1.txt": b"one",
+                                  "__MACOSX/DAVIS/._1.txt": b"junk", "top.txt": b"top"}))
+    dest = tmp_path / "out"
+    assert extract_archive(archive, dest, strip_prefix="DAVIS/", progress=False) == dest
+    assert (dest / "x" / "1.txt").read_bytes() == b"one"
+    assert (dest / "top.txt").read_bytes() == b"top"  # members without the prefix stay as they are
+    assert not (dest / "__MACOSX").exists()
+    assert (dest / ".a.zip.extracted").is_file()
+    (dest / "x" / "1.txt").write_bytes(b"edited")
+    archive.unlink()  # the marker alone is enough
+    extract_archive(archive, dest, strip_prefix="DAVIS/", progress=False)
+    assert (dest / "x" / "1.txt").read_bytes() == b"edited"
+
+
+@pytest.mark.parametrize("name", ["../evil.txt", "/abs/evil.txt", "ok/../../evil.txt",
+                                  "..\\evil.txt", "C:/evil.txt"])
+def test_extract_refuses_paths_escaping_the_folder(tmp_path, name):
+    archive = tmp_path / "bad.zip"
+    archive.write_bytes(make_zip({"fine.txt": b"fine", name: b"evil"}))
+    dest = tmp_path / "deep" / "out"
+    with pytest.raises(UnsafeArchiveError, match="Nothing was extracted"):
+        extract_archive(archive, dest, progress=False)
+    assert not dest.exists()  # checked before anything is written
+    assert not any(p.name == "evil.txt" for p in tmp_path.rglob("*"))
+
+
+def test_extract_refuses_symlinks(tmp_path):
+    archive = tmp_path / "link.zip"
+    archive.write_bytes(make_zip({"fine.txt": b"fine"}, symlinks=("link",)))
+    with pytest.raises(UnsafeArchiveError, match="symbolic link"):
+        extract_archive(archive, tmp_path / "out", progress=False)
+
+
+def test_extract_reports_truncated_archive(tmp_path):
+    data = make_zip({"a.txt": b"a" * 5000})
+    archive = tmp_path / "cut.zip"
+    archive.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DownloadError, match="not a complete zip"):
+        extract_archive(archive, tmp_path / "out", progress=False)
+    assert archive.exists()  # the user's bytes are left alone
+
+
+def test_extract_detects_damaged_member_and_leaves_no_marker(tmp_path):
+    data = bytearray(make_zip({"a.txt": b"abcdefgh" * 100}))
+    index = data.find(b"abcdefgh")
+    data[index] ^= 0xFF  # CRC no longer matches
+    archive = tmp_path / "crc.zip"
+    archive.write_bytes(bytes(data))
+    with pytest.raises(DownloadError, match="damaged"):
+        extract_archive(archive, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / ".crc.zip.extracted").exists()
+
+
+# --- datasets ----------------------------------------------------------------------------------
+
+DAVIS_LIKE = {
+    "DAVIS/JPEGImages/480p/bear/00000.jpg": b"jpg",
+    "DAVIS/Annotations/480p/bear/00000.png": b"png",
+    "DAVIS/ImageSets/2017/val.txt": b"bear\n",
+}
+
+
+def local_source(url: str, name: str = "davis2017", required=None) -> DatasetSource:
+    return DatasetSource(
+        name=name, title="test", directory="DAVIS2017",
+        archives=(DatasetArchive(
+            part="trainval", filename="davis.zip", url=url, strip_prefix="DAVIS/",
+            required=required or ("JPEGImages/480p", "Annotations/480p",
+                                  "ImageSets/2017/val.txt"),
+        ),),
+        default_parts=("trainval",), homepage="https://example.invalid",
+    )
+
+
+def test_download_dataset_fetches_unpacks_and_skips_next_time(server, tmp_path):
+    server.state.files["/davis.zip"] = make_zip(DAVIS_LIKE)
+    source = local_source(server.url("/davis.zip"))
+    folder = download_dataset(source, tmp_path, progress=False)
+    assert folder == tmp_path / "DAVIS2017"
+    assert (folder / "ImageSets" / "2017" / "val.txt").read_text() == "bear\n"
+    assert (folder / "JPEGImages" / "480p" / "bear" / "00000.jpg").is_file()
+    assert (tmp_path / "davis.zip").is_file()  # archive kept by default
+    (tmp_path / "davis.zip").unlink()
+    assert download_dataset(source, tmp_path, progress=False) == folder
+    assert len(server.state.requests) == 1  # the extraction marker made the second call free
+
+
+def test_download_dataset_can_remove_archive(server, tmp_path):
+    server.state.files["/davis.zip"] = make_zip(DAVIS_LIKE)
+    download_dataset(local_source(server.url("/davis.zip")), tmp_path, keep_archive=False,
+                     progress=False)
+    assert not (tmp_path / "davis.zip").exists()
+    assert (tmp_path / "DAVIS2017" / "Annotations" / "480p").is_dir()
+
+
+def test_download_dataset_reports_unexpected_layout(server, tmp_path):
+    server.state.files["/davis.zip"] = make_zip({"Other/readme.txt": b"?"})
+    with pytest.raises(DownloadError, match="ImageSets/2017/val.txt.*Other"):
+        download_dataset(local_source(server.url("/davis.zip")), tmp_path, progress=False)
+
+
+def test_damaged_dataset_archive_is_moved_aside(server, tmp_path):
+    server.state.files["/davis.zip"] = b"PK\x03\x04 definitely not a whole zip"
+    with pytest.raises(DownloadError, match="run the same command again"):
+        download_dataset(local_source(server.url("/davis.zip")), tmp_path, progress=False)
+    assert (tmp_path / "davis.zip.corrupt").is_file() and not (tmp_path / "davis.zip").exists()
+
+
+def test_davis2016_gets_sequence_lists(server, tmp_path):
+    lines = "".join(f"/JPEGImages/480p/{seq}/{i:05d}.jpg /Annotations/480p/{seq}/{i:05d}.png\n"
+                    for seq in ("blackswan", "dog") for i in range(3))
+    server.state.files["/d16.zip"] = make_zip({
+        "DAVIS/JPEGImages/480p/blackswan/00000.jpg": b"j",
+        "DAVIS/Annotations/480p/blackswan/00000.png": b"p",
+        "DAVIS/ImageSets/480p/val.txt": lines.encode(),
+    })
+    source = local_source(server.url("/d16.zip"), name="davis2016",
+                          required=("ImageSets/480p/val.txt", "ImageSets/2016/val.txt"))
+    folder = download_dataset(source, tmp_path, progress=False)
+    assert (folder / "ImageSets" / "2016" / "val.txt").read_text() == "blackswan\ndog\n"
+
+
+def test_gdrive_folder_dataset_looks_up_the_file_id(tmp_path):
+    source = get_dataset("youtubevos2019")
+    zip_bytes = make_zip({"valid/JPEGImages/v1/00000.jpg": b"j",
+                          "valid/Annotations/v1/00000.png": b"p",
+                          "valid/meta.json": b"{}"})
+    fetch = FakeFetch(zip_bytes)
+    folders = []
+
+    def list_folder(folder_id):
+        folders.append(folder_id)
+        return {"valid.zip": "VALID_ID", "train.zip": "TRAIN_ID"}
+
+    folder = download_dataset(source, tmp_path, fetch=fetch, list_folder=list_folder,
+                              progress=False)
+    assert folder == tmp_path / "YouTubeVOS2019"
+    assert (folder / "valid" / "meta.json").read_bytes() == b"{}"
+    assert folders == ["1BWzrCWyPEmBEKm0lOHe5KLuBuQxUSwqz"]
+    assert [c[0] for c in fetch.calls] == ["VALID_ID"]
+
+
+def test_gdrive_folder_without_the_file_says_where_to_get_it(tmp_path):
+    with pytest.raises(GoogleDriveError) as info:
+        download_dataset("youtubevos2019", tmp_path, fetch=FakeFetch(),
+                         list_folder=lambda folder_id: {"other.zip": "X"}, progress=False)
+    message = str(info.value)
+    assert "drive.google.com/drive/folders/1BWzrCWyPEmBEKm0lOHe5KLuBuQxUSwqz" in message
+    assert str(tmp_path / "valid.zip") in message
+
+
+def test_default_folder_listing_uses_gdown(monkeypatch):
+    import gdown
+    from gdown.download import GoogleDriveFileToDownload
+
+    def fake_download_folder(**kwargs):
+        assert kwargs["skip_download"] is True and kwargs["id"] == "FOLDER"
+        return [GoogleDriveFileToDownload(id="A", path="valid.zip", local_path="x/valid.zip"),
+                GoogleDriveFileToDownload(id="B", path="sub/train.zip", local_path="x/sub")]
+
+    monkeypatch.setattr(gdown, "download_folder", fake_download_folder)
+    assert dl._gdown_list_folder("FOLDER") == {"valid.zip": "A", "train.zip": "B"}
+
+    def broken(**kwargs):
+        raise RuntimeError("Cannot retrieve the folder information from the link")
+
+    monkeypatch.setattr(gdown, "download_folder", broken)
+    with pytest.raises(GoogleDriveError, match="Could not list"):
+        dl._gdown_list_folder("FOLDER")
+
+
+def test_dataset_registry_is_well_formed():
+    names = [s.name for s in DATASETS]
+    assert len(set(names)) == len(names)
+    assert {"davis2017", "davis2016", "youtubevos2019"} <= set(names)
+    for source in DATASETS:
+        parts = [a.part for a in source.archives]
+        assert len(set(parts)) == len(parts)
+        assert set(source.default_parts) <= set(parts)
+        for archive in source.archives:
+            assert (archive.url is None) != (archive.gdrive_folder is None)
+            assert archive.url is None or archive.url.startswith("https://")
+            assert archive.filename.endswith(".zip") and archive.required
+    assert get_dataset("davis2017").archive("trainval").url == (
+        "https://data.vision.ee.ethz.ch/csergi/share/davis/DAVIS-2017-trainval-480p.zip")
+    with pytest.raises(ValueError, match="davis2017"):
+        get_dataset("davis2018")
+    with pytest.raises(ValueError, match="trainval"):
+        get_dataset("davis2017").archive("val")
+    assert "youtubevos2019" in dl.describe_datasets()
