@@ -29,6 +29,8 @@ from pathlib import Path
 import torch
 
 from .download import GDriveFetch, download_gdrive, hash_file, read_sidecar
+from .model import VARIANTS as MODEL_VARIANTS
+from .model import state_dict_layout
 
 __all__ = [
     "CHECKPOINTS",
@@ -44,22 +46,21 @@ __all__ = [
     "get_checkpoint",
     "identify_variants",
     "load_state_dict_file",
+    "load_weights",
     "variant_title",
 ]
 
 STAGES = ("PRE", "PRE_YTB_DAV")
-SUPPORTED_VARIANTS = ("aott", "aots", "aotb", "aotl", "r50_aotl")
+# The zoo also publishes Swin-B AOT-L, which aot-edu does not build; the rest are model.VARIANTS.
+SUPPORTED_VARIANTS = tuple(MODEL_VARIANTS)
 VARIANTS = (*SUPPORTED_VARIANTS, "swinb_aotl")
-_TITLES = {
-    "aott": "AOT-T", "aots": "AOT-S", "aotb": "AOT-B", "aotl": "AOT-L",
-    "r50_aotl": "R50-AOT-L", "swinb_aotl": "SwinB-AOT-L",
-}
+_SWINB_TITLE = "SwinB-AOT-L"
 # What tells the variants apart in a state dict: the encoder's last width (input channels of
 # ``encoder_projector``: MobileNetV2 1280, ResNet-50 1024, Swin-B 512) and the number of LSTT
 # layers (paper, Sec. 4: T/S/B/L have 1/2/3/3).
 _FINGERPRINTS = {
-    "aott": (1280, 1), "aots": (1280, 2), "aotb": (1280, 3), "aotl": (1280, 3),
-    "r50_aotl": (1024, 3), "swinb_aotl": (512, 3),
+    **{name: (cfg.encoder_dims[-1], cfg.lstt_layers) for name, cfg in MODEL_VARIANTS.items()},
+    "swinb_aotl": (512, 3),
 }
 
 
@@ -70,7 +71,9 @@ class CheckpointError(RuntimeError):
 
 def variant_title(variant: str) -> str:
     """The paper's name of a variant: ``'aotl'`` -> ``'AOT-L'``."""
-    return _TITLES.get(variant, variant)
+    if variant in MODEL_VARIANTS:
+        return MODEL_VARIANTS[variant].title
+    return _SWINB_TITLE if variant == "swinb_aotl" else variant
 
 
 # --- registry ------------------------------------------------------------------------------
@@ -365,8 +368,9 @@ def download_checkpoint(
     ``AOT_EDU_CHECKPOINTS``) and return its path, e.g. ``<root>/AOTL_PRE_YTB_DAV.pth``.
 
     The file is verified before it is kept: it must load with ``weights_only=True`` and have
-    the variant's fingerprint (:func:`identify_variants`), or, when ``expected`` (the model's
-    ``{key: shape}``) is given, exactly those keys and shapes. Its SHA-256 is then recorded
+    exactly the keys and shapes of the variant's model (``expected``, by default
+    :func:`aot_edu.model.state_dict_layout`; for Swin-B, which aot-edu does not build, its
+    fingerprint, :func:`identify_variants`). Its SHA-256 is then recorded
     beside it. A verified file already present is not downloaded again. Swin-B (not built by
     aot-edu) needs ``allow_unsupported=True``. ``fetch`` replaces gdown (tests).
     """
@@ -382,12 +386,15 @@ def download_checkpoint(
 
         root = get_settings().checkpoint_dir
 
+    if expected is None and entry.supported:
+        expected = state_dict_layout(entry.variant)
+
     def validate(path: Path) -> None:
         if expected is None:
             _check_fingerprint(path, entry)
         else:
             check_state_dict(load_state_dict_file(path, check_sidecar=False), expected,
-                             variant=entry.variant, layouts={})
+                             variant=entry.variant, layouts=official_layouts())
 
     return download_gdrive(entry.gdrive_id, Path(root) / entry.filename, sha256=entry.sha256,
                            size=entry.size, validate=validate, progress=progress, fetch=fetch)
@@ -484,3 +491,20 @@ def _best_match_sentence(
         sentence += (f" aot-edu does not build {', '.join(variant_title(n) for n in unsupported)}"
                      f"; supported: {', '.join(SUPPORTED_VARIANTS)}.")
     return sentence
+
+
+def official_layouts() -> dict[str, dict[str, torch.Size]]:
+    """``{variant: {key: shape}}`` of every variant aot-edu builds (for diagnostics)."""
+    return {name: state_dict_layout(name) for name in MODEL_VARIANTS}
+
+
+def load_weights(model: torch.nn.Module, weights: str | Path | Mapping[str, object]) -> None:
+    """Load an official checkpoint (file or state dict) into ``model`` strictly.
+
+    Unlike the official loader, nothing is dropped silently: any missing, unexpected or
+    mis-shaped key raises :class:`CheckpointError`, naming the variant the file looks like.
+    """
+    state = load_state_dict_file(weights)
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    check_state_dict(state, expected, variant=model.config.name, layouts=official_layouts())
+    model.load_state_dict(state, strict=True)

@@ -36,6 +36,7 @@ class AOTConfig:
     """Everything that shapes one AOT variant."""
 
     name: str
+    title: str  # the paper's name, e.g. "AOT-T"
     encoder: str = "mobilenetv2"
     encoder_dims: tuple[int, int, int, int] = (24, 32, 96, 1280)
     lstt_layers: int = 1
@@ -65,15 +66,15 @@ _MOBILENET = dict(encoder="mobilenetv2", encoder_dims=(24, 32, 96, 1280))
 _RESNET50 = dict(encoder="resnet50", encoder_dims=(256, 512, 1024, 1024))
 
 VARIANTS: dict[str, AOTConfig] = {
-    "aott": AOTConfig("aott", **_MOBILENET, lstt_layers=1, paper_params="5.7M", official_name="AOTT"),
-    "aots": AOTConfig("aots", **_MOBILENET, lstt_layers=2, paper_params="7.0M", official_name="AOTS"),
-    "aotb": AOTConfig("aotb", **_MOBILENET, lstt_layers=3, paper_params="8.3M", official_name="AOTB"),
+    "aott": AOTConfig("aott", "AOT-T", **_MOBILENET, lstt_layers=1, paper_params="5.7M", official_name="AOTT"),
+    "aots": AOTConfig("aots", "AOT-S", **_MOBILENET, lstt_layers=2, paper_params="7.0M", official_name="AOTS"),
+    "aotb": AOTConfig("aotb", "AOT-B", **_MOBILENET, lstt_layers=3, paper_params="8.3M", official_name="AOTB"),
     "aotl": AOTConfig(
-        "aotl", **_MOBILENET, lstt_layers=3, long_term_gap_test=5, paper_params="8.3M",
+        "aotl", "AOT-L", **_MOBILENET, lstt_layers=3, long_term_gap_test=5, paper_params="8.3M",
         official_name="AOTL",
     ),
     "r50_aotl": AOTConfig(
-        "r50_aotl", **_RESNET50, lstt_layers=3, long_term_gap_test=5, paper_params="14.9M",
+        "r50_aotl", "R50-AOT-L", **_RESNET50, lstt_layers=3, long_term_gap_test=5, paper_params="14.9M",
         official_name="R50_AOTL",
     ),
 }

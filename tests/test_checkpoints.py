@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import require_shared
 
 from aot_edu import checkpoints as ck
 from aot_edu.checkpoints import (
@@ -22,6 +21,8 @@ from aot_edu.checkpoints import (
     load_state_dict_file,
 )
 from aot_edu.download import VerificationError, read_sidecar, write_sidecar
+from aot_edu.model import state_dict_layout
+from conftest import require_shared
 
 # --- registry ----------------------------------------------------------------------------------
 
@@ -299,20 +300,25 @@ class FakeDrive:
             torch.save(self.content, output)
 
 
+def layout_state(variant: str) -> dict[str, torch.Tensor]:
+    """A state dict with the variant's exact keys and shapes; expanded zeros keep files tiny."""
+    return {k: torch.zeros(1).expand(s) for k, s in state_dict_layout(variant).items()}
+
+
 def test_download_checkpoint_verifies_and_records(tmp_path):
-    drive = FakeDrive({"state_dict": fingerprint_state(1280, 1), "optimizer": {}})
+    drive = FakeDrive({"state_dict": layout_state("aott"), "optimizer": {}})
     path = download_checkpoint("aott", root=tmp_path, fetch=drive, progress=False)
     assert path == tmp_path / "AOTT_PRE_YTB_DAV.pth"
     assert drive.calls == [get_checkpoint("aott").gdrive_id]
     assert read_sidecar(path) == ck.hash_file(path)
     assert download_checkpoint("aott", root=tmp_path, fetch=drive, progress=False) == path
     assert len(drive.calls) == 1  # not downloaded again
-    assert set(load_state_dict_file(path)) == set(fingerprint_state(1280, 1))
+    assert set(load_state_dict_file(path)) == set(state_dict_layout("aott"))
 
 
 def test_download_checkpoint_rejects_another_variant(tmp_path):
-    drive = FakeDrive({"state_dict": fingerprint_state(1280, 2)})  # an AOT-S file
-    with pytest.raises(VerificationError, match="that of AOT-S, not of AOT-T"):
+    drive = FakeDrive({"state_dict": layout_state("aots")})  # an AOT-S file
+    with pytest.raises(VerificationError, match="looks like an AOT-S checkpoint"):
         download_checkpoint("aott", root=tmp_path, fetch=drive, progress=False)
     assert (tmp_path / "AOTT_PRE_YTB_DAV.pth.corrupt").is_file()
     assert not (tmp_path / "AOTT_PRE_YTB_DAV.pth").exists()

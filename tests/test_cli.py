@@ -11,6 +11,7 @@ from aot_edu import cli
 from aot_edu import download as dl
 from aot_edu.checkpoints import VARIANTS, get_checkpoint
 from aot_edu.download import DATASETS
+from aot_edu.model import state_dict_layout
 
 
 def test_list_shows_checkpoints_datasets_and_folders(capsys, monkeypatch, tmp_path):
@@ -28,8 +29,8 @@ def fake_gdown(monkeypatch, calls, error=None):
         calls.append((file_id, quiet))
         if error is not None:
             raise error
-        state = {"encoder_projector.weight": torch.zeros(256, 1280, 1, 1),
-                 "LSTT.layers.0.linear1.weight": torch.zeros(2, 2)}
+        # an AOT-T layout; expanded zeros keep the file tiny
+        state = {k: torch.zeros(1).expand(s) for k, s in state_dict_layout("aott").items()}
         torch.save({"state_dict": state}, output)
 
     monkeypatch.setattr(dl, "_gdown_fetch", fetch)

@@ -58,3 +58,32 @@ def test_model_is_not_called_directly():
     assert not model.training
     with pytest.raises(TypeError, match="segment"):
         model(torch.zeros(1, 3, 33, 33))
+
+
+def test_build_model_loads_an_official_checkpoint_file_unchanged(tmp_path):
+    torch.manual_seed(0)
+    reference = AOT(get_config("aott")).state_dict()
+    path = tmp_path / "AOTT_PRE_YTB_DAV.pth"
+    # as the official trainer saves it under DataParallel: a wrapper and a `module.` prefix
+    torch.save({"state_dict": {f"module.{k}": v for k, v in reference.items()}, "optimizer": {}}, path)
+    model = build_model("aott", weights=path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, reference[key]), key
+
+
+def test_checkpoint_of_another_variant_is_refused_and_named():
+    from aot_edu.checkpoints import CheckpointError
+
+    state = {k: torch.zeros(1).expand(s) for k, s in state_dict_layout("aott").items()}
+    with pytest.raises(CheckpointError, match="looks like an AOT-T checkpoint; build the model with variant 'aott'"):
+        build_model("aotl", weights=state)
+
+
+def test_truncated_checkpoint_file_is_refused(tmp_path):
+    from aot_edu.checkpoints import CheckpointError
+
+    path = tmp_path / "AOTT_PRE_YTB_DAV.pth"
+    torch.save({"state_dict": AOT(get_config("aott")).state_dict()}, path)
+    path.write_bytes(path.read_bytes()[:100_000])
+    with pytest.raises(CheckpointError, match="truncated or corrupt.*download checkpoint aott"):
+        build_model("aott", weights=path)
