@@ -11,8 +11,10 @@ from PIL import Image
 
 from aot_edu.data import (
     DAVIS,
+    SyntheticVideos,
     YouTubeVOS,
     read_mask,
+    write_davis_layout,
     write_mask,
 )
 from conftest import require_shared
@@ -227,3 +229,24 @@ def test_youtubevos_layouts_and_errors(youtubevos, tmp_path):
     (youtubevos / "2019/valid/meta.json").write_text('{"videos": {}}')
     with pytest.raises(ValueError, match="lists no videos"):
         YouTubeVOS(youtubevos)
+
+
+# -- DAVIS layout writer -----------------------------------------------------------------------
+
+
+def test_write_davis_layout_round_trip(tmp_path):
+    videos = SyntheticVideos(num_videos=2, num_frames=3, size=33, num_objects=(2, 2), seed=5)
+    root = write_davis_layout(videos, tmp_path / "toy")
+    davis = DAVIS(root, year=2017, split="val")
+    assert davis.names == [videos.name(0), videos.name(1)]
+    for i, sequence in enumerate(davis):
+        frames, labels = videos.video(i)
+        assert sequence.has_frames and len(sequence) == 3
+        assert sequence.object_ids == [1, 2]
+        assert np.array_equal(sequence.masks(), labels)  # PNG: exact
+        error = np.abs(sequence.frames().astype(int) - frames.astype(int)).mean()
+        assert error < 8  # JPEG: close
+    with pytest.raises(ValueError, match="unique"):
+        write_davis_layout([("a", frames, labels), ("a", frames, labels)], tmp_path / "dup")
+    with pytest.raises(ValueError, match=r"masks must be \[T, H, W\]"):
+        write_davis_layout([("b", frames, labels[:, :5])], tmp_path / "bad")

@@ -17,17 +17,38 @@ from .datasets import (
     write_davis_layout,
 )
 from .io import davis_palette, list_frames, read_frames, read_mask, write_mask
+from .synthetic import SyntheticVideos, render_video
+from .training import (
+    DAVISTrain,
+    StaticTrain,
+    TrainVideo,
+    VOSTrain,
+    YouTubeVOSTrain,
+    collate,
+    find_static_pairs,
+    make_sample,
+)
 
 __all__ = [
     "DAVIS",
+    "DAVISTrain",
     "SequenceFrame",
+    "StaticTrain",
+    "SyntheticVideos",
+    "TrainVideo",
+    "VOSTrain",
     "VideoSequence",
     "YouTubeVOS",
+    "YouTubeVOSTrain",
+    "collate",
     "davis_palette",
+    "find_static_pairs",
     "list_frames",
+    "make_sample",
     "read_frames",
     "read_mask",
     "read_youtubevos_meta",
+    "render_video",
     "write_davis_layout",
     "write_mask",
 ]
