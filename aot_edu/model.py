@@ -52,7 +52,7 @@ class AOTConfig:
     id_bank_padding: int = 8
     align_corners: bool = True
     long_term_gap_test: int = NEVER
-    long_term_gap_train: int = 2
+    long_term_gap_train: int = 2  # official TRAIN_LONG_TERM_MEM_GAP: 9999 for AOT-T/S/B
     short_term_skip: int = 1
     droppath: float = 0.1  # stochastic depth while training
     paper_params: str = ""  # as printed in the paper (Table 3d)
@@ -66,9 +66,12 @@ _MOBILENET = dict(encoder="mobilenetv2", encoder_dims=(24, 32, 96, 1280))
 _RESNET50 = dict(encoder="resnet50", encoder_dims=(256, 512, 1024, 1024))
 
 VARIANTS: dict[str, AOTConfig] = {
-    "aott": AOTConfig("aott", "AOT-T", **_MOBILENET, lstt_layers=1, paper_params="5.7M", official_name="AOTT"),
-    "aots": AOTConfig("aots", "AOT-S", **_MOBILENET, lstt_layers=2, paper_params="7.0M", official_name="AOTS"),
-    "aotb": AOTConfig("aotb", "AOT-B", **_MOBILENET, lstt_layers=3, paper_params="8.3M", official_name="AOTB"),
+    "aott": AOTConfig("aott", "AOT-T", **_MOBILENET, long_term_gap_train=NEVER,
+                      lstt_layers=1, paper_params="5.7M", official_name="AOTT"),
+    "aots": AOTConfig("aots", "AOT-S", **_MOBILENET, long_term_gap_train=NEVER,
+                      lstt_layers=2, paper_params="7.0M", official_name="AOTS"),
+    "aotb": AOTConfig("aotb", "AOT-B", **_MOBILENET, long_term_gap_train=NEVER,
+                      lstt_layers=3, paper_params="8.3M", official_name="AOTB"),
     "aotl": AOTConfig(
         "aotl", "AOT-L", **_MOBILENET, lstt_layers=3, long_term_gap_test=5, paper_params="8.3M",
         official_name="AOTL",

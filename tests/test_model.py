@@ -40,6 +40,10 @@ def test_variant_configurations_follow_the_paper():
     assert layers == {"aott": 1, "aots": 2, "aotb": 3, "aotl": 3, "r50_aotl": 3}
     assert VARIANTS["aotl"].long_term_gap_test == 5 and VARIANTS["aotl"].long_term_gap_train == 2
     assert VARIANTS["aott"].long_term_gap_test == 9999
+    # Official configs/models: only AOT-L and R50-AOT-L set TRAIN_LONG_TERM_MEM_GAP = 2; the
+    # default (AOT-T/S/B) is 9999, i.e. no long-term memory update while training either.
+    gaps = {name: cfg.long_term_gap_train for name, cfg in VARIANTS.items()}
+    assert gaps == {"aott": 9999, "aots": 9999, "aotb": 9999, "aotl": 2, "r50_aotl": 2}
     for cfg in VARIANTS.values():
         assert (cfg.max_obj_num, cfg.dim, cfg.att_heads, cfg.self_heads) == (10, 256, 8, 8)
 
