@@ -9,11 +9,13 @@ command does is also one function call away in a notebook.
     aot-edu download checkpoint aotl [--stage PRE_YTB_DAV] [--dir DIR]
     aot-edu download dataset davis2017 [--part trainval] [--dir DIR]
     aot-edu segment --frames DIR --mask FIRST.png --out DIR (--weights PATH | --official) [--variant aotl]
+    aot-edu train --config configs/quick_cpu.toml [--set optim.steps=100 ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -146,8 +148,39 @@ def _add_segment(subparsers) -> None:
     parser.set_defaults(handler=_segment)
 
 
-# Other commands (eval, train) add their own ``_add_<command>`` here.
-COMMANDS: list[Callable[..., None]] = [_add_download, _add_segment]
+# --- train ---------------------------------------------------------------------------------
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    result = train(args.config, args.set, progress=False if args.quiet else None)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"run folder: {result.run_dir}  (steps: {result.step}, training time: "
+              f"{result.train_time / 60:.1f} min)")
+        if result.metrics:
+            scores = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items()
+                               if k in ("J&F", "J", "F"))
+            print(f"held-out: {scores}")
+        print(f"EMA weights: {result.weights}")
+    return 0
+
+
+def _add_train(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train AOT from a TOML config (resumes where a run stopped)",
+        description="Train AOT with the paper's recipe. Configs are TOML files (see configs/); "
+                    "running the same command again resumes from the last checkpoint. Under "
+                    "torchrun the batch is split over the processes (DDP).")
+    parser.add_argument("--config", required=True, help="the run's TOML file")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config value (TOML syntax), e.g. --set optim.steps=100; "
+                             "repeatable")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_train)
+
+
+# Other commands (eval) add their own ``_add_<command>`` here.
+COMMANDS: list[Callable[..., None]] = [_add_download, _add_segment, _add_train]
 
 
 def build_parser() -> argparse.ArgumentParser:
