@@ -306,3 +306,31 @@ def test_plan_step_follows_the_official_phases():
     assert middle.aux_weight == pytest.approx(0.5)
     assert last.lr > cfg.optim.min_lr and last.lr < middle.lr
     assert last.encoder_lr == pytest.approx(encoder_lr(last.lr, cfg.optim.min_lr, 0.1))
+
+
+# --- starting from scratch ---------------------------------------------------------------------
+
+
+def test_calibration_gives_a_random_encoder_unit_scale_activations():
+    from aot_edu.engine import normalize
+    from aot_edu.train import calibrate_frozen_batchnorm, calibrate_projection
+
+    torch.manual_seed(0)
+    model = AOT(get_config("aott")).eval()
+    images = normalize(_clips(batch=2, length=3, size=65)["frames"].flatten(0, 1))
+    with torch.no_grad():
+        before = model.encoder(images)[2].std().item()  # 1/16 stage
+        stem = model.encoder.features[0]
+        conv_out = stem[0](images)
+    assert calibrate_frozen_batchnorm(model.encoder, images) == 52
+    # the stem's BatchNorm now holds the mean and variance of the stem convolution's output
+    assert torch.allclose(stem[1].running_mean, conv_out.mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(stem[1].running_var, conv_out.var((0, 2, 3), unbiased=False), rtol=1e-4)
+    with torch.no_grad():
+        after = model.encoder(images)[2].std().item()
+    assert before < 0.01 < 0.3 < after  # the signal no longer fades with depth
+    calibrate_projection(model, images)
+    with torch.no_grad():
+        projected = model.encode_image(images)[-1]
+    assert projected.mean((0, 2, 3)).abs().max() < 1e-4
+    assert torch.allclose(projected.std((0, 2, 3)), torch.ones(256), atol=1e-3)

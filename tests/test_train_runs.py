@@ -66,6 +66,20 @@ def tiny_config(tmp_path: Path, name: str = "run", steps: int = 4, every: int = 
     return path
 
 
+def _run(command: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run a command in its own process group; on timeout kill the whole group (torchrun's
+    workers included), so that a hung test leaves nothing running."""
+    process = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
 def _env() -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     env.pop("WORLD_SIZE", None)
@@ -87,7 +101,9 @@ def test_real_data_configs_name_the_missing_folder(tmp_path):
     davis = sorted((ROOT / "configs").glob("*davis*.toml"))
     assert davis, "the Colab DAVIS config is missing"
     with pytest.raises(ConfigError, match="davis2017 folder .* does not exist.*download dataset"):
-        load_config(davis[0], {"data.root": str(tmp_path / "nowhere")})
+        load_config(davis[0], {"data.root": str(tmp_path / "nowhere"), "model.init_weights": ""})
+    with pytest.raises(ConfigError, match="download checkpoint aott --stage PRE"):
+        load_config(davis[0], {"model.init_weights": str(tmp_path / "AOTT_PRE.pth")})
 
 
 @pytest.mark.parametrize(
@@ -137,6 +153,27 @@ def test_config_file_errors(tmp_path):
     bad.write_text("[optim\nsteps = 3")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_history_plot_and_log_reading(tmp_path):
+    from aot_edu.train import LOG_FIELDS, plot_history, read_log
+
+    rows = [{"step": s, "loss": 1.0 / s, "loss_ref": 0.5, "loss_frames": 0.5, "iou": 0.1 * s,
+             "lr": 1e-4, "encoder_lr": 1e-5, "top_k": 1.0, "aux_weight": 1.0, "feedback": 0,
+             "grad_norm": 1.0, "time": s} for s in range(1, 6)]
+    import csv
+
+    with open(tmp_path / "log.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    (tmp_path / "eval.csv").write_text("step,J&F,J,F,videos,objects\n5,0.5,0.4,0.6,2,5\n")
+    log = read_log(tmp_path / "log.csv")
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5] and log[1]["loss"] == 0.5
+    figure = plot_history(tmp_path, title="t")
+    assert len(figure.axes) == 3
+    assert len(figure.axes[1].lines) == 2  # training IoU and held-out J&F
+    assert read_log(tmp_path / "missing.csv") == []
 
 
 # --- the clip stream -------------------------------------------------------------------------------
@@ -234,7 +271,7 @@ def test_a_run_refuses_to_overwrite_or_mix_configurations(tmp_path):
 def test_sigkill_then_restart_continues_to_the_same_weights(tmp_path):
     """Kill a CLI run with SIGKILL after its first checkpoint; the restart resumes there and
     ends with exactly the weights of an uninterrupted run."""
-    steps, every = 12, 3
+    steps, every = 9, 3
     killed = tiny_config(tmp_path, "killed", steps=steps, every=every)
     command = [sys.executable, "-m", "aot_edu.cli", "train", "--config", str(killed), "--quiet"]
     process = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL,
@@ -251,7 +288,7 @@ def test_sigkill_then_restart_continues_to_the_same_weights(tmp_path):
     logged = len((tmp_path / "killed" / "log.csv").read_text().splitlines()) - 1
     assert logged >= saved  # the log may run ahead of the checkpoint; the restart trims it
 
-    finished = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
+    finished = _run(command)
     assert finished.returncode == 0, finished.stderr
     resumed = load_checkpoint(checkpoint)
     assert resumed["step"] == steps
@@ -273,7 +310,7 @@ def test_two_gloo_processes_stay_in_sync_and_equal_accumulation(tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
                "--standalone", "-m", "aot_edu.cli", "train", "--config", str(config),
                "--quiet", "--set", "model.droppath=0.0"]
-    done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
+    done = _run(command)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["world_size"] == 2

@@ -1,0 +1,521 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # 05 · Training AOT: the recipe, and a model that learns on a CPU
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/aot-edu/aot-edu/blob/main/notebooks/05_training.ipynb)
+#
+# The earlier notebooks ran AOT with the official weights. Here we train it ourselves. Training
+# AOT is running it on a short clip exactly as it runs on a video - a reference frame becomes
+# the memory, the next frames are matched against it, and each prediction becomes memory for
+# the next frame - and comparing every prediction with the ground truth. What the paper adds
+# (Sec. 5 and appendix A.1.2) is a recipe:
+#
+# | piece | value | where below |
+# |---|---|---|
+# | clip | 5 frames: reference + 4, predictions fed back | §3 |
+# | loss | 0.5 bootstrapped cross-entropy + 0.5 soft Jaccard | §1 |
+# | identities | a fresh random permutation per sample and step (Eq. 3) | §3 |
+# | optimiser | AdamW, warm-up, polynomial decay (power 0.9) to 2e-5, encoder x0.1 | §2 |
+# | averaging | exponential moving average (EMA) of the weights | §2 |
+# | regularisation | stochastic depth 0.1 in the LSTT, frozen BatchNorm, frozen first encoder stages | §3 |
+#
+# All of it lives in `aot_edu.train`; we read the code, re-derive the key lines from scratch,
+# then train AOT-T on synthetic videos on this machine and watch it segment videos it has
+# never seen.
+
+# %%
+# On Colab: fetch and install the course (a plain script, so this file also runs as Python).
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    if not os.path.isdir("/content/aot-edu"):
+        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/aot-edu/aot-edu",
+                        "/content/aot-edu"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/aot-edu"],
+                   check=True)
+    sys.path.insert(0, "/content/aot-edu")
+
+# %%
+import inspect
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from IPython.display import Markdown, display
+from matplotlib.figure import Figure
+
+import aot_edu
+from aot_edu import train as T
+from aot_edu.course import setup
+from aot_edu.data import SyntheticVideos, collate, davis_palette
+
+settings = setup()
+if settings.device.type == "cpu":
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def show_source(obj) -> None:
+    """Print a function's code from the package."""
+    display(Markdown(f"```python\n{inspect.getsource(obj)}```"))
+
+
+PALETTE = davis_palette().reshape(-1, 3)
+
+
+def overlay(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """Colour the labelled pixels of an ``[H, W, 3]`` frame (DAVIS palette)."""
+    labels = np.asarray(labels).astype(np.int64)
+    colours = PALETTE[labels % len(PALETTE)].astype(np.float32)
+    mix = np.where(labels[..., None] > 0, (1 - alpha) * frame + alpha * colours, frame)
+    return mix.astype(np.uint8)
+
+
+# %% [markdown]
+# ## 0 · A training sample
+#
+# Every sample is a clip of `T = 5` frames and their label maps; frame 0 is the reference
+# frame whose mask the model is given. The synthetic videos of `aot_edu.data` have textured
+# shapes that move, turn and change size, and look-alike distractors (same shape, texture and
+# colours, label 0) that only memory and position can tell apart.
+
+# %%
+size = 97  # 16 * 6 + 1: AOT's stride-16 grid lines up exactly
+videos = SyntheticVideos(64, num_frames=5, size=size, num_objects=(2, 3), num_distractors=(1, 1), seed=0)
+sample = videos[3]
+print({k: (tuple(v.shape), v.dtype) if torch.is_tensor(v) else v for k, v in sample.items()})
+
+fig = Figure(figsize=(11, 2.4), layout="constrained")
+for t, ax in enumerate(fig.subplots(1, 5)):
+    frame = sample["frames"][t].permute(1, 2, 0).numpy()
+    ax.imshow(overlay(frame, sample["masks"][t].numpy()))
+    ax.set_title("reference (mask given)" if t == 0 else f"frame {t}: to predict")
+    ax.axis("off")
+fig
+
+# %% [markdown]
+# ## 1 · The losses
+#
+# ### Bootstrapped cross-entropy
+#
+# Most pixels of a frame are easy (deep inside the background or an object). The
+# bootstrapped cross-entropy averages the per-pixel cross-entropy only over the hardest
+# fraction `k` of the pixels,
+#
+# $$\mathcal{L}_{\text{CE}} = \frac{1}{K}\sum_{i \in \text{top-}K} -\log p_{i,\,y_i},
+# \qquad K = \lfloor k \cdot HW \rfloor ,$$
+#
+# with `k` annealed from 100 % to 15 %: linearly over the first half of training (the official
+# `TRAIN_TOP_K_PERCENT_PIXELS = 0.15`, `TRAIN_HARD_MINING_RATIO = 0.5`).
+
+# %%
+show_source(T.hardest_pixels)
+show_source(T.bootstrapped_cross_entropy)
+
+# %% [markdown]
+# The same from scratch: per-pixel `-log p` of the true class with `log_softmax` and `gather`,
+# sort, keep the `K` largest, average. To have something to look at we fake an imperfect
+# prediction: the ground truth of frame 1, blurred and shifted by 3 pixels, as if the model
+# lagged behind the motion.
+
+# %%
+labels = sample["masks"][1:2]  # [1, H, W]
+n = sample["obj_num"]
+one_hot = F.one_hot(labels, n + 1).permute(0, 3, 1, 2).float()
+blurred = F.avg_pool2d(torch.roll(one_hot, shifts=(3, 3), dims=(2, 3)), 7, stride=1, padding=3)
+logits = 6.0 * blurred  # confident where the shifted mask is solid, unsure near its edges
+
+pixel_loss = -F.log_softmax(logits, dim=1).gather(1, labels[:, None])[:, 0]  # [1, H, W]
+K = int(0.15 * pixel_loss.numel())
+mine = pixel_loss.flatten().sort(descending=True).values[:K].mean()
+package = T.bootstrapped_cross_entropy(logits, labels, 0.15)
+print(f"by hand {mine:.6f}   package {package.item():.6f}")
+assert torch.allclose(mine, package[0], atol=1e-6)
+
+# %% [markdown]
+# Which pixels does it keep? At 100 % every pixel counts and the big easy regions dominate
+# the average; at 15 % only the boundaries and the mistakes of the lagging prediction remain.
+
+# %%
+fig = Figure(figsize=(11, 2.6), layout="constrained")
+axes = fig.subplots(1, 4)
+axes[0].imshow(pixel_loss[0], cmap="magma")
+axes[0].set_title("per-pixel cross-entropy")
+for ax, fraction in zip(axes[1:], (1.0, 0.5, 0.15), strict=True):
+    _, kept = T.hardest_pixels(pixel_loss, fraction)
+    ax.imshow(overlay(sample["frames"][1].permute(1, 2, 0).numpy(), kept[0].numpy().astype(int) * 2))
+    ax.set_title(f"k = {fraction:.0%}: loss {T.bootstrapped_cross_entropy(logits, labels, fraction).item():.3f}")
+for ax in axes:
+    ax.axis("off")
+fig.savefig(settings.figures_dir / "05_hardest_pixels.png", dpi=100)
+fig
+
+# %% [markdown]
+# ### Soft Jaccard
+#
+# The second half of the loss optimises the IoU directly, with probabilities `p_c` instead of
+# hard masks, for every class `c` (background included) present in the ground truth `g_c`:
+#
+# $$\mathcal{L}_{J} = \frac{1}{|C|}\sum_{c \in C} \Big(1 - \frac{\sum p_c g_c}{\sum p_c g_c +
+# \sum p_c (1 - g_c) + \sum (1 - p_c) g_c}\Big).$$
+#
+# Small objects count as much as large ones here, which the pixel average of the
+# cross-entropy does not do. The frame loss is `0.5 * CE + 0.5 * Jaccard`.
+
+# %%
+show_source(T.soft_jaccard_loss)
+
+# %%
+p = torch.softmax(logits, dim=1)
+by_hand = []
+for c in range(n + 1):
+    g = (labels == c).float()
+    inter, fp, fn = (p[:, c] * g).sum(), (p[:, c] * (1 - g)).sum(), ((1 - p[:, c]) * g).sum()
+    by_hand.append(1 - inter / (inter + fp + fn + 1e-6))
+mine = torch.stack(by_hand).mean()
+print(f"by hand {mine:.6f}   package {T.soft_jaccard_loss(logits, labels).item():.6f}")
+assert torch.allclose(mine, T.soft_jaccard_loss(logits, labels)[0], atol=1e-6)
+
+# %% [markdown]
+# **Exercise 1.** A run of 100,000 steps (the paper's). What fraction of the pixels does the
+# bootstrapped cross-entropy keep at step 20,000? Write it as a formula in `step`, then run the
+# cell: it checks your answer against `aot_edu.train.hard_mining_fraction`.
+
+# %%
+def my_fraction(step: int, total: int = 100_000) -> float | None:
+    return None  # your formula here
+
+
+answer = my_fraction(20_000)
+if answer is None:
+    print("not answered yet: replace `return None` with your formula")
+else:
+    expected = T.hard_mining_fraction(20_000, 100_000)
+    print("correct!" if math.isclose(answer, expected, rel_tol=1e-9) else
+          f"not quite: {answer} (expected {expected:.4f})")
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# The hard-mining phase lasts `0.5 * total = 50,000` steps; at step 20,000 it is
+# `r = 20,000 / 50,000 = 0.4` of the way, so the kept fraction is
+# `r * 0.15 + (1 - r) = 0.06 + 0.6 = 0.66`:
+#
+# ```python
+# def my_fraction(step, total=100_000):
+#     r = min(1.0, step / (0.5 * total))
+#     return r * 0.15 + (1 - r)
+# ```
+# </details>
+
+# %% [markdown]
+# ## 2 · The schedule and the moving average
+#
+# The learning rate rises linearly from `min_lr` during a warm-up (5 % of the steps), then
+# decays polynomially,
+#
+# $$\text{lr}(s) = \text{lr}_{\min} + (\text{lr}_0 - \text{lr}_{\min})\Big(1 - \frac{s}{S + 1}\Big)^{0.9},$$
+#
+# with `s, S` counted from the end of the warm-up; the encoder gets
+# `lr_min + 0.1 (lr - lr_min)`. Pre-training uses `lr_0 = 4e-4` (weight decay 0.03), main
+# training `2e-4` (0.07); `lr_min = 2e-5`. Three more things change with the step: the kept
+# fraction `k`, the weight of the reference frame's own loss (an auxiliary loss the official
+# code adds, 1 -> 0 over the run) and, from half-way on, whether predictions or ground-truth
+# masks are fed back as memory (more on that in §3). `plan_step` gathers them.
+
+# %%
+show_source(T.poly_lr)
+
+# %%
+official = T.load_config({})  # the defaults are the official main training (100,000 steps)
+steps = np.arange(0, official.optim.steps, 100)
+plans = [T.plan_step(int(s), official) for s in steps]
+# the polynomial decay from scratch, checked against the package
+o = official.optim
+warm = o.warmup_ratio * o.steps
+mine = [o.min_lr + (o.lr - o.min_lr) * (s / warm if s < warm else (1 - (s - warm) / (o.steps - warm + 1)) ** 0.9)
+        for s in steps]
+assert np.allclose(mine, [p.lr for p in plans])
+
+fig = Figure(figsize=(11, 2.8), layout="constrained")
+ax_lr, ax_k = fig.subplots(1, 2)
+ax_lr.plot(steps, [p.lr for p in plans], label="LSTT, decoder, ID bank")
+ax_lr.plot(steps, [p.encoder_lr for p in plans], label="encoder")
+ax_lr.set(xlabel="step", ylabel="learning rate", title="learning rate (official main training)")
+ax_k.plot(steps, [p.fraction for p in plans], label="kept fraction k (bootstrapped CE)")
+ax_k.plot(steps, [p.aux_weight for p in plans], label="weight of the reference frame's loss")
+ax_k.plot(steps, [float(p.use_prev_pred) for p in plans], "--", label="predictions fed back")
+ax_k.set(xlabel="step", title="the other schedules")
+for ax in (ax_lr, ax_k):
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+fig.savefig(settings.figures_dir / "05_schedule.png", dpi=100)
+fig
+
+# %% [markdown]
+# **EMA.** The weights that are saved and released are an exponential moving average of the
+# trained weights: after the `n`-th step, `shadow <- shadow - (1 - d)(shadow - w)` with
+# `d = min(decay, (1 + n) / (10 + n))` and `decay = 1 - 1 / (0.1 * total_steps)` (0.9999 for
+# 100,000 steps). The `(1 + n) / (10 + n)` term lets the average forget the random start
+# quickly. A noisy parameter shows what it does:
+
+# %%
+show_source(T.ModelEMA.update)
+
+# %%
+param = torch.nn.Linear(1, 1, bias=False)
+ema = T.ModelEMA(param, decay=T.ema_decay(300, 0.1))
+rng = np.random.default_rng(0)
+raw, averaged = [], []
+for step in range(300):
+    with torch.no_grad():
+        param.weight.fill_(1 - math.exp(-step / 60) + 0.15 * rng.standard_normal())
+    ema.update(param)
+    raw.append(param.weight.item())
+    averaged.append(ema.shadow["weight"].item())
+fig = Figure(figsize=(6, 2.6), layout="constrained")
+ax = fig.subplots()
+ax.plot(raw, color="0.7", label="weight after each step")
+ax.plot(averaged, label=f"EMA (decay {ema.decay:.3f})")
+ax.set(xlabel="step")
+ax.legend(fontsize=8)
+fig
+
+# %% [markdown]
+# ## 3 · One clip through the model
+#
+# `sequence_loss` is the training forward pass (the official `AOTEngine.forward`): encode the
+# 5 frames in one batch; give the reference frame's mask to the identity bank with this
+# sample's random identity assignment (Eq. 3); then for frames 1-4 propagate, decode, compute
+# the loss, and feed the prediction back. The prediction is an arg-max label map, so no
+# gradient flows through it - the model learns to segment frame `t` given whatever its memory
+# holds, including its own earlier mistakes, just as at test time.
+#
+# Two details from the official code: for the first half of training the **ground-truth**
+# masks are fed back instead (teacher forcing), and while predictions are fed back the
+# identity bank is frozen (`detached_identity_bank`). AOT-L also adds a frame to the long-term
+# memory every `long_term_gap_train = 2` frames; AOT-T/S/B never do.
+
+# %%
+show_source(T.sequence_loss)
+
+# %%
+torch.manual_seed(0)
+model = aot_edu.model.AOT(aot_edu.model.get_config("aott"))
+batch = collate([videos[i] for i in range(2)])
+assignment = aot_edu.identity.random_assignment(2, model.max_obj_num + 1)
+print("objects:", batch["obj_num"].tolist(), "\nidentities (row b: identity of background, object 1, 2, ...):\n",
+      assignment)
+model.train()
+out = T.sequence_loss(model, batch["frames"], batch["masks"], batch["obj_num"].tolist(), assignment,
+                      fraction=1.0, aux_weight=1.0, use_prev_pred=True)
+out.loss.backward()
+print("loss", round(out.loss.item(), 3), "| per frame (0 = reference):",
+      [round(x, 3) for x in out.frame_losses.tolist()])
+print("predictions", tuple(out.predictions.shape))
+print("gradient reaches the LSTT:", model.LSTT.layers[0].linear_V.weight.grad is not None,
+      "| the frozen identity bank:", model.patch_wise_id_bank.weight.grad is not None)
+assert model.patch_wise_id_bank.weight.grad is None and out.frame_losses.shape == (5,)
+
+# %% [markdown]
+# **Exercise 2.** With `long_term_gap_train = 2` (AOT-L), a 5-frame clip and predictions fed
+# back, which frames are in the long-term memory when frame 4 is segmented? Give the frame
+# indices; the cell checks them by running `AOTEngine` itself (which counts its memory frames).
+
+# %%
+my_long_term = None  # e.g. [0, 1]
+
+from aot_edu.engine import AOTEngine  # noqa: E402
+
+with torch.no_grad():
+    enc = model.encode_image(aot_edu.engine.normalize(batch["frames"][:, 0]))
+    engine = AOTEngine(model, long_term_gap=2)
+    ones = aot_edu.identity.one_hot_labels(batch["masks"][:, 0], 11)
+    engine.add_reference_frame(enc, ones, batch["obj_num"].tolist())
+    for _ in range(1, 4):  # frames 1, 2, 3 are propagated and fed back before frame 4
+        engine.propagate(enc)
+        engine.update_memory(ones)
+# the rule the engine applies, frame by frame: join when >= gap frames after the last that did
+expected, last = [0], 0
+for t in range(1, 4):
+    if t - last >= 2:
+        expected, last = expected + [t], t
+assert engine.long_term_frames == len(expected)  # the engine agrees with the rule
+if my_long_term is None:
+    print("not answered yet: set my_long_term to a list of frame indices")
+else:
+    print("correct!" if sorted(my_long_term) == expected else
+          f"not quite: the long-term memory holds {engine.long_term_frames} frames")
+
+# %% [markdown]
+# <details><summary>Solution</summary>
+#
+# `[0, 2]`: the reference frame, and frame 2 (a frame joins when it is at least 2 frames after
+# the last one that did: frame 1 is 1 after frame 0, frame 2 is 2 after; frame 3 is only 1 after
+# frame 2). Frame 3 is the short-term memory. AOT-T/S/B (gap 9999) keep only frame 0.
+# </details>
+
+# %% [markdown]
+# ## 4 · One optimiser step, on one process or many
+#
+# `train_step` runs the micro-batches of one step (gradient accumulation: each micro-batch's
+# loss is divided by their number, so the step equals one over the whole batch), unscales the
+# gradients (mixed precision on GPUs), clips them to norm 5 and steps AdamW. Under `torchrun`
+# the same code runs in every process inside DistributedDataParallel, which averages the
+# gradients once per step; the paper's batch of 16 is split over processes x accumulation
+# steps:
+#
+# ```
+# torchrun --nproc_per_node=4 -m aot_edu.cli train --config configs/davis2017_colab.toml
+# ```
+#
+# Which clips a process reads at a step, and every random draw of the step (identity
+# permutations, stochastic depth), are functions of `(seed, step)` - which is what makes a
+# stopped run continue exactly where it stopped.
+
+# %%
+show_source(T.train_step)
+
+# %% [markdown]
+# ## 5 · Train AOT-T on this machine
+#
+# `configs/quick_cpu.toml` trains AOT-T from scratch (no ImageNet weights: they cannot be
+# downloaded everywhere) on synthetic videos. Its choices are the recipe's except where a few
+# minutes of CPU call for something else - each is commented in the file. Starting from a
+# random encoder needs one addition: the paper never trains without ImageNet weights, and a
+# random MobileNetV2 with frozen, identity BatchNorm lets its activations fade to zero by the
+# 1/16 stage. `calibrate_frozen_batchnorm` gives every frozen BatchNorm the statistics of its
+# own input on the first clips, and `calibrate_projection` centres the projected features so
+# that tokens do not all look alike to the attention:
+
+# %%
+show_source(T.calibrate_frozen_batchnorm)
+
+# %%
+probe = aot_edu.model.AOT(aot_edu.model.get_config("aott")).eval()
+images = aot_edu.engine.normalize(torch.cat([videos[i]["frames"] for i in range(4)]))
+with torch.no_grad():
+    before = [f.std().item() for f in probe.encoder(images)[:3]]
+    T.calibrate_frozen_batchnorm(probe.encoder, images)
+    after = [f.std().item() for f in probe.encoder(images)[:3]]
+print("activation std at 1/4, 1/8, 1/16 - identity BatchNorm:", np.round(before, 4),
+      "| calibrated:", np.round(after, 2))
+assert after[2] > 100 * before[2]
+
+# %% [markdown]
+# In quick mode (CI, a laptop) we train for a few dozen steps to see the loss fall; with
+# `AOT_EDU_MODE=full` (or on a GPU) the cell trains the whole configuration (about 10 minutes on
+# 2 CPU cores). A run that exists already is continued or, if finished, just loaded.
+
+# %%
+config_path = settings.root / "configs" / "quick_cpu.toml"
+print(config_path.read_text())
+
+# %%
+quick_changes = {"optim.steps": 80, "eval.num_videos": 3, "eval.every": 0,
+                 "run.checkpoint_every": 40}
+changes = settings.pick(quick=quick_changes, full={})
+run_name = settings.pick(quick="nb05_quick", full="quick_cpu")
+changes |= {"run.output_dir": (settings.root / "runs" / run_name).as_posix(),
+            "run.device": "cuda" if settings.device.type == "cuda" else "cpu"}
+result = T.train(config_path, changes)
+print(f"{result.step} steps, {result.train_time / 60:.1f} min of training; held-out "
+      f"J&F {result.metrics['J&F']:.3f} (J {result.metrics['J']:.3f}, F {result.metrics['F']:.3f})")
+assert result.step == result.config.optim.steps and 0 <= result.metrics["J&F"] <= 1
+
+# %% [markdown]
+# The run folder holds the CSV log, the curves and two weight files: `checkpoint.pt` (the
+# whole training state) and `model_ema.pt` (the averaged weights, the ones to use). Both load
+# with `aot_edu.build_model` like an official checkpoint.
+
+# %%
+fig = T.plot_history(result.run_dir, title=f"{result.config.name}: AOT-T from scratch")
+fig.savefig(settings.figures_dir / "05_training_curves.png", dpi=100)
+fig
+
+# %%
+state = T.load_checkpoint(result.checkpoint)
+print(sorted(state))
+print("step", state["step"], "| data position", state["data_position"],
+      "| random states of ranks", len(state["rng"]))
+rows = result.history()
+first, last = np.mean([r["loss"] for r in rows[:5]]), np.mean([r["loss"] for r in rows[-5:]])
+print(f"mean loss of the first 5 steps {first:.3f}, of the last 5 {last:.3f}")
+assert last < first  # it learns
+
+# %% [markdown]
+# Checkpoints are written to a temporary file and renamed (`os.replace`), so a run killed at
+# any moment - even with `kill -9` - keeps its last complete checkpoint, and the same command
+# continues from it (the tests check that the weights then equal those of an uninterrupted
+# run). Calling `train` again on a finished run returns at once:
+
+# %%
+again = T.train(config_path, changes)
+assert again.resumed_from == result.step and again.metrics == result.metrics
+print("loaded the finished run; nothing retrained")
+
+# %% [markdown]
+# ## 6 · The trained model on videos it has never seen
+#
+# The held-out videos have their own seed and 3-4 objects. `aot_edu.segment` runs the
+# trained model exactly as it runs the official weights.
+
+# %%
+trained = result.load_model(device=settings.device)
+held_out = T.eval_videos(result.config)
+frames, truth = held_out.video(0)
+pred = aot_edu.segment(frames, truth[0], trained).masks
+show = [0, len(frames) // 3, 2 * len(frames) // 3, len(frames) - 1]
+fig = Figure(figsize=(11, 4.6), layout="constrained")
+axes = fig.subplots(2, len(show))
+for ax, t in zip(axes[0], show, strict=True):
+    ax.imshow(overlay(frames[t], truth[t]))
+    ax.set_title(f"ground truth, frame {t}")
+for ax, t in zip(axes[1], show, strict=True):
+    ax.imshow(overlay(frames[t], pred[t]))
+    ax.set_title(f"prediction, frame {t}")
+for ax in axes.flat:
+    ax.axis("off")
+fig.savefig(settings.figures_dir / "05_trained_segmentation.png", dpi=100)
+fig
+
+# %%
+from aot_edu.metrics import evaluate_sequence  # noqa: E402
+
+j, f = evaluate_sequence(truth, pred)
+print(f"this video: J {j.mean():.3f}, F {f.mean():.3f} over {j.shape[0]} objects "
+      f"(first and last frames not scored, DAVIS protocol)")
+print(f"all {result.metrics['videos']} held-out videos: J&F {result.metrics['J&F']:.3f}")
+
+# %% [markdown]
+# In quick mode the model has seen only a few dozen batches, so expect rough masks. The full
+# configuration reaches the J&F recorded in `bench/RESULTS.md` (`bench/bench_training.py`
+# trains it and one ablation of the paper's Table 3: AOT-S's two LSTT blocks against AOT-T's
+# one, at the same budget).
+#
+# ## 7 · On a GPU: DAVIS 2017
+#
+# `configs/davis2017_colab.toml` is the main-training stage on DAVIS 2017 train, starting from
+# the official pre-trained AOT-T (`aot-edu download checkpoint aott --stage PRE`), batch 8 at
+# 465 x 465 with mixed precision: about an hour on a Colab GPU. If Colab disconnects, run the
+# same command again - the run continues from its last checkpoint.
+#
+# ```
+# aot-edu download dataset davis2017 --part trainval
+# aot-edu download checkpoint aott --stage PRE
+# aot-edu train --config configs/davis2017_colab.toml
+# ```
+#
+# **What we saw.** Training AOT is inference with a loss: the same engine, memories and
+# identity assignment, on 5-frame clips with predictions fed back. The recipe around it - hard
+# pixels, IoU loss, warm-up and polynomial decay, a slower encoder, EMA, stochastic depth -
+# is a handful of small functions, each checked here against a derivation by hand.
