@@ -163,14 +163,16 @@ def jaccard(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None) ->
 def boundary_radius(shape: Sequence[int], bound_th: float = BOUND_TH) -> int:
     """Boundary tolerance in pixels: ``ceil(bound_th * diagonal)``, or ``bound_th`` if >= 1.
 
-    480 x 854 (DAVIS 480p) gives 8.
+    480 x 854 (DAVIS 480p) gives 8; ``bound_th = 0`` asks for exact positions.
     """
     if bound_th >= 1:
         if bound_th != int(bound_th):
-            raise ValueError(f"a pixel tolerance bound_th >= 1 must be a whole number, got {bound_th}")
+            raise ValueError(
+                f"a pixel tolerance bound_th >= 1 must be a whole number, got {bound_th}"
+            )
         return int(bound_th)
-    if bound_th <= 0:
-        raise ValueError(f"bound_th must be positive, got {bound_th}")
+    if bound_th < 0:
+        raise ValueError(f"bound_th must not be negative, got {bound_th}")
     # np.linalg.norm as in the toolkit, so that the ceil sees the very same float.
     return int(np.ceil(bound_th * np.linalg.norm(tuple(shape[:2]))))
 
@@ -454,7 +456,9 @@ class DavisEvaluation:
 
     @classmethod
     def from_scores(
-        cls, scores: Mapping[str, tuple[np.ndarray, np.ndarray]], frames: Mapping[str, Sequence[str]] | None = None
+        cls,
+        scores: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        frames: Mapping[str, Sequence[str]] | None = None,
     ) -> DavisEvaluation:
         """Build an evaluation from ``{sequence: (J [N, T], F [N, T])}`` (e.g. of :func:`evaluate_sequence`)."""
         objects = []
@@ -486,7 +490,9 @@ class DavisEvaluation:
         return "\n".join(lines) + "\n"
 
 
-def write_tables(evaluation: DavisEvaluation, out_dir: str | Path, subset: str = "val") -> dict[str, Path]:
+def write_tables(
+    evaluation: DavisEvaluation, out_dir: str | Path, subset: str = "val"
+) -> dict[str, Path]:
     """Write the toolkit's two CSV tables and a Markdown summary into ``out_dir``.
 
     Files (names and CSV columns as ``evaluation_method.py`` writes them, values with 3
@@ -544,7 +550,9 @@ def evaluate_sequence(
     if len(gt_labels) != len(pred_labels):
         raise ValueError(f"{len(gt_labels)} ground-truth frames but {len(pred_labels)} predictions")
     if len(gt_labels) < 3:
-        raise ValueError("the semi-supervised protocol needs at least 3 frames (first and last are not scored)")
+        raise ValueError(
+            "the semi-supervised protocol needs at least 3 frames (first and last are not scored)"
+        )
     num_objects = _num_objects(np.asarray(gt_labels[0]))
     j = np.zeros((num_objects, len(gt_labels) - 2))
     f = np.zeros_like(j)
@@ -604,7 +612,9 @@ def _plan(gt_root: Path, results_root: Path, names: list[str]) -> list[_Sequence
         pairs = [(gt, result_dir / gt.name) for gt in evaluated]
         absent = [result.name for _, result in pairs if not result.is_file()]
         if absent:
-            shown = ", ".join(absent[:3]) + (f" and {len(absent) - 3} more" if len(absent) > 3 else "")
+            shown = ", ".join(absent[:3]) + (
+                f" and {len(absent) - 3} more" if len(absent) > 3 else ""
+            )
             missing.append(f"{result_dir}: {shown}")
         plans.append(_SequencePlan(name, gt_files[0], pairs))
     if missing:
@@ -674,7 +684,11 @@ def evaluate_davis(
         bar = tqdm(total=sum(len(plan.frames) for plan in plans), desc="J&F", unit="frame")
     objects: list[ObjectScores] = []
     score_s = wait_s = 0.0
-    pool = ThreadPoolExecutor(read_threads, thread_name_prefix="read_mask") if read_threads > 0 else None
+    pool = (
+        ThreadPoolExecutor(read_threads, thread_name_prefix="read_mask")
+        if read_threads > 0
+        else None
+    )
     try:
         stream = _prefetched(pool, jobs, ahead=4 * max(read_threads, 1))
         for plan in plans:
@@ -699,11 +713,17 @@ def evaluate_davis(
                 if bar is not None:
                     bar.update()
             frames = tuple(gt.stem for gt, _ in plan.frames)
-            objects.extend(ObjectScores(plan.name, k + 1, frames, j[k], f[k]) for k in range(num_objects))
+            objects.extend(
+                ObjectScores(plan.name, k + 1, frames, j[k], f[k]) for k in range(num_objects)
+            )
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
-    timing = {"total_s": time.perf_counter() - total_start, "score_s": score_s, "read_wait_s": wait_s}
+    timing = {
+        "total_s": time.perf_counter() - total_start,
+        "score_s": score_s,
+        "read_wait_s": wait_s,
+    }
     return DavisEvaluation(objects=objects, sequences=names, timing=timing)

@@ -61,7 +61,9 @@ def iou(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None) -> flo
     return 1.0 if union == 0 else inter / union
 
 
-def f_measure(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None, bound_th: float = 0.008) -> float:
+def f_measure(
+    gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None, bound_th: float = 0.008
+) -> float:
     keep = np.ones(gt.shape, dtype=bool) if void is None else ~void.astype(bool)
     gt_b = seg2bmap(gt.astype(bool) & keep)
     pred_b = seg2bmap(pred.astype(bool) & keep)
@@ -92,7 +94,9 @@ def db_statistics(values: np.ndarray) -> tuple[float, float, float]:
         return float(mean), float(recall), float(np.nanmean(bins[0]) - np.nanmean(bins[3]))
 
 
-def sequence_scores(gt_labels: list[np.ndarray], pred_labels: list[np.ndarray], bound_th: float = 0.008):
+def sequence_scores(
+    gt_labels: list[np.ndarray], pred_labels: list[np.ndarray], bound_th: float = 0.008
+):
     """Per-object, per-frame J and F ``[N, T - 2]`` of one sequence, the toolkit's way."""
     first = gt_labels[0].copy()
     first[first == 255] = 0
@@ -212,7 +216,9 @@ def synthetic_davis(seed: int = 0) -> dict[str, tuple[list[np.ndarray], list[np.
                     continue
                 jitter = rng.normal(0, 0.05, 2) * radii[k] + rng.normal(0, 1.5, 2)
                 scale = rng.uniform(0.85, 1.15, 2) * radii[k]
-                inside = ((y - cy - jitter[0]) / scale[0]) ** 2 + ((x - cx - jitter[1]) / scale[1]) ** 2 <= 1
+                inside = ((y - cy - jitter[0]) / scale[0]) ** 2 + (
+                    (x - cx - jitter[1]) / scale[1]
+                ) ** 2 <= 1
                 pred[inside] = k + 1
             if options.get("void"):
                 edge = (np.abs(gt.astype(int) - np.roll(gt, 2, axis=1)) > 0) & (gt == 0)
