@@ -261,21 +261,21 @@ def _matched(bmap_a: np.ndarray, bmap_b: np.ndarray, radius: int) -> tuple[int, 
     levels = int(level.max()) + 1
     left = level * size + dy * stride - half  # block flush with the span's left end
     right = left + 2 * half + 1 - (1 << level)  # block flush with its right end
-    tables, points = [], []
-    for bmap in (bmap_a, bmap_b):
-        table = np.zeros((levels, height + 2 * radius, stride), dtype=bool)
-        table[0, radius : radius + height, radius : radius + width] = bmap
-        table = table.reshape(levels, size)
-        for k in range(1, levels):
-            step = 1 << (k - 1)
-            np.logical_or(table[k - 1, :-step], table[k - 1, step:], out=table[k, :-step])
-        tables.append(table.ravel())
-        flat = np.flatnonzero(bmap)
-        rows = flat // width
-        points.append(flat + rows * (stride - width) + radius * stride + radius)
+    # One table for both maps: bit 0 says "A pixel in the block", bit 1 "B pixel".
+    table = np.zeros((levels, height + 2 * radius, stride), dtype=np.uint8)
+    inner = table[0, radius : radius + height, radius : radius + width]
+    np.left_shift(bmap_b, 1, out=inner, dtype=np.uint8)
+    inner |= bmap_a
+    table = table.reshape(levels, size)
+    for k in range(1, levels):
+        step = 1 << (k - 1)
+        np.bitwise_or(table[k - 1, :-step], table[k - 1, step:], out=table[k, :-step])
+    table = table.ravel()
     counts = []
-    for base, other in ((points[0], tables[1]), (points[1], tables[0])):
-        found = other.take(base + left) | other.take(base + right)
+    for bmap, other_bit in ((bmap_a, 2), (bmap_b, 1)):
+        flat = np.flatnonzero(bmap)
+        base = flat + (flat // width) * (stride - width) + radius * stride + radius
+        found = (table.take(base + left) | table.take(base + right)) & other_bit
         counts.append(int(np.count_nonzero(found.any(axis=0))))
     return counts[0], counts[1]
 
