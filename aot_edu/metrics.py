@@ -597,9 +597,13 @@ class _SequencePlan:
     frames: list[tuple[Path, Path]]  # (ground truth, result) of the evaluated frames
 
 
+def _shorten(names: list[str], keep: int = 3) -> str:
+    return ", ".join(names[:keep]) + (f" and {len(names) - keep} more" if len(names) > keep else "")
+
+
 def _plan(gt_root: Path, results_root: Path, names: list[str]) -> list[_SequencePlan]:
     """File pairs of every evaluated frame; all missing results are reported before any work."""
-    plans, missing = [], []
+    plans, absent_sequences, absent_frames = [], [], []
     for name in names:
         gt_files = sorted((gt_root / name).glob("*.png"))
         if len(gt_files) < 3:
@@ -607,21 +611,29 @@ def _plan(gt_root: Path, results_root: Path, names: list[str]) -> list[_Sequence
                 f"{gt_root / name}: {len(gt_files)} annotated frame(s); the semi-supervised "
                 "protocol scores frames 2..T-1 and needs at least 3"
             )
-        evaluated = gt_files[1:-1]
         result_dir = results_root / name
-        pairs = [(gt, result_dir / gt.name) for gt in evaluated]
-        absent = [result.name for _, result in pairs if not result.is_file()]
-        if absent:
-            shown = ", ".join(absent[:3]) + (
-                f" and {len(absent) - 3} more" if len(absent) > 3 else ""
-            )
-            missing.append(f"{result_dir}: {shown}")
+        pairs = [(gt, result_dir / gt.name) for gt in gt_files[1:-1]]
+        if not result_dir.is_dir():
+            absent_sequences.append(name)
+        else:
+            absent = [result.name for _, result in pairs if not result.is_file()]
+            if absent:
+                absent_frames.append(f"{result_dir}: {_shorten(absent)}")
         plans.append(_SequencePlan(name, gt_files[0], pairs))
-    if missing:
-        raise FileNotFoundError(
-            "missing result frames (the protocol needs a PNG named like the ground truth for every "
-            "frame but the first and the last of each sequence):\n  " + "\n  ".join(missing)
+    problems = []
+    if absent_sequences:
+        problems.append(
+            f"no result folder in {results_root} for {len(absent_sequences)} of {len(names)} "
+            f"sequences ({_shorten(absent_sequences)}); to evaluate a subset, pass "
+            "sequences=[...] (for DAVIS: the names in ImageSets/<year>/val.txt)"
         )
+    if absent_frames:
+        problems.append(
+            "missing result frames (a PNG named like the ground truth is needed for every frame "
+            "but the first and the last):\n    " + "\n    ".join(absent_frames)
+        )
+    if problems:
+        raise FileNotFoundError("\n  ".join(["cannot evaluate:", *problems]))
     return plans
 
 
