@@ -250,9 +250,10 @@ def _matched(bmap_a: np.ndarray, bmap_b: np.ndarray, radius: int) -> tuple[int, 
     disk around ``(y, x)`` iff row ``y + dy`` of B has a pixel between ``x - w(dy)`` and
     ``x + w(dy)`` for some ``dy``. Each such span of ``2w + 1`` pixels is covered by two blocks
     of ``2^k <= 2w + 1`` pixels (one flush left, one flush right), and a table holds, for every
-    pixel and ``k``, whether the block of ``2^k`` pixels starting there has a B pixel (a sparse
-    table: level ``k`` is level ``k - 1`` OR itself shifted by ``2^(k-1)``). So every A pixel
-    is answered for every ``dy`` with two lookups, and the work over the window is a few ORs.
+    pixel and ``k``, whether the block of ``2^k`` pixels starting there has an A pixel (bit 0) or
+    a B pixel (bit 1) (a sparse table: level ``k`` is level ``k - 1`` OR itself shifted by
+    ``2^(k-1)``). So every boundary pixel is answered for every ``dy`` with two lookups, and the
+    work over the whole window is a few ORs.
     """
     height, width = bmap_a.shape
     stride = width + 2 * radius  # pad by the radius on all sides: spans never leave the array
