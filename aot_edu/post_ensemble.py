@@ -8,18 +8,27 @@ With ``N`` objects they ran the single-object network ``N`` times and merged the
 where ``A`` is an ensemble function such as the *soft aggregation* of STM. AOT's identification
 mechanism instead embeds all objects into one identity embedding and runs the network **once**
 per frame, whatever ``N`` (up to ``M = 10``). Fig. 1c compares the two: the post-ensemble's time
-and memory grow linearly with ``N``, AOT's stay flat.
+and memory grow with ``N``, AOT's stay flat.
 
-:class:`PostEnsembleSession` runs the *same* AOT network the post-ensemble way: every object is
-its own 1-object problem (identity 1 only, its own memories), and the per-object probabilities
-are merged with the soft aggregation the official code uses between object groups
-(background = product of the objects' backgrounds). It is an :class:`InferenceSession` whose
-object groups hold one object each, so every other detail (input size, memories, new objects,
-outputs) is the identification path's.
+Two sessions here run the *same* AOT network the post-ensemble way - every object a 1-object
+problem (identity 1 only, its own memories), the per-object probabilities merged with the soft
+aggregation the official code uses between object groups (background = product of the objects'
+backgrounds, then ``logit`` of the clamped probabilities):
 
-:func:`efficiency_curve` measures both strategies side by side (interleaved frame by frame, so
-that a busy machine slows both alike) for 1..10 objects; ``bench/bench_multiobject.py`` and the
-course notebooks call it.
+- :class:`PostEnsembleSession` (``post_ensemble_sequential``): objects one after another. An
+  :class:`~aot_edu.engine.InferenceSession` whose object groups hold one object each, so every
+  other detail (input size, memories, objects that appear later, outputs) is the identification
+  path's. Time grows ``N``-fold; memory only by the ``N`` sets of memories it holds.
+- :class:`ParallelPostEnsembleSession` (``post_ensemble_parallel``): the ``N`` problems as one
+  batch of ``N`` - "separately yet in parallel" (paper Sec. 1), as CFBI-style methods run. Its
+  activations and memories are ``N`` times one object's.
+
+Both encode each frame once and share the features between the objects (the encoder does not
+see the masks); Eq. 1 taken literally would also repeat the encoder per object.
+
+:func:`efficiency_curve` measures strategies side by side (interleaved frame by frame, so that a
+busy machine slows them alike) for 1..10 objects; ``bench/bench_multiobject.py`` and the course
+notebooks call it.
 """
 
 from __future__ import annotations
@@ -31,66 +40,130 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from .engine import MAX_LONG_EDGE, InferenceSession, prepare_frame
+from .engine import AOTEngine, FrameResult, InferenceSession, official_input_size, resize_labels
+from .identity import one_hot_labels
 from .model import AOT
 
 __all__ = [
     "STRATEGIES",
     "EfficiencyRow",
+    "ParallelPostEnsembleSession",
     "PostEnsembleSession",
     "efficiency_curve",
     "make_session",
     "memory_bytes",
 ]
 
-STRATEGIES = ("identification", "post_ensemble", "post_ensemble_literal")
+STRATEGIES = ("identification", "post_ensemble_parallel", "post_ensemble_sequential")
+
+
+def soft_aggregation(background: Tensor, foreground: Tensor) -> Tensor:
+    """Merge per-object probabilities into multi-object logits (the ensemble ``A`` of Eq. 1).
+
+    ``background``: ``[1, K, H, W]`` each object's background probability; ``foreground``:
+    ``[1, N, H, W]`` the objects' probabilities. Background = product of the backgrounds; the
+    merged probabilities, clamped to ``[1e-5, 1 - 1e-5]``, are turned into logits ``[1, 1+N, H,
+    W]`` (as the official code merges object groups; a softmax of these is the result).
+    """
+    merged = torch.cat([torch.prod(background, dim=1, keepdim=True), foreground], dim=1)
+    return torch.logit(merged.clamp(1e-5, 1 - 1e-5))
 
 
 class PostEnsembleSession(InferenceSession):
-    """Segment a video object by object and merge with soft aggregation (Eq. 1).
+    """Segment a video object by object and merge with soft aggregation (Eq. 1), sequentially.
 
     Same interface as :class:`~aot_edu.engine.InferenceSession` (``add_reference``,
     ``propagate``, ``update_memory``; internal labels ``0..N``). Each object gets its own
     :class:`~aot_edu.engine.AOTEngine` with one identity, hence its own long- and short-term
-    memories: ``N`` times the LSTT, decoder and memory of one object.
-
-    Args:
-        repeat_encoder: ``False`` (default): the frame is encoded once and every object's pass
-            reuses the features, the cheapest post-ensemble. ``True``: Eq. 1 taken literally -
-            the network ``F``, image encoder included, runs once per object. The encoder is
-            deterministic, so the extra passes give the same features (and the same masks); they
-            only cost time, which is what this option is for (timing experiments).
+    memories: ``N`` passes of the LSTT and decoder per frame, ``N`` sets of memories.
     """
 
     def __init__(
         self, model: AOT, long_term_gap: int | None = None, max_long_term_frames: int | None = None,
-        max_long_edge: int = MAX_LONG_EDGE, repeat_encoder: bool = False,
+        **kwargs,
     ) -> None:
-        super().__init__(model, long_term_gap, max_long_term_frames, max_long_edge)
+        super().__init__(model, long_term_gap, max_long_term_frames, **kwargs)
         self.group_size = 1  # one object per engine: a 1-object problem each
-        self.repeat_encoder = repeat_encoder
 
-    def propagate(self, frame, need_weights: bool = False):
-        if self.repeat_encoder and len(self.engines) > 1:
-            image = prepare_frame(torch.as_tensor(frame).to(self.device), self.input_size)
-            for _ in range(len(self.engines) - 1):
-                self.model.encode_image(image)  # objects 2..N: F runs again on the same frame
-        return super().propagate(frame, need_weights)
+
+class ParallelPostEnsembleSession(InferenceSession):
+    """Eq. 1 with the ``N`` 1-object problems run in parallel, as one batch of ``N``.
+
+    Sample ``k`` of the batch holds object ``k`` alone (identity 1); the frame's encoding is
+    shared (expanded to the batch). Probabilities are merged with :func:`soft_aggregation`.
+    All objects must be in the first mask (objects appearing later are not supported here; use
+    :class:`PostEnsembleSession`).
+    """
+
+    def _batch(self, enc: list[Tensor]) -> list[Tensor]:
+        return [e.expand(self.num_objects, *e.shape[1:]) for e in enc]
+
+    def _object_one_hot(self, labels_in: Tensor) -> Tensor:
+        """Input-size labels ``[1, h, w]`` -> ``[N, M+1, h, w]``: sample ``k`` = object ``k+1``."""
+        objects = torch.arange(1, self.num_objects + 1, device=labels_in.device)[:, None, None]
+        return one_hot_labels((labels_in == objects).long(), self.group_size + 1)
+
+    def add_reference(self, frame, labels, need_weights: bool = False) -> None:
+        if self.engines:
+            raise NotImplementedError(
+                "ParallelPostEnsembleSession takes the first frame's objects only; for objects "
+                "that appear later use PostEnsembleSession (one engine per object)"
+            )
+        frame = torch.as_tensor(frame)
+        labels = torch.as_tensor(labels, device=self.device).long()
+        self.frame_size = tuple(frame.shape[:2])
+        self.input_size = official_input_size(
+            *self.frame_size, self.max_long_edge, align_corners=self.model.config.align_corners
+        )
+        self.step = 0
+        self.num_objects = int(labels.max())
+        if self.num_objects < 1:
+            raise ValueError("the first mask has no object (labels 1..N)")
+        engine = AOTEngine(self.model, self.long_term_gap, self.model.config.short_term_skip,
+                           self.max_long_term_frames)
+        one_hot = self._object_one_hot(resize_labels(labels[None], self.input_size))
+        engine.add_reference_frame(self._batch(self._encode(frame)), one_hot,
+                                   [1] * self.num_objects, step=0, need_weights=need_weights)
+        self.engines = [engine]
+
+    def propagate(self, frame, need_weights: bool = False) -> FrameResult:
+        if not self.engines:
+            raise RuntimeError("call add_reference with the first frame and its mask first")
+        frame = torch.as_tensor(frame)
+        if tuple(frame.shape[:2]) != self.frame_size:
+            raise ValueError(f"frame is {tuple(frame.shape[:2])}, the video is {self.frame_size}")
+        self.step += 1
+        enc = self._batch(self._encode(frame))
+        engine = self.engines[0]
+        out = engine.propagate(enc, need_weights)
+        probs = torch.softmax(engine.decode(enc, self.frame_size, channels=2), dim=1)  # [N, 2]
+        logits = soft_aggregation(probs[None, :, 0], probs[None, :, 1])
+        probs = torch.softmax(logits, dim=1)
+        attention = [out.attention] if need_weights else None
+        return FrameResult(logits, probs, probs.max(dim=1).indices[0], attention)
+
+    def update_memory(self, labels) -> None:
+        labels = torch.as_tensor(labels, device=self.device).long()
+        labels_in = resize_labels(labels[None], self.input_size)
+        self.engines[0].update_memory(self._object_one_hot(labels_in))
 
 
 def make_session(
     strategy: str, model: AOT, long_term_gap: int | None = None,
     max_long_term_frames: int | None = None,
 ) -> InferenceSession:
-    """An inference session for ``strategy``: ``identification`` (AOT), ``post_ensemble``
-    (Eq. 1, shared image encoder) or ``post_ensemble_literal`` (Eq. 1, encoder per object)."""
-    if strategy == "identification":
-        return InferenceSession(model, long_term_gap, max_long_term_frames)
-    if strategy in ("post_ensemble", "post_ensemble_literal"):
-        return PostEnsembleSession(model, long_term_gap, max_long_term_frames,
-                                   repeat_encoder=strategy == "post_ensemble_literal")
-    raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+    """An inference session for ``strategy`` (see :data:`STRATEGIES`): ``identification``
+    (AOT), ``post_ensemble_parallel`` or ``post_ensemble_sequential`` (Eq. 1)."""
+    sessions = {
+        "identification": InferenceSession,
+        "post_ensemble_parallel": ParallelPostEnsembleSession,
+        "post_ensemble_sequential": PostEnsembleSession,
+    }
+    if strategy not in sessions:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+    return sessions[strategy](model, long_term_gap, max_long_term_frames)
 
 
 def memory_bytes(session: InferenceSession) -> int:
@@ -132,7 +205,7 @@ def efficiency_curve(
     frames: np.ndarray | torch.Tensor,
     labels: np.ndarray | torch.Tensor,
     object_counts: Iterable[int] = range(1, 11),
-    strategies: Sequence[str] = ("identification", "post_ensemble"),
+    strategies: Sequence[str] = STRATEGIES,
     warmup: int = 1,
     progress: bool = False,
 ) -> list[EfficiencyRow]:

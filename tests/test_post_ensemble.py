@@ -9,6 +9,7 @@ import torch
 from aot_edu import build_model
 from aot_edu.engine import InferenceSession
 from aot_edu.post_ensemble import (
+    ParallelPostEnsembleSession,
     PostEnsembleSession,
     efficiency_curve,
     make_session,
@@ -75,34 +76,34 @@ def test_several_objects_follow_eq1_with_soft_aggregation(model):
             assert torch.equal(ours[t - 1].labels, labels)
 
 
-def test_literal_eq1_runs_the_encoder_once_per_object_with_the_same_result(model):
-    frames, first = clip(), stripes(n=3)
-    calls = []
-    hook = model.encoder.register_forward_hook(lambda *_: calls.append(1))
-    try:
-        literal = run(make_session("post_ensemble_literal", model), frames, first)
-        after_literal = len(calls)
-        shared = run(make_session("post_ensemble", model), frames, first)
-    finally:
-        hook.remove()
-    # reference frame once each; 3 propagated frames: 3 objects x 3 (literal) vs 1 x 3 (shared)
-    assert after_literal == 1 + 3 * 3 and len(calls) - after_literal == 1 + 3
-    for a, b in zip(literal, shared, strict=True):
-        assert torch.equal(a.labels, b.labels)
+def test_parallel_post_ensemble_is_the_same_computation_as_a_batch(model):
+    frames, first = clip(5), stripes(n=3)
+    parallel = run(make_session("post_ensemble_parallel", model), frames, first)
+    sequential = run(make_session("post_ensemble_sequential", model), frames, first)
+    for a, b in zip(parallel, sequential, strict=True):
+        torch.testing.assert_close(a.probs, b.probs, atol=1e-5, rtol=1e-4)
+        assert (a.labels != b.labels).float().mean() < 1e-3  # batched kernels round differently
+    session = ParallelPostEnsembleSession(model)
+    run(session, frames[:2], first)
+    (engine,) = session.engines
+    assert engine.obj_nums == [1, 1, 1] and engine.long_term[0][0].shape[1] == 3  # batch of 3
+    with pytest.raises(NotImplementedError, match="PostEnsembleSession"):
+        session.add_reference(frames[1], first)
 
 
 def test_memory_grows_with_objects_only_under_post_ensemble(model):
-    frames = clip(3)
+    frames = clip(2)
     held = {}
-    for n in (1, 2, 4):
-        for strategy in ("identification", "post_ensemble"):
+    strategies = ("identification", "post_ensemble_parallel", "post_ensemble_sequential")
+    for n in (1, 3):
+        for strategy in strategies:
             session = make_session(strategy, model)
             run(session, frames, stripes(n=n))
             held[strategy, n] = memory_bytes(session)
-    assert held["identification", 1] == held["identification", 4]
-    assert held["post_ensemble", 1] == held["identification", 1]
-    assert held["post_ensemble", 4] == 4 * held["post_ensemble", 1]
-    assert held["post_ensemble", 2] == 2 * held["post_ensemble", 1]
+    assert held["identification", 1] == held["identification", 3]
+    for strategy in strategies[1:]:
+        assert held[strategy, 1] == held["identification", 1]
+        assert held[strategy, 3] == 3 * held[strategy, 1]
 
 
 def test_new_objects_get_their_own_engine(model):
@@ -119,12 +120,15 @@ def test_new_objects_get_their_own_engine(model):
 
 
 def test_efficiency_curve_rows(model):
-    rows = efficiency_curve(model, clip(4), stripes(n=3), object_counts=[1, 3], warmup=1)
+    rows = efficiency_curve(model, clip(4), stripes(n=3), object_counts=[1, 3], warmup=1,
+                            strategies=("identification", "post_ensemble_sequential"))
     assert [(r.strategy, r.objects) for r in rows] == [
-        ("identification", 1), ("post_ensemble", 1), ("identification", 3), ("post_ensemble", 3)]
+        ("identification", 1), ("post_ensemble_sequential", 1),
+        ("identification", 3), ("post_ensemble_sequential", 3)]
     assert all(r.frames == 2 and r.ms_per_frame > 0 and r.fps > 0 for r in rows)
     by = {(r.strategy, r.objects): r for r in rows}
-    assert by["post_ensemble", 3].memory_mb == pytest.approx(3 * by["post_ensemble", 1].memory_mb)
+    assert by["post_ensemble_sequential", 3].memory_mb == pytest.approx(
+        3 * by["post_ensemble_sequential", 1].memory_mb)
     assert by["identification", 3].memory_mb == by["identification", 1].memory_mb
     assert all(r.peak_mb is None for r in rows)  # CPU: no allocator statistics
 
