@@ -114,7 +114,9 @@ def load_note(before: float, after: float, threads: int, device: torch.device) -
     """Say how busy the machine was: timings taken beside other work are not to be quoted."""
     cores = os.cpu_count() or 1
     busy = max(before, after)
-    if device.type == "cpu" and busy > max(cores - threads, 0) + threads * 0.5:
+    # the run's own threads count in the load average: more than the cores (plus a margin)
+    # means other work competed for them
+    if device.type == "cpu" and busy > max(cores, threads) + 0.5:
         return (f"**The machine was busy with other work during this run (1-minute load average "
                 f"{before:.1f} at the start, {after:.1f} at the end, {cores} cores): absolute "
                 "times are noisy and need a quiet machine to be quoted; compare within a row.**")
