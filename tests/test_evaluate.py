@@ -300,3 +300,25 @@ def test_bad_input_gets_a_clear_error(davis_root, model, tmp_path, capsys):
                  "--variant", "aott", "--out", str(tmp_path / "o")]) == 1
     assert "--weights" in capsys.readouterr().err
     assert not (tmp_path / "o" / PROGRESS_DIR).exists()  # nothing was started
+
+
+def test_cli_official_downloads_the_variants_checkpoint(davis_root, weights, tmp_path,
+                                                         monkeypatch, capsys):
+    from aot_edu import download
+
+    fetched = []
+
+    def fake_gdown(file_id, output, quiet):  # stands in for Google Drive
+        fetched.append(file_id)
+        torch.save({"state_dict": torch.load(weights, weights_only=True)}, output)
+
+    monkeypatch.setattr(download, "_gdown_fetch", fake_gdown)
+    monkeypatch.setenv("AOT_EDU_CHECKPOINTS", str(tmp_path / "ckpt"))
+    name = DAVIS(davis_root).names[0]
+    assert main(["eval", "--dataset", "davis2017", "--variant", "aott", "--official",
+                 "--data-root", str(davis_root), "--out", str(tmp_path / "out"),
+                 "--sequences", name, "--quiet"]) == 0
+    assert len(fetched) == 1 and (tmp_path / "ckpt" / "AOTT_PRE_YTB_DAV.pth").is_file()
+    printed = capsys.readouterr().out
+    assert "davis2017-val: 1 sequences, J&F" in printed and "results.md" in printed
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir()) == [PROGRESS_DIR, name]
