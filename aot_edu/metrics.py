@@ -250,9 +250,10 @@ def _matched(bmap_a: np.ndarray, bmap_b: np.ndarray, radius: int) -> tuple[int, 
     disk around ``(y, x)`` iff row ``y + dy`` of B has a pixel between ``x - w(dy)`` and
     ``x + w(dy)`` for some ``dy``. Each such span of ``2w + 1`` pixels is covered by two blocks
     of ``2^k <= 2w + 1`` pixels (one flush left, one flush right), and a table holds, for every
-    pixel and ``k``, whether the block of ``2^k`` pixels starting there has a B pixel (a sparse
-    table: level ``k`` is level ``k - 1`` OR itself shifted by ``2^(k-1)``). So every A pixel
-    is answered for every ``dy`` with two lookups, and the work over the window is a few ORs.
+    pixel and ``k``, whether the block of ``2^k`` pixels starting there has an A pixel (bit 0) or
+    a B pixel (bit 1) (a sparse table: level ``k`` is level ``k - 1`` OR itself shifted by
+    ``2^(k-1)``). So every boundary pixel is answered for every ``dy`` with two lookups, and the
+    work over the whole window is a few ORs.
     """
     height, width = bmap_a.shape
     stride = width + 2 * radius  # pad by the radius on all sides: spans never leave the array
@@ -261,21 +262,21 @@ def _matched(bmap_a: np.ndarray, bmap_b: np.ndarray, radius: int) -> tuple[int, 
     levels = int(level.max()) + 1
     left = level * size + dy * stride - half  # block flush with the span's left end
     right = left + 2 * half + 1 - (1 << level)  # block flush with its right end
-    tables, points = [], []
-    for bmap in (bmap_a, bmap_b):
-        table = np.zeros((levels, height + 2 * radius, stride), dtype=bool)
-        table[0, radius : radius + height, radius : radius + width] = bmap
-        table = table.reshape(levels, size)
-        for k in range(1, levels):
-            step = 1 << (k - 1)
-            np.logical_or(table[k - 1, :-step], table[k - 1, step:], out=table[k, :-step])
-        tables.append(table.ravel())
-        flat = np.flatnonzero(bmap)
-        rows = flat // width
-        points.append(flat + rows * (stride - width) + radius * stride + radius)
+    # One table for both maps: bit 0 says "A pixel in the block", bit 1 "B pixel".
+    table = np.zeros((levels, height + 2 * radius, stride), dtype=np.uint8)
+    inner = table[0, radius : radius + height, radius : radius + width]
+    np.left_shift(bmap_b, 1, out=inner, dtype=np.uint8)
+    inner |= bmap_a
+    table = table.reshape(levels, size)
+    for k in range(1, levels):
+        step = 1 << (k - 1)
+        np.bitwise_or(table[k - 1, :-step], table[k - 1, step:], out=table[k, :-step])
+    table = table.ravel()
     counts = []
-    for base, other in ((points[0], tables[1]), (points[1], tables[0])):
-        found = other.take(base + left) | other.take(base + right)
+    for bmap, other_bit in ((bmap_a, 2), (bmap_b, 1)):
+        flat = np.flatnonzero(bmap)
+        base = flat + (flat // width) * (stride - width) + radius * stride + radius
+        found = (table.take(base + left) | table.take(base + right)) & other_bit
         counts.append(int(np.count_nonzero(found.any(axis=0))))
     return counts[0], counts[1]
 
@@ -597,9 +598,13 @@ class _SequencePlan:
     frames: list[tuple[Path, Path]]  # (ground truth, result) of the evaluated frames
 
 
+def _shorten(names: list[str], keep: int = 3) -> str:
+    return ", ".join(names[:keep]) + (f" and {len(names) - keep} more" if len(names) > keep else "")
+
+
 def _plan(gt_root: Path, results_root: Path, names: list[str]) -> list[_SequencePlan]:
     """File pairs of every evaluated frame; all missing results are reported before any work."""
-    plans, missing = [], []
+    plans, absent_sequences, absent_frames = [], [], []
     for name in names:
         gt_files = sorted((gt_root / name).glob("*.png"))
         if len(gt_files) < 3:
@@ -607,21 +612,29 @@ def _plan(gt_root: Path, results_root: Path, names: list[str]) -> list[_Sequence
                 f"{gt_root / name}: {len(gt_files)} annotated frame(s); the semi-supervised "
                 "protocol scores frames 2..T-1 and needs at least 3"
             )
-        evaluated = gt_files[1:-1]
         result_dir = results_root / name
-        pairs = [(gt, result_dir / gt.name) for gt in evaluated]
-        absent = [result.name for _, result in pairs if not result.is_file()]
-        if absent:
-            shown = ", ".join(absent[:3]) + (
-                f" and {len(absent) - 3} more" if len(absent) > 3 else ""
-            )
-            missing.append(f"{result_dir}: {shown}")
+        pairs = [(gt, result_dir / gt.name) for gt in gt_files[1:-1]]
+        if not result_dir.is_dir():
+            absent_sequences.append(name)
+        else:
+            absent = [result.name for _, result in pairs if not result.is_file()]
+            if absent:
+                absent_frames.append(f"{result_dir}: {_shorten(absent)}")
         plans.append(_SequencePlan(name, gt_files[0], pairs))
-    if missing:
-        raise FileNotFoundError(
-            "missing result frames (the protocol needs a PNG named like the ground truth for every "
-            "frame but the first and the last of each sequence):\n  " + "\n  ".join(missing)
+    problems = []
+    if absent_sequences:
+        problems.append(
+            f"no result folder in {results_root} for {len(absent_sequences)} of {len(names)} "
+            f"sequences ({_shorten(absent_sequences)}); to evaluate a subset, pass "
+            "sequences=[...] (for DAVIS: the names in ImageSets/<year>/val.txt)"
         )
+    if absent_frames:
+        problems.append(
+            "missing result frames (a PNG named like the ground truth is needed for every frame "
+            "but the first and the last):\n    " + "\n    ".join(absent_frames)
+        )
+    if problems:
+        raise FileNotFoundError("\n  ".join(["cannot evaluate:", *problems]))
     return plans
 
 

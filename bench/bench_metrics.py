@@ -42,6 +42,16 @@ def median_time(fn, repeats: int) -> tuple[float, float, object]:
     return statistics.median(walls), statistics.median(cpus), result
 
 
+def scheduling_note() -> str:
+    """This process's CPU priority, to read the timings of a shared machine by."""
+    note = f"process nice {os.nice(0)}"
+    try:  # Linux autogroups: the nice value of this session's group weighs against other sessions
+        note += ", autogroup nice " + Path("/proc/self/autogroup").read_text().split()[-1]
+    except (OSError, IndexError):
+        pass
+    return note
+
+
 def literal_pass(gt_root: Path, results: Path, names: list[str]) -> dict[str, float]:
     """The toolkit's evaluation, literally: whole-frame dilation, then its averaging."""
     j_stats, f_stats = [], []
@@ -128,7 +138,7 @@ def run(quick: bool) -> str:
         f"Literal / `evaluate_davis`: **{ratio:.1f}x** wall clock "
         f"({timed['literal'][0] / timed['single'][0]:.1f}x with one thread). CPU s counts all "
         "threads of the process. Load average (1 min) "
-        f"{load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} cores: other "
-        "jobs share this machine, so wall times vary between runs.",
+        f"{load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} cores "
+        f"({scheduling_note()}): other jobs share this machine, so wall times vary between runs.",
     ]
     return "\n".join(lines) + "\n"

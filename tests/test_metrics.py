@@ -244,6 +244,11 @@ def test_evaluate_davis_errors(tmp_path):
     for t, labels in enumerate(frames):
         write_mask(gt_root / "seq" / f"{t:05d}.png", labels)
     results.mkdir()
+    with pytest.raises(
+        FileNotFoundError, match=r"no result folder .* for 1 of 1 sequences \(seq\)"
+    ):
+        metrics.evaluate_davis(gt_root, results)
+    (results / "seq").mkdir()
     with pytest.raises(FileNotFoundError, match="00001.png, 00002.png, 00003.png"):
         metrics.evaluate_davis(gt_root, results)
     for t in (1, 2, 3):  # first and last frames are not needed
