@@ -42,7 +42,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .engine import AOTEngine, FrameResult, InferenceSession, official_input_size, resize_labels
+from .engine import (
+    AOTEngine,
+    FrameResult,
+    InferenceSession,
+    official_input_size,
+    resize_labels,
+    soft_aggregation,
+)
 from .identity import one_hot_labels
 from .model import AOT
 
@@ -57,18 +64,6 @@ __all__ = [
 ]
 
 STRATEGIES = ("identification", "post_ensemble_parallel", "post_ensemble_sequential")
-
-
-def soft_aggregation(background: Tensor, foreground: Tensor) -> Tensor:
-    """Merge per-object probabilities into multi-object logits (the ensemble ``A`` of Eq. 1).
-
-    ``background``: ``[1, K, H, W]`` each object's background probability; ``foreground``:
-    ``[1, N, H, W]`` the objects' probabilities. Background = product of the backgrounds; the
-    merged probabilities, clamped to ``[1e-5, 1 - 1e-5]``, are turned into logits ``[1, 1+N, H,
-    W]`` (as the official code merges object groups; a softmax of these is the result).
-    """
-    merged = torch.cat([torch.prod(background, dim=1, keepdim=True), foreground], dim=1)
-    return torch.logit(merged.clamp(1e-5, 1 - 1e-5))
 
 
 class PostEnsembleSession(InferenceSession):
