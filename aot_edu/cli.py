@@ -9,6 +9,7 @@ command does is also one function call away in a notebook.
     aot-edu download checkpoint aotl [--stage PRE_YTB_DAV] [--dir DIR]
     aot-edu download dataset davis2017 [--part trainval] [--dir DIR]
     aot-edu segment --frames DIR --mask FIRST.png --out DIR (--weights PATH | --official) [--variant aotl]
+    aot-edu eval --dataset davis2017 [--split val] (--weights PATH | --official) [--variant aotl] [--out DIR]
     aot-edu train --config configs/quick_cpu.toml [--set optim.steps=100 ...]
 """
 
@@ -148,6 +149,75 @@ def _add_segment(subparsers) -> None:
     parser.set_defaults(handler=_segment)
 
 
+# --- eval ----------------------------------------------------------------------------------
+
+def _eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoints import download_checkpoint
+    from .course import get_settings
+    from .evaluate import BENCHMARKS, evaluate
+    from .model import build_model
+
+    if args.weights is None and not args.official:
+        raise ValueError("give --weights PATH (a checkpoint) or --official (download the "
+                         f"official {args.variant} checkpoint); random weights segment nothing")
+    split = args.split or BENCHMARKS[args.dataset].default_split
+    out = args.out or get_settings().root / "results" / f"{args.dataset}-{split}-{args.variant}"
+    weights = args.weights or download_checkpoint(args.variant, progress=not args.quiet)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_model(args.variant, weights=weights, device=device)
+    report = evaluate(
+        args.dataset, split, model, out, data_root=args.data_root, sequences=args.sequences,
+        long_term_gap=args.long_term_gap, all_frames=args.all_frames, resume=not args.restart,
+        metrics=not args.no_metrics, weights=str(weights), progress=not args.quiet,
+    )
+    glob = report.global_metrics()
+    score = (f"J&F {100 * glob['J&F-Mean']:.1f} (J {100 * glob['J-Mean']:.1f}, "
+             f"F {100 * glob['F-Mean']:.1f}), " if glob else "")
+    print(f"{report.dataset}: {len(report.sequences)} sequences, {score}"
+          f"{report.fps:.2f} frames/s on {report.device}")
+    if report.submission is not None:
+        print(f"submission: {report.submission}")
+    print(f"tables: {report.tables['markdown']}, {report.tables['csv']}")
+    return 0
+
+
+def _add_eval(subparsers) -> None:
+    from .evaluate import BENCHMARKS
+    from .model import VARIANTS
+
+    parser = subparsers.add_parser(
+        "eval", help="evaluate a model on DAVIS or YouTube-VOS (results, J&F, FPS; resumable)",
+        description="Run AOT over a benchmark split as the official evaluator does; write the "
+                    "result PNGs (<out>/<sequence>/<frame>.png), J&F (DAVIS) or the submission "
+                    "zip (YouTube-VOS), the speed, and results.md / results.csv. Run the same "
+                    "command again after an interruption: finished sequences are skipped.")
+    parser.add_argument("--dataset", required=True, choices=list(BENCHMARKS))
+    parser.add_argument("--split", default=None,
+                        help="val (DAVIS, default) or valid (YouTube-VOS, default)")
+    parser.add_argument("--variant", default="aotl", choices=list(VARIANTS))
+    parser.add_argument("--weights", default=None, help="checkpoint file of that variant")
+    parser.add_argument("--official", action="store_true",
+                        help="download (once) and use the official checkpoint of the variant")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: results/<dataset>-<split>-<variant>)")
+    parser.add_argument("--data-root", default=None,
+                        help="dataset folder (default: where `aot-edu download dataset` puts it, "
+                             "under $AOT_EDU_DATA or data/)")
+    parser.add_argument("--sequences", nargs="+", default=None, help="only these sequences")
+    parser.add_argument("--long-term-gap", type=int, default=None,
+                        help="frames between long-term memory updates (default: the variant's)")
+    parser.add_argument("--all-frames", action="store_true",
+                        help="YouTube-VOS: run on every frame (valid_all_frames)")
+    parser.add_argument("--restart", action="store_true",
+                        help="redo every sequence instead of resuming")
+    parser.add_argument("--no-metrics", action="store_true", help="write results only, no J&F")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=_eval)
+
+
 # --- train ---------------------------------------------------------------------------------
 
 def _train(args: argparse.Namespace) -> int:
@@ -179,8 +249,8 @@ def _add_train(subparsers) -> None:
     parser.set_defaults(handler=_train)
 
 
-# Other commands (eval) add their own ``_add_<command>`` here.
-COMMANDS: list[Callable[..., None]] = [_add_download, _add_segment, _add_train]
+# A new command adds its ``_add_<command>`` here.
+COMMANDS: list[Callable[..., None]] = [_add_download, _add_segment, _add_eval, _add_train]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except (DownloadError, CheckpointError, ValueError) as error:
+    except (DownloadError, CheckpointError, ValueError, FileNotFoundError) as error:
         print(f"aot-edu: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -273,6 +273,19 @@ class AOTEngine:
 
 # --- any number of objects ----------------------------------------------------------------
 
+def soft_aggregation(background: Tensor, foreground: Tensor) -> Tensor:
+    """Merge probabilities computed separately into one set of logits (official merge).
+
+    ``background [B, K, H, W]``: the background probability of each of ``K`` separate runs
+    (object groups, or single objects in a post-ensemble, Eq. 1); ``foreground [B, N, H, W]``:
+    the objects' probabilities. The merged background is the product of the backgrounds; the
+    merged probabilities are clamped to ``[1e-5, 1 - 1e-5]`` and turned into logits
+    ``[B, 1 + N, H, W]``, whose softmax is the result.
+    """
+    merged = torch.cat([torch.prod(background, dim=1, keepdim=True), foreground], dim=1)
+    return torch.logit(merged.clamp(1e-5, 1 - 1e-5))
+
+
 @dataclass
 class FrameResult:
     """One propagated frame, at the original frame size."""
@@ -390,8 +403,7 @@ class InferenceSession:
             prob = torch.softmax(engine.decode(enc, self.frame_size, channels=n + 1), dim=1)
             bg.append(prob[:, :1])
             fg.append(prob[:, 1:])
-        merged = torch.cat([torch.prod(torch.cat(bg, dim=1), dim=1, keepdim=True)] + fg, dim=1)
-        merged = torch.logit(merged.clamp(1e-5, 1 - 1e-5))
+        merged = soft_aggregation(torch.cat(bg, dim=1), torch.cat(fg, dim=1))
         # The official merge keeps the last group's unused identities, at probability 1e-5.
         unused = len(self.engines) * self.group_size - self.num_objects
         if unused:
