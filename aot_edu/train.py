@@ -1316,18 +1316,6 @@ class TrainResult:
                            weights=self.weights if ema else self.checkpoint, device=device)
 
 
-def parameter_fingerprint(model: nn.Module) -> str:
-    """SHA-256 of every parameter's bytes: equal only for bit-identical weights."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, param in model.named_parameters():
-        digest.update(name.encode())
-        flat = param.detach().cpu().clone(memory_format=torch.contiguous_format).reshape(-1)
-        digest.update(flat.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 def _comparable(config_dict: Mapping) -> dict:
     out = json.loads(json.dumps(dict(config_dict)))
     out.pop("run", None)
@@ -1539,10 +1527,13 @@ def _train(cfg: TrainConfig, info: DistInfo, use_cuda: bool, progress: bool) -> 
     bar.close()
     train_time = elapsed + time.perf_counter() - session_start - eval_time
 
-    prints = [parameter_fingerprint(model)]
+    from .evaluate import model_fingerprint
+
+    mine = model_fingerprint(model)
+    prints = [mine]
     if info.enabled:
         prints = [None] * info.world_size
-        torch.distributed.all_gather_object(prints, parameter_fingerprint(model))
+        torch.distributed.all_gather_object(prints, mine)
     if len(set(prints)) != 1:
         raise RuntimeError(f"the processes ended with different weights ({prints}); DDP lost sync")
     metrics: dict = {}
