@@ -124,27 +124,9 @@ class AOT(nn.Module):
         self.patch_wise_id_bank = IdentityBank(
             c.max_obj_num, c.dim, c.id_bank_kernel, c.id_bank_stride, c.id_bank_padding
         )
-        self.reset_parameters()
         # Convolutions run fastest on CPU (oneDNN) and GPU (cuDNN) with channels-last weights and
         # inputs; keys, shapes and values are unchanged, only the memory layout.
         self.to(memory_format=torch.channels_last)
-
-    @torch.no_grad()
-    def reset_parameters(self) -> None:
-        """The official initialisation of everything but the encoder (it matters when training
-        from scratch; checkpoints overwrite it): Xavier-uniform for every weight of more than
-        one dimension in the LSTT blocks, the decoder and the encoder projection, and an
-        orthogonal identity bank with gain ``1 / 17**2`` (its ``[C, (M+1) * 17 * 17]`` matrix
-        has orthogonal rows of norm ``1/289``, so identity embeddings start small)."""
-        nn.init.xavier_uniform_(self.encoder_projector.weight)
-        for module in (*self.LSTT.layers, self.decoder):
-            for param in module.parameters():
-                if param.dim() > 1:
-                    nn.init.xavier_uniform_(param)
-        bank = self.patch_wise_id_bank.weight
-        flat = torch.empty(bank.shape[0], bank[0].numel())
-        nn.init.orthogonal_(flat, gain=self.config.id_bank_kernel ** -2)
-        bank.copy_(flat.view_as(bank))
 
     @property
     def max_obj_num(self) -> int:

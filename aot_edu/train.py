@@ -280,6 +280,26 @@ def ema_decay(total_steps: int, ema_ratio: float = 0.1) -> float:
 
 
 @torch.no_grad()
+def official_initialisation(model: AOT) -> None:
+    """The official model's initialisation of everything but the encoder (its
+    ``_init_weight``s): Xavier-uniform for every weight of more than one dimension in the LSTT
+    blocks, the decoder and the encoder projection, and an orthogonal identity bank with gain
+    ``1 / 17**2`` (its ``[C, (M+1) * 17 * 17]`` matrix has orthogonal rows of norm ``1/289``).
+    Only training from scratch sees it (checkpoints overwrite it); PyTorch's default
+    initialisation of the same layers gives smaller weights (Kaiming-uniform, a = sqrt 5).
+    """
+    nn.init.xavier_uniform_(model.encoder_projector.weight)
+    for module in (*model.LSTT.layers, model.decoder):
+        for param in module.parameters():
+            if param.dim() > 1:
+                nn.init.xavier_uniform_(param)
+    bank = model.patch_wise_id_bank.weight
+    flat = torch.empty(bank.shape[0], bank[0].numel())
+    nn.init.orthogonal_(flat, gain=model.config.id_bank_kernel ** -2)
+    bank.copy_(flat.view_as(bank))
+
+
+@torch.no_grad()
 def calibrate_frozen_batchnorm(encoder: nn.Module, images: Tensor) -> int:
     """Give a randomly initialised encoder the BatchNorm statistics of its own activations.
 
@@ -1399,6 +1419,7 @@ def _train(cfg: TrainConfig, info: DistInfo, use_cuda: bool, progress: bool) -> 
     model_config = _model_config(cfg)
     torch.manual_seed(_seed_of(cfg.seed, 0))  # the initial weights
     model = AOT(model_config, pretrained_encoder=cfg.model.pretrained_encoder and state is None)
+    official_initialisation(model)
     if cfg.model.init_weights and state is None:
         from .checkpoints import load_weights
 

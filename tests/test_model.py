@@ -92,18 +92,3 @@ def test_truncated_checkpoint_file_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="truncated or corrupt.*download checkpoint aott"):
         build_model("aott", weights=path)
 
-
-def test_initialisation_follows_the_official_model():
-    """Xavier-uniform LSTT/decoder/projection weights, orthogonal identity bank (gain 17^-2)."""
-    torch.manual_seed(0)
-    model = AOT(get_config("aott"))
-    linear = model.LSTT.layers[0].linear_Q.weight  # 256 x 256: U(-b, b), b = sqrt(6 / 512)
-    bound = (6 / 512) ** 0.5
-    assert linear.abs().max() <= bound and linear.std().item() == pytest.approx(bound / 3**0.5, rel=0.05)
-    rel_v = model.LSTT.layers[0].short_term_attn.relative_emb_v  # 3-D: Xavier too (official)
-    assert rel_v.abs().max() > 0
-    out = model.decoder.conv_out.weight  # 11 x 128 x 1 x 1
-    assert out.abs().max() <= (6 / (128 + 11)) ** 0.5
-    bank = model.patch_wise_id_bank.weight.reshape(256, -1).double()
-    gram = bank @ bank.t()
-    assert torch.allclose(gram, torch.eye(256, dtype=torch.float64) / 17**4, atol=1e-9)

@@ -334,3 +334,20 @@ def test_calibration_gives_a_random_encoder_unit_scale_activations():
         projected = model.encode_image(images)[-1]
     assert projected.mean((0, 2, 3)).abs().max() < 1e-4
     assert torch.allclose(projected.std((0, 2, 3)), torch.ones(256), atol=1e-3)
+
+
+def test_official_initialisation():
+    """Xavier-uniform LSTT/decoder/projection weights, orthogonal identity bank (gain 17^-2)."""
+    from aot_edu.train import official_initialisation
+
+    torch.manual_seed(0)
+    model = AOT(get_config("aott"))
+    official_initialisation(model)
+    linear = model.LSTT.layers[0].linear_Q.weight  # 256 x 256: U(-b, b), b = sqrt(6 / 512)
+    bound = (6 / 512) ** 0.5
+    assert linear.abs().max() <= bound
+    assert linear.std().item() == pytest.approx(bound / 3**0.5, rel=0.05)
+    assert model.LSTT.layers[0].short_term_attn.relative_emb_v.abs().max() > 0  # 3-D: Xavier too
+    assert model.decoder.conv_out.weight.abs().max() <= (6 / (128 + 11)) ** 0.5
+    bank = model.patch_wise_id_bank.weight.reshape(256, -1).double()
+    assert torch.allclose(bank @ bank.t(), torch.eye(256, dtype=torch.float64) / 17**4, atol=1e-9)
