@@ -45,6 +45,12 @@ Facts from the official code (yoxu515/aot-benchmark: ``configs/default.py``, ``c
   ``TRAIN_LSTT_DROPPATH_LST = False``); ``TRAIN_ENCODER_FREEZE_AT = 2``; batch 16 over 4 GPUs;
   mixed precision (``torch.cuda.amp``) on GPUs; 100,000 steps per stage.
 
+**From scratch** (no ImageNet weights) three things are added, none of them in the paper:
+:func:`official_initialisation` (the official model's Xavier/orthogonal initialisation, which
+PyTorch's defaults do not reproduce), and, on the first clips, :func:`calibrate_frozen_batchnorm`
+and :func:`calibrate_projection` (a data-dependent initialisation of the random encoder: without
+it the frozen identity BatchNorm lets the activations fade to zero before the 1/16 stage).
+
 **Runs that lose nothing.** :func:`train` takes a TOML configuration (validated into
 :class:`TrainConfig` before anything starts), writes a CSV log, curves (PNG) and, every
 ``checkpoint_every`` steps, a checkpoint holding everything needed to continue exactly: model,
