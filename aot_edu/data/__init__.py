@@ -1,5 +1,54 @@
-"""Data: frames and masks on disk, the evaluation datasets, and training samples."""
+"""Data: frames and masks on disk, the evaluation datasets, synthetic videos and training samples.
 
+- :mod:`.io` - read/write frames and label-map PNGs (DAVIS palette).
+- :mod:`.datasets` - DAVIS 2016/2017 and YouTube-VOS readers giving :class:`VideoSequence`,
+  and :func:`write_davis_layout`.
+- :mod:`.synthetic` - textured multi-object videos with look-alike distractors.
+- :mod:`.transforms` - the training augmentations (scale, balanced crop, flip, pad, merge).
+- :mod:`.training` - training clips (static images, DAVIS, YouTube-VOS) and :func:`collate`.
+"""
+
+from .datasets import (
+    DAVIS,
+    SequenceFrame,
+    VideoSequence,
+    YouTubeVOS,
+    read_youtubevos_meta,
+    write_davis_layout,
+)
 from .io import davis_palette, list_frames, read_frames, read_mask, write_mask
+from .synthetic import SyntheticVideos, render_video
+from .training import (
+    DAVISTrain,
+    StaticTrain,
+    TrainVideo,
+    VOSTrain,
+    YouTubeVOSTrain,
+    collate,
+    find_static_pairs,
+    make_sample,
+)
 
-__all__ = ["davis_palette", "list_frames", "read_frames", "read_mask", "write_mask"]
+__all__ = [
+    "DAVIS",
+    "DAVISTrain",
+    "SequenceFrame",
+    "StaticTrain",
+    "SyntheticVideos",
+    "TrainVideo",
+    "VOSTrain",
+    "VideoSequence",
+    "YouTubeVOS",
+    "YouTubeVOSTrain",
+    "collate",
+    "davis_palette",
+    "find_static_pairs",
+    "list_frames",
+    "make_sample",
+    "read_frames",
+    "read_mask",
+    "read_youtubevos_meta",
+    "render_video",
+    "write_davis_layout",
+    "write_mask",
+]

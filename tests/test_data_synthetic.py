@@ -1,0 +1,86 @@
+"""Synthetic multi-object videos: format, labels, visibility, distractors, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from aot_edu.data import SyntheticVideos, collate, render_video
+
+
+def test_sample_format_and_label_range():
+    videos = SyntheticVideos(num_videos=6, num_frames=5, size=(65, 97), num_objects=(1, 4), seed=1)
+    counts = set()
+    for i in range(len(videos)):
+        sample = videos[i]
+        assert sample["frames"].shape == (5, 3, 65, 97) and sample["frames"].dtype == torch.uint8
+        assert sample["masks"].shape == (5, 65, 97) and sample["masks"].dtype == torch.int64
+        n = sample["obj_num"]
+        assert 1 <= n <= 4
+        counts.add(n)
+        assert sample["masks"].min() >= 0 and sample["masks"].max() <= n
+        # every object is visible on the reference frame
+        assert set(torch.unique(sample["masks"][0]).tolist()) == set(range(n + 1))
+        assert sample["name"] == videos.name(i)
+    assert len(counts) > 1  # the object count varies within the range
+
+
+def test_objects_move_between_frames():
+    frames, labels = render_video(np.random.default_rng(0), 4, 65, num_objects=3, num_distractors=0)
+    assert frames.shape == (4, 65, 65, 3) and labels.shape == (4, 65, 65)
+    assert not np.array_equal(labels[0], labels[3])
+    static, static_labels = render_video(np.random.default_rng(0), 3, 65, 3, 0, motion=0.0)
+    assert np.array_equal(static_labels[0], static_labels[2])  # motion=0 freezes the shapes
+
+
+def test_many_objects_and_one_frame():
+    frames, labels = render_video(
+        np.random.default_rng(3), 1, 129, num_objects=12, num_distractors=2
+    )
+    assert labels.max() <= 12 and len(np.unique(labels[0])) >= 10
+    with pytest.raises(ValueError, match="num_objects"):
+        render_video(np.random.default_rng(0), 2, 33, num_objects=300)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_distractors_look_like_an_object_but_are_background(seed):
+    def look_alike_pixels(num_distractors):
+        frames, labels = render_video(
+            np.random.default_rng(seed), 1, 97, 1, num_distractors, motion=0.0, noise=0.0
+        )
+        assert set(np.unique(labels)) == {0, 1}  # distractors never get a label
+        object_colours = {tuple(c) for c in frames[0][labels[0] == 1]}
+        return sum(tuple(c) in object_colours for c in frames[0][labels[0] == 0])
+
+    assert look_alike_pixels(0) < 20
+    assert look_alike_pixels(3) > 200  # background pixels painted with the object's texture
+
+
+def test_deterministic_by_seed_and_index():
+    a = SyntheticVideos(num_videos=3, size=33, seed=7)
+    b = SyntheticVideos(num_videos=3, size=33, seed=7)
+    c = SyntheticVideos(num_videos=3, size=33, seed=8)
+    assert torch.equal(a[1]["frames"], b[1]["frames"]) and torch.equal(a[1]["masks"], b[1]["masks"])
+    assert not torch.equal(a[1]["frames"], a[2]["frames"])
+    assert not torch.equal(a[1]["frames"], c[1]["frames"])
+    assert torch.equal(a[-1]["masks"], a[2]["masks"])
+    with pytest.raises(IndexError):
+        a[3]
+
+
+def test_batches_through_a_dataloader():
+    loader = DataLoader(
+        SyntheticVideos(num_videos=4, size=33, seed=0), batch_size=2, collate_fn=collate
+    )
+    batch = next(iter(loader))
+    assert batch["frames"].shape == (2, 5, 3, 33, 33) and batch["masks"].shape == (2, 5, 33, 33)
+    assert batch["obj_num"].shape == (2,) and len(batch["name"]) == 2
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="num_objects"):
+        SyntheticVideos(num_objects=(3, 1))
+    with pytest.raises(ValueError, match="seed"):
+        SyntheticVideos(seed=-1)
