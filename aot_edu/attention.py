@@ -83,21 +83,21 @@ def long_term_attention(
 def _window_index(
     w: int, max_dis: int, dilation: int, device: torch.device
 ) -> tuple[Tensor, Tensor]:
-    """Index of each window slot inside a query row's key band, and its column validity.
+    """Where each window slot sits in a query row's key band, and whether its column is valid.
 
-    The key band of query row ``y`` is rows ``y - R .. y + R`` (``R = max_dis * dilation``) of
-    the zero-padded key map, stepping by ``dilation``: ``window * w`` tokens. Slot
-    ``s = (dy + max_dis) * window + (dx + max_dis)`` of query column ``x`` is band token
+    The key band of query row ``y`` is rows ``y - R .. y + R`` (``R = max_dis * dilation``,
+    stepping by ``dilation``) of the key map zero-padded above and below: ``window * w`` tokens.
+    Slot ``s = (dy + max_dis) * window + (dx + max_dis)`` of query column ``x`` is band token
     ``(dy + max_dis) * w + x + dx * dilation``. Returns ``index [w, window^2]`` (clamped into the
     band) and ``valid_x [w, window^2]`` (the slot's column lies inside the frame).
     """
     window = 2 * max_dis + 1
     offsets = torch.arange(-max_dis, max_dis + 1, device=device) * dilation
     x = torch.arange(w, device=device)
-    band_row = torch.arange(window, device=device)
-    cols = x[:, None, None] + offsets[None, None, :]  # [w, 1(dy), window(dx)]
+    cols = x[:, None, None] + offsets[None, None, :]  # [w, 1 (dy), window (dx)]
     valid_x = ((cols >= 0) & (cols < w)).expand(w, window, window).reshape(w, window * window)
-    index = band_row[None, :, None] * w + cols.clamp(0, w - 1)
+    band_row = torch.arange(window, device=device)[None, :, None]
+    index = band_row * w + cols.clamp(0, w - 1)
     return index.reshape(w, window * window), valid_x
 
 
@@ -113,7 +113,7 @@ def _row_validity(h: int, max_dis: int, dilation: int, device: torch.device) -> 
 
 
 def _row_bands(x: Tensor, heads: int, max_dis: int, dilation: int) -> Tensor:
-    """Map ``[B, C, h, w]`` -> per query row, the key band ``[B, heads, h, window * w, d]``."""
+    """Map ``[B, C, h, w]`` -> per query row, its key band ``[B, heads, h, window * w, d]``."""
     b, c, h, w = x.shape
     pad = max_dis * dilation
     padded = F.pad(x, (0, 0, pad, pad))  # zero rows above and below
@@ -133,6 +133,7 @@ def short_term_attention(
     max_dis: int = 7,
     dilation: int = 1,
     need_weights: bool = False,
+    chunk_elements: int = 1 << 20,
 ) -> tuple[Tensor, Tensor | None]:
     """Short-term attention: each query attends to a (2*max_dis+1)^2 window of frame t-1.
 
@@ -142,43 +143,95 @@ def short_term_attention(
         out[h, p]      = sum_s A[h, p, s] * (v[h, p + s] + relative_values[h, :, s])
 
     with ``A = softmax_s(logit)``; slots outside the frame get zero weight.
+    :func:`short_term_attention_reference` computes exactly this, slot by slot.
 
     Args:
         q, k, v: maps ``[B, C, h, w]`` (the query is the unscaled projected query).
         relative_logits: ``[B, heads * window^2, h, w]``, the relative-position logits computed
             from the unscaled query (``ShortTermAttention.relative_emb_k``).
         relative_values: ``[heads, d, window^2]``, the relative-position value bias.
+        chunk_elements: size of the per-chunk temporaries (a speed knob, same results).
 
-    Returns ``(output [h*w, B, C], weights [B, heads, h*w, window^2] or None)`` before the
-    output projection.
+    Returns ``(output [h*w, B, C], weights [B, heads, h*w, window^2] or None)`` before the output
+    projection.
 
-    Instead of unfolding a 225-slot copy of every key and value, each query row is matched
-    against the band of key rows its windows cover with one batched matrix product; the 225
-    window logits are gathered from that band and the weights are scattered back into it for
-    the value product. Same numbers, a fraction of the memory.
+    How it runs fast without a compiled kernel: all windows of one query row lie in the same
+    ``window`` rows of keys (its "band"), so one matrix product per row gives every logit the
+    row needs; the 225 window logits are gathered from it, and after the softmax the weights are
+    scattered back into the band for one product with the band's values. Rows are processed in
+    chunks so the temporaries stay small (cache-resident, no page faults), and no copy of the 225
+    neighbours of every pixel is ever made.
     """
     b, c, h, w = q.shape
     d = c // heads
     window2 = (2 * max_dis + 1) ** 2
     index, valid_x = _window_index(w, max_dis, dilation, q.device)
-    valid = valid_x[None, :, :] & _row_validity(h, max_dis, dilation, q.device)[:, None, :]
+    row_valid = _row_validity(h, max_dis, dilation, q.device)
 
     q_rows = (q / math.sqrt(d)).reshape(b, heads, d, h, w).permute(0, 1, 3, 4, 2)  # [B,H,h,w,d]
     k_bands = _row_bands(k, heads, max_dis, dilation)  # [B, H, h, window*w, d]
-    band_logits = q_rows @ k_bands.transpose(-2, -1)  # [B, H, h, w, window*w]
-    gather_index = index.expand(b, heads, h, w, window2)
-    logits = band_logits.gather(-1, gather_index)
-    logits = logits + relative_logits.reshape(b, heads, window2, h, w).permute(0, 1, 3, 4, 2)
-    logits = logits.masked_fill(~valid, float("-inf"))
-    attn = torch.softmax(logits, dim=-1)  # [B, H, h, w, window^2]
+    v_bands = _row_bands(v, heads, max_dis, dilation)
+    rel = relative_logits.reshape(b, heads, window2, h, w).permute(0, 1, 3, 4, 2)
+    rel_v = relative_values.transpose(-2, -1)[None, :, None]  # [1, H, 1, window^2, d]
 
-    # Out-of-frame slots carry exactly zero weight; their clamped indices may repeat, so add.
-    band_attn = torch.zeros_like(band_logits).scatter_add_(-1, gather_index, attn)
-    out = band_attn @ _row_bands(v, heads, max_dis, dilation)  # [B, H, h, w, d]
-    out = out + attn @ relative_values.transpose(-2, -1)[None, :, None]
-    out = out.reshape(b, heads, h * w, d)
-    weights = attn.reshape(b, heads, h * w, window2) if need_weights else None
-    return merge_heads(out), weights
+    rows = max(1, chunk_elements // (b * heads * w * k_bands.shape[3]))
+    outs, weights = [], []
+    for y0 in range(0, h, rows):
+        y = slice(y0, min(h, y0 + rows))
+        band = q_rows[:, :, y] @ k_bands[:, :, y].transpose(-2, -1)  # [B, H, r, w, window*w]
+        gather_index = index.expand(*band.shape[:-1], window2)
+        logits = band.gather(-1, gather_index) + rel[:, :, y]
+        valid = valid_x[None] & row_valid[y, None, :]
+        attn = torch.softmax(logits.masked_fill(~valid, float("-inf")), dim=-1)
+        # Out-of-frame slots carry exactly zero weight; their clamped indices may repeat: add.
+        band = band.zero_() if not torch.is_grad_enabled() else torch.zeros_like(band)
+        band = band.scatter_add_(-1, gather_index, attn)
+        outs.append(band @ v_bands[:, :, y] + attn @ rel_v)
+        if need_weights:
+            weights.append(attn)
+    out = torch.cat(outs, dim=2).reshape(b, heads, h * w, d)
+    attn_maps = torch.cat(weights, dim=2).reshape(b, heads, h * w, window2) if need_weights else None
+    return merge_heads(out), attn_maps
+
+
+def short_term_attention_reference(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    relative_logits: Tensor,
+    relative_values: Tensor,
+    heads: int,
+    max_dis: int = 7,
+    dilation: int = 1,
+    need_weights: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """:func:`short_term_attention` written literally, as the official pure-PyTorch path does it.
+
+    Every pixel gets an explicit copy of its ``window^2`` neighbouring keys and values
+    (``F.unfold`` of the zero-padded maps); neighbours outside the frame get ``-1e8`` on their
+    logit. Easy to read, but the copies take ``2 * window^2 * C * h * w`` floats (about 770 MB at
+    480p) - the reason for the tiled version. Same arguments and results.
+    """
+    b, c, h, w = q.shape
+    d = c // heads
+    window = 2 * max_dis + 1
+    pad = max_dis * dilation
+
+    def neighbours(x: Tensor) -> Tensor:  # [B, C, h, w] -> [B, C, window^2, h*w]
+        x = F.unfold(F.pad(x, (pad, pad, pad, pad)), window, dilation=dilation)
+        return x.view(x.shape[0], -1, window * window, h * w)
+
+    inside = neighbours(torch.ones(1, 1, h, w, device=q.device, dtype=q.dtype))[0, 0]
+    neighbour_k = neighbours(k).view(b, heads, d, window * window, h * w)
+    neighbour_v = neighbours(v).view(b, heads, d, window * window, h * w)
+    qs = (q / math.sqrt(d)).view(b, heads, d, 1, h * w)
+    logits = (qs * neighbour_k).sum(2) + relative_logits.view(b, heads, window * window, h * w)
+    logits = logits - (1 - inside) * 1e8
+    attn = torch.softmax(logits, dim=2)  # [B, heads, window^2, h*w]
+    values = neighbour_v + relative_values[None, :, :, :, None]
+    out = (attn[:, :, None] * values).sum(3)  # [B, heads, d, h*w]
+    out = out.permute(3, 0, 1, 2).reshape(h * w, b, c)
+    return out, attn.transpose(2, 3) if need_weights else None
 
 
 class MultiheadAttention(nn.Module):
@@ -229,7 +282,11 @@ class ShortTermAttention(nn.Module):
     Parameters (official keys): ``relative_emb_v [heads, d, window^2]`` (value bias per slot),
     ``relative_emb_k`` (grouped 1x1 conv ``C -> heads * window^2``, one group per head, giving
     each query its relative-position logit for every slot), ``projection``.
+    Set ``literal = True`` to run :func:`short_term_attention_reference` instead (same results,
+    the official formulation's memory cost; for teaching and benchmarks).
     """
+
+    literal: bool = False
 
     def __init__(self, dim: int = 256, heads: int = 8, max_dis: int = 7, dilation: int = 1) -> None:
         super().__init__()
@@ -245,15 +302,9 @@ class ShortTermAttention(nn.Module):
         self, q: Tensor, k: Tensor, v: Tensor, need_weights: bool = False
     ) -> tuple[Tensor, Tensor | None]:
         """Maps ``[B, C, h, w]`` -> ``([h*w, B, C], weights [B, heads, h*w, window^2] or None)``."""
-        out, weights = short_term_attention(
-            q,
-            k,
-            v,
-            self.relative_emb_k(q),
-            self.relative_emb_v,
-            self.heads,
-            self.max_dis,
-            self.dilation,
-            need_weights,
+        attention = short_term_attention_reference if self.literal else short_term_attention
+        out, weights = attention(
+            q, k, v, self.relative_emb_k(q), self.relative_emb_v, self.heads, self.max_dis,
+            self.dilation, need_weights,
         )
         return self.projection(out), weights

@@ -8,6 +8,7 @@ command does is also one function call away in a notebook.
     aot-edu download list
     aot-edu download checkpoint aotl [--stage PRE_YTB_DAV] [--dir DIR]
     aot-edu download dataset davis2017 [--part trainval] [--dir DIR]
+    aot-edu segment --frames DIR --mask FIRST.png --out DIR (--weights PATH | --official) [--variant aotl]
 """
 
 from __future__ import annotations
@@ -92,8 +93,61 @@ def _add_download(subparsers) -> None:
     listing.set_defaults(handler=_download_list)
 
 
-# Other commands (segment, eval, train) add their own ``_add_<command>`` here.
-COMMANDS: list[Callable[..., None]] = [_add_download]
+# --- segment -------------------------------------------------------------------------------
+
+def _segment(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from .checkpoints import download_checkpoint
+    from .data import list_frames, read_frames, read_mask, write_mask
+    from .engine import segment
+    from .model import build_model
+
+    if args.weights is None and not args.official:
+        raise ValueError("give --weights PATH (a checkpoint) or --official (download the "
+                         f"official {args.variant} checkpoint); random weights segment nothing")
+    paths = list_frames(args.frames)
+    if not paths:
+        raise ValueError(f"no .jpg/.png frames in {args.frames}")
+    weights = args.weights or download_checkpoint(args.variant, progress=not args.quiet)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_model(args.variant, weights=weights, device=device)
+    result = segment(read_frames(paths), read_mask(args.mask).astype("int64"), model,
+                     long_term_gap=args.long_term_gap, progress=not args.quiet)
+    out = Path(args.out)
+    for path, mask in zip(paths, result.masks, strict=True):
+        write_mask(out / f"{path.stem}.png", mask)
+    print(f"wrote {len(paths)} masks ({len(result.labels)} objects) to {out}")
+    return 0
+
+
+def _add_segment(subparsers) -> None:
+    from .model import VARIANTS
+
+    parser = subparsers.add_parser(
+        "segment", help="segment the objects of a first-frame mask through a folder of frames",
+        description="Semi-supervised video object segmentation of your own video: a folder of "
+                    "frames (sorted by name) and the mask of the first frame (a palette or "
+                    "grayscale PNG whose values are object labels). Writes one palette PNG per "
+                    "frame, same names, same label values.")
+    parser.add_argument("--frames", required=True, help="folder of .jpg/.png frames")
+    parser.add_argument("--mask", required=True, help="label PNG of the first frame")
+    parser.add_argument("--out", required=True, help="folder for the predicted masks")
+    parser.add_argument("--variant", default="aotl", choices=list(VARIANTS))
+    parser.add_argument("--weights", default=None, help="checkpoint file of that variant")
+    parser.add_argument("--official", action="store_true",
+                        help="download (once) and use the official checkpoint of the variant")
+    parser.add_argument("--long-term-gap", type=int, default=None,
+                        help="frames between long-term memory updates (default: the variant's)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_segment)
+
+
+# Other commands (eval, train) add their own ``_add_<command>`` here.
+COMMANDS: list[Callable[..., None]] = [_add_download, _add_segment]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -59,7 +59,7 @@ def update_results(sections: dict[str, str], header: str) -> None:
     for name, body in sections.items():
         block = f"<!-- bench:{name} -->\n{body.strip()}\n<!-- /bench:{name} -->\n"
         pattern = rf"(?s)<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->\n?"
-        text = re.sub(pattern, lambda _: block, text) if re.search(pattern, text) else text + "\n" + block
+        text = re.sub(pattern, lambda _, b=block: b, text) if re.search(pattern, text) else text + "\n" + block
     RESULTS.write_text(re.sub(r"\n{3,}", "\n\n", text))
 
 

@@ -15,6 +15,7 @@ from aot_edu.attention import (
     merge_heads,
     scaled_dot_product_attention,
     short_term_attention,
+    short_term_attention_reference,
     split_heads,
 )
 
@@ -90,10 +91,13 @@ def test_short_term_attention_matches_the_literal_window_formula(h, w, max_dis, 
     q, k, v = (torch.randn(b, heads * d, h, w, generator=g) for _ in range(3))
     rel_logits = torch.randn(b, heads * window2, h, w, generator=g)
     rel_v = torch.randn(heads, d, window2, generator=g)
-    out, weights = short_term_attention(
-        q, k, v, rel_logits, rel_v, heads, max_dis, dilation, need_weights=True
-    )
     expected_out, expected_w = literal_short_term(q, k, v, rel_logits, rel_v, heads, max_dis, dilation)
+    args = (q, k, v, rel_logits, rel_v, heads, max_dis, dilation)
+    for chunk in (1, 1 << 20):  # one query row at a time, or all rows at once
+        out, weights = short_term_attention(*args, need_weights=True, chunk_elements=chunk)
+        torch.testing.assert_close(out, expected_out, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(weights, expected_w, atol=1e-6, rtol=1e-5)
+    out, weights = short_term_attention_reference(*args, need_weights=True)
     torch.testing.assert_close(out, expected_out, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(weights, expected_w, atol=1e-6, rtol=1e-5)
 
@@ -110,13 +114,21 @@ def test_short_term_weights_are_zero_outside_the_frame_and_sum_to_one():
     assert torch.all(corner[7:11, 7:13] > 0)
 
 
-def test_short_term_attention_backpropagates():
+def test_short_term_attention_backpropagates_like_the_literal_version():
+    torch.manual_seed(0)
     module = ShortTermAttention(dim=16, heads=2, max_dis=2)
-    q, k, v = (torch.randn(1, 16, 5, 5, requires_grad=True) for _ in range(3))
-    out, _ = module(q, k, v)
-    out.sum().backward()
-    assert all(t.grad is not None and torch.isfinite(t.grad).all() for t in (q, k, v))
-    assert module.relative_emb_v.grad is not None
+    module.relative_emb_v.data.normal_()
+    grads = []
+    for literal in (False, True):
+        module.literal = literal
+        module.zero_grad()
+        q, k, v = (torch.randn(1, 16, 5, 6, generator=torch.Generator().manual_seed(i)).requires_grad_()
+                   for i in range(3))
+        out, _ = module(q, k, v)
+        (out * torch.arange(out.numel()).view_as(out).sin()).sum().backward()
+        grads.append([t.grad for t in (q, k, v)] + [module.relative_emb_v.grad.clone()])
+    for fast, literal in zip(*grads, strict=True):
+        torch.testing.assert_close(fast, literal, atol=1e-5, rtol=1e-4)
 
 
 def test_modules_have_the_official_parameter_shapes():

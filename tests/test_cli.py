@@ -11,7 +11,7 @@ from aot_edu import cli
 from aot_edu import download as dl
 from aot_edu.checkpoints import VARIANTS, get_checkpoint
 from aot_edu.download import DATASETS
-from aot_edu.model import state_dict_layout
+from aot_edu.model import build_model, state_dict_layout
 
 
 def test_list_shows_checkpoints_datasets_and_folders(capsys, monkeypatch, tmp_path):
@@ -107,3 +107,36 @@ def test_other_commands_plug_in(monkeypatch, capsys):
     assert cli.main(["hello", "--name", "AOT"]) == 7
     assert capsys.readouterr().out == "hello AOT\n"
     assert cli.main(["download", "list"]) == 0  # download is still there
+
+
+def test_segment_command_writes_one_mask_per_frame(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from aot_edu.data import read_mask, write_mask
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(frames / f"{i:05d}.jpg")
+    first = np.zeros((40, 60), np.uint8)
+    first[10:30, 5:25], first[10:30, 35:55] = 2, 5
+    write_mask(tmp_path / "first.png", first)
+    torch.manual_seed(0)
+    weights = tmp_path / "w.pth"
+    torch.save({"state_dict": build_model("aott").state_dict()}, weights)
+    status = cli.main(["segment", "--frames", str(frames), "--mask", str(tmp_path / "first.png"),
+                   "--out", str(tmp_path / "out"), "--variant", "aott", "--weights", str(weights),
+                   "--quiet"])
+    assert status == 0
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["00000.png", "00001.png", "00002.png"]
+    assert np.array_equal(read_mask(tmp_path / "out" / "00000.png"), first)
+    assert set(np.unique(read_mask(tmp_path / "out" / "00002.png"))) <= {0, 2, 5}
+    assert "3 masks (2 objects)" in capsys.readouterr().out
+
+
+def test_segment_command_needs_weights(tmp_path, capsys):
+    assert cli.main(["segment", "--frames", str(tmp_path), "--mask", "m.png", "--out", "o"]) == 1
+    assert "--weights PATH" in capsys.readouterr().err
