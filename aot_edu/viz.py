@@ -22,7 +22,6 @@ leaves no global state behind; a notebook displays a returned figure like any ot
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,11 +58,18 @@ def mix_colours(probs) -> np.ndarray:
     return np.clip(np.einsum("khw,kc->hwc", probs, colours), 0, 255).astype(np.uint8)
 
 
-def overlay_soft(frame, probs, alpha: float = 0.7) -> np.ndarray:
+def overlay_soft(frame, probs, alpha: float = 0.7, normalize: bool = False) -> np.ndarray:
     """Soft labels ``[N+1, H, W]`` over ``frame [H, W, 3]``: each pixel is tinted by the objects'
-    colours in proportion to their probability; pure background leaves the frame unchanged."""
+    colours in proportion to their probability; pure background leaves the frame unchanged.
+
+    ``normalize``: scale the tint so the pixel with the most object probability is fully tinted
+    (to see weak propagation; say so in the figure).
+    """
     frame, probs = _numpy(frame).astype(np.float32), _numpy(probs).astype(np.float32)
-    objects = np.clip(1.0 - probs[0], 0.0, 1.0)[..., None] * alpha
+    foreground = np.clip(1.0 - probs[0], 0.0, 1.0)
+    if normalize and foreground.max() > 0:
+        foreground = foreground / foreground.max()
+    objects = foreground[..., None] * alpha
     colours = mix_colours(np.concatenate([np.zeros_like(probs[:1]), probs[1:]]) /
                           np.maximum(probs[1:].sum(0, keepdims=True), 1e-6)).astype(np.float32)
     return ((1 - objects) * frame + objects * colours).round().astype(np.uint8)
@@ -195,11 +201,16 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     return path
 
 
-def figure_image(fig: Figure) -> np.ndarray:
-    """The rendered pixels of a figure, ``uint8 [H, W, 4]`` (tests compare pictures with it)."""
+def figure_image(fig: Figure, dpi: float = 40) -> np.ndarray:
+    """The rendered pixels of a figure at ``dpi``, ``uint8 [H, W, 4]`` (tests compare pictures)."""
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba()).copy()
+    original = fig.get_dpi()
+    fig.set_dpi(dpi)
+    try:
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba()).copy()
+    finally:
+        fig.set_dpi(original)
 
 
 # --- attention heat maps -------------------------------------------------------------------
@@ -471,10 +482,10 @@ def plot_attention(record: AttentionRecord, frame: int = 1, layer: int = 0,
     axes[1, 1].set_ylim(height - 0.5, -0.5)
     axes[1, 1].set_title(f"short-term: window on frame {frame - 1}", fontsize=9)
     for row, key in ((0, "long_carried"), (1, "short_carried")):
-        carried = overlay_soft(record.frames[frame], _resize_maps(views[key], size_hw))
-        axes[row, 2].imshow(carried)
-        axes[row, 2].set_title("objects carried by " + ("long-term" if row == 0 else "short-term"),
-                               fontsize=9)
+        probs = _resize_maps(views[key], size_hw)
+        axes[row, 2].imshow(overlay_soft(record.frames[frame], probs, normalize=True))
+        axes[row, 2].set_title(f"objects carried by {'long' if row == 0 else 'short'}-term\n"
+                               f"(tint scaled to strongest: {1 - probs[0].min():.2f})", fontsize=8)
     axes[0, 3].imshow(overlay(record.frames[frame], record.masks[frame]))
     axes[0, 3].set_title(f"prediction, frame {frame}", fontsize=9)
     axes[1, 3].imshow(overlay(record.frames[0], record.masks[0]))
@@ -526,10 +537,22 @@ def plot_identity_similarity(vectors, num_identities: int | None = None,
     """Paper Fig. 4: the cosine similarity of the identity vectors as a heat map.
 
     ``vectors``: ``[M+1, C]`` from :meth:`aot_edu.identity.IdentityBank.identity_vectors` (row 0
-    is the background). Shows identities ``1..num_identities`` (default all ``M``), with the
-    background first if ``include_background``. Colour scale ``-1..1``; the numbers are printed
-    when the matrix is small.
+    is the background), or a dict ``{name: [M+1, C]}`` for one panel per bank. Shows identities
+    ``1..num_identities`` (default all ``M``), with the background first if
+    ``include_background``. Colour scale ``-1..1``; the numbers are printed when the matrix is
+    small, and each panel's title gives the off-diagonal mean and maximum.
     """
+    banks = vectors if isinstance(vectors, dict) else {title: vectors}
+    fig = Figure(figsize=((size + 0.6) * len(banks) + 0.6, size + 0.3), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(banks), squeeze=False)[0]
+    for ax, (name, bank) in zip(axes, banks.items(), strict=True):
+        image = _draw_similarity(ax, bank, num_identities, include_background, name)
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="cosine similarity")
+    return fig
+
+
+def _draw_similarity(ax, vectors, num_identities, include_background, title):
     v = torch.as_tensor(vectors).detach().float().cpu()
     m = v.shape[0] - 1 if num_identities is None else int(num_identities)
     if not 1 <= m <= v.shape[0] - 1:
@@ -537,9 +560,6 @@ def plot_identity_similarity(vectors, num_identities: int | None = None,
     first = 0 if include_background else 1
     sim = cosine_similarity_matrix(v[first : m + 1]).numpy()
     labels = [("bg" if i == 0 else str(i)) for i in range(first, m + 1)]
-    fig = Figure(figsize=(size + 0.9, size), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
     image = ax.imshow(sim, cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
@@ -552,8 +572,15 @@ def plot_identity_similarity(vectors, num_identities: int | None = None,
     off = sim[~np.eye(len(labels), dtype=bool)]
     stats = f"off-diagonal mean {off.mean():.2f}, max {off.max():.2f}" if off.size else ""
     ax.set_title(f"{title}\n{stats}" if title else stats, fontsize=9)
-    fig.colorbar(image, ax=ax, shrink=0.8, label="cosine similarity")
-    return fig
+    return image
+
+
+def similarity_stats(vectors, include_background: bool = False) -> dict[str, float]:
+    """Off-diagonal cosine similarity of a bank's identities: ``{"mean", "max", "min"}``."""
+    v = torch.as_tensor(vectors).detach().float().cpu()
+    sim = cosine_similarity_matrix(v if include_background else v[1:]).numpy()
+    off = sim[~np.eye(len(sim), dtype=bool)]
+    return {"mean": float(off.mean()), "max": float(off.max()), "min": float(off.min())}
 
 
 # --- widgets -------------------------------------------------------------------------------
