@@ -109,6 +109,10 @@ def setup(seed: int = 0, mode: str | None = None) -> Settings:
     seed_everything(seed)
     settings.figures_dir.mkdir(parents=True, exist_ok=True)
     _inline_figures()
+    if on_colab():  # Colab renders ipywidgets 8 through its custom widget manager
+        from google.colab import output  # type: ignore[import-not-found]
+
+        output.enable_custom_widget_manager()
     print(f"aot-edu: {settings.mode} mode on {settings.device.type}")
     return settings
 
@@ -248,10 +252,13 @@ class CourseRecipe:
     size: int = 129  # 16 * 8 + 1: a 9 x 9 token grid
     lr: float = 1e-3
     seed: int = 0
+    pretrained_encoder: bool = False  # ImageNet MobileNetV2 (torchvision download)
 
 
 QUICK_RECIPE = CourseRecipe()
-FULL_RECIPE = CourseRecipe(steps=3000, batch_size=8, num_frames=5, size=225, lr=4e-4)
+# Full mode (a GPU): longer, larger, from an ImageNet encoder, as AOT itself is trained.
+FULL_RECIPE = CourseRecipe(steps=2000, batch_size=8, num_frames=4, size=193, lr=4e-4,
+                           pretrained_encoder=True)
 
 
 def course_recipe(settings: Settings) -> CourseRecipe:
@@ -265,6 +272,10 @@ def course_model(settings: Settings, recipe: CourseRecipe | None = None, retrain
     Returns ``(model, source)`` with the model in eval mode on ``settings.device``. The weights
     are cached in ``<checkpoint_dir>/course_<variant>_<steps>.pth`` together with the recipe
     and the loss curve (``model.course_losses``); a cache made with another recipe is retrained.
+
+    The training step is :func:`train_briefly`, the course's stand-in until the full trainer
+    (:mod:`aot_edu.train`) is connected here: it takes the model and the recipe and returns the
+    loss of every step.
     """
     from .model import build_model
 
@@ -276,7 +287,8 @@ def course_model(settings: Settings, recipe: CourseRecipe | None = None, retrain
             model = build_model(recipe.variant, weights=saved["state_dict"], device=settings.device)
             model.course_losses = list(saved["losses"])
             return model, f"loaded {path.name}"
-    model = build_model(recipe.variant, device=settings.device)
+    model = build_model(recipe.variant, pretrained_encoder=recipe.pretrained_encoder,
+                        device=settings.device)
     losses = train_briefly(model, recipe, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.cpu() for k, v in model.state_dict().items()}

@@ -152,12 +152,21 @@ def video_strip(
     return show_images(images, [f"frame {numbers[i]}" for i in picks], size=size, suptitle=title)
 
 
+def _overlaid(frames, masks) -> list[np.ndarray]:
+    frames = _numpy(frames)
+    if masks is None:
+        return list(frames)
+    masks = _numpy(masks)
+    if len(masks) != len(frames):
+        raise ValueError(f"{len(frames)} frames but {len(masks)} masks")
+    return [overlay(f, m) for f, m in zip(frames, masks, strict=True)]
+
+
 def animate(frames, masks=None, interval: int = 120, size: float = 4.0):
     """A matplotlib ``FuncAnimation`` of the frames (with masks overlaid)."""
     from matplotlib.animation import FuncAnimation
 
-    frames = _numpy(frames)
-    images = [f if masks is None else overlay(f, m) for f, m in zip(frames, _numpy(masks) if masks is not None else frames, strict=True)]
+    images = _overlaid(frames, masks)
     h, w = images[0].shape[:2]
     fig = Figure(figsize=(size, size * h / w))
     FigureCanvasAgg(fig)
@@ -182,8 +191,7 @@ def save_gif(path: str | Path, frames, masks=None, duration: int = 120, scale: f
     """Write the clip (with masks overlaid) as an animated GIF; returns the path."""
     from PIL import Image
 
-    frames = _numpy(frames)
-    images = [f if masks is None else overlay(f, m) for f, m in zip(frames, _numpy(masks) if masks is not None else frames, strict=True)]
+    images = _overlaid(frames, masks)
     pil = [Image.fromarray(im) for im in images]
     if scale != 1.0:
         pil = [im.resize((round(im.width * scale), round(im.height * scale)), Image.BILINEAR) for im in pil]

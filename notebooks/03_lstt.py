@@ -197,9 +197,10 @@ print(f"{solution:,} of the block's {count_parameters(block):,} parameters; "
 # ## Stacking blocks
 #
 # AOT-T has 1 block, AOT-S 2, AOT-B and AOT-L 3. Each block has its *own* memories (its own
-# keys and values of every memory frame), and the decoder sees every block's output. Deeper
-# stacks can re-match with features refined by the earlier blocks, which the paper shows as
-# attention maps that become sharper and more object-like with depth (Fig. 6-7).
+# keys and values of every memory frame), and the decoder sees every block's output. A deeper
+# block matches with features the earlier blocks have already refined (and that already carry
+# propagated identities), so its attention can be more selective; below we look at the maps
+# block by block and measure how sharp they are.
 #
 # ## Attention maps of a trained model (paper Fig. 6-7)
 #
