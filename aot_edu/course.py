@@ -158,6 +158,28 @@ def check(name: str, answer, expected, atol: float = 1e-5, rtol: float = 1e-5) -
     print(f"{name}: correct")
 
 
+# --- timing -------------------------------------------------------------------------------
+
+def best_times(runs: dict, repeats: int = 3, warmup: bool = True) -> dict:
+    """Time every zero-argument callable of ``runs``; the fastest of ``repeats`` runs, seconds.
+
+    The runs are interleaved (each repeat runs all of them once), so a burst of load from other
+    programs slows every run alike instead of one; ``warmup`` runs each once untimed first.
+    """
+    import time
+
+    if warmup:
+        for fn in runs.values():
+            fn()
+    best = {key: float("inf") for key in runs}
+    for _ in range(repeats):
+        for key, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            best[key] = min(best[key], time.perf_counter() - start)
+    return best
+
+
 # --- clips ---------------------------------------------------------------------------------
 
 def find_davis(settings: Settings) -> tuple[Path, int] | None:

@@ -67,6 +67,7 @@ def run(quick: bool, names: list[str] | None = None) -> str:
     rows, total, problems = [], 0.0, []
     with tempfile.TemporaryDirectory() as checkpoints:
         for path in paths:
+            load = os.getloadavg()[0]  # other programs on the machine slow the notebooks down
             seconds, noise = execute(path, {**env, "AOT_EDU_CHECKPOINTS": checkpoints})
             total += seconds
             cold = ""
@@ -74,7 +75,7 @@ def run(quick: bool, names: list[str] | None = None) -> str:
                 with tempfile.TemporaryDirectory() as empty:
                     cold_s, _ = execute(path, {**env, "AOT_EDU_CHECKPOINTS": empty})
                 cold = f"{cold_s:.0f}"
-            rows.append((path.name, seconds, cold))
+            rows.append((path.name, seconds, cold, load))
             problems += [f"{path.name} {n}" for n in noise]
             print(f"{path.name}: {seconds:.0f} s{' (cold ' + cold + ' s)' if cold else ''}", flush=True)
     lines = [
@@ -87,11 +88,15 @@ def run(quick: bool, names: list[str] | None = None) -> str:
         f"itself). Budget: {PER_NOTEBOOK_BUDGET_S} s per notebook, {COURSE_BUDGET_S // 60} min "
         "for the course, on a 2-core CPU.",
         "",
-        "| notebook | course order (s) | cold (s) |",
-        "|---|---:|---:|",
+        f"The machine has {os.cpu_count()} cores; *load* is the 1-minute load average when the "
+        "notebook started (above the core count, other programs were competing for the CPU and "
+        "the times are inflated).",
+        "",
+        "| notebook | course order (s) | cold (s) | load |",
+        "|---|---:|---:|---:|",
     ]
-    lines += [f"| {name} | {seconds:.0f} | {cold or '-'} |" for name, seconds, cold in rows]
-    lines += [f"| **whole course** | **{total:.0f}** | |", ""]
+    lines += [f"| {name} | {seconds:.0f} | {cold or '-'} | {load:.1f} |" for name, seconds, cold, load in rows]
+    lines += [f"| **whole course** | **{total:.0f}** | | |", ""]
     lines.append("Cells writing to stderr: " + ("; ".join(problems) if problems else "none."))
     return "\n".join(lines)
 

@@ -135,7 +135,8 @@ print("pixels of disc 1 per frame:", areas[:, 1].tolist())
 # Most methods before AOT matched **one object at a time**: to follow N objects they ran their
 # network N times and then merged the N results (notebook 01 measures this). AOT instead gives
 # every object an **identity** - a learned vector from an **identity bank** - writes all objects
-# into *one* embedding, and propagates them together through a transformer. One pass, any
+# into *one* embedding (a map of vectors), and propagates them together through a
+# **transformer** (a network built from attention, notebook 01). One pass, any
 # number of objects (up to 10 per pass; more objects are split into groups of 10).
 #
 # ## The course map
@@ -192,7 +193,7 @@ print("checkpoints go to:", settings.checkpoint_dir, "(AOT_EDU_CHECKPOINTS)")
 # ```
 #
 # or from Python: `aot_edu.checkpoints.download_checkpoint("aotl")`. Checkpoints live on Google
-# Drive and are fetched with `gdown`. When Drive answers "too many users have viewed or
+# Drive and are fetched with `gdown` (a small Google Drive downloader). When Drive answers "too many users have viewed or
 # downloaded this file", open the link printed by `aot-edu download list` in a browser, save the
 # file (e.g. `AOTL_PRE_YTB_DAV.pth`) into the checkpoint folder above, and run the command again:
 # it checks the file instead of downloading it.

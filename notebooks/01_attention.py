@@ -25,7 +25,6 @@ if "google.colab" in sys.modules:
 
 # %%
 import inspect
-import time
 
 import numpy as np
 import torch
@@ -223,27 +222,20 @@ def identification(masks_one_hot):  # one run: masks -> identities (Eq. 4) -> F
     return decoder_ids(attend(masks_one_hot @ identities[: masks_one_hot.shape[1]]))
 
 
-def best_time(fn, *args, repeats=7):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 object_counts = settings.pick([1, 2, 4, 8], [1, 2, 4, 6, 8, 10])
-timings = {"post-ensemble (N runs)": [], "identification (1 run)": []}
+methods = {"post-ensemble (N runs)": post_ensemble, "identification (1 run)": identification}
+masks_for = {n: torch.nn.functional.one_hot(torch.randint(0, n + 1, (tokens_n,)), n + 1).float() for n in object_counts}
 calls = {}
 with torch.inference_mode():
     for n in object_counts:
-        labels = torch.randint(0, n + 1, (1, tokens_n))
-        one_hot = torch.nn.functional.one_hot(labels[0], n + 1).float()
-        for name, fn in (("post-ensemble (N runs)", post_ensemble), ("identification (1 run)", identification)):
+        for name, fn in methods.items():
             attention_calls = 0
-            fn(one_hot)
+            fn(masks_for[n])
             calls[name, n] = attention_calls
-            timings[name].append(best_time(fn, one_hot) * 1000)
+    # fastest of 5 interleaved runs (course.best_times), in milliseconds
+    seconds = course.best_times({(name, n): (lambda fn=fn, n=n: fn(masks_for[n]))
+                                 for name, fn in methods.items() for n in object_counts}, repeats=5)
+timings = {name: [seconds[name, n] * 1000 for n in object_counts] for name in methods}
 for n in object_counts:
     assert calls["post-ensemble (N runs)", n] == n and calls["identification (1 run)", n] == 1
 print("attention calls per frame:", {f"N={n}": (calls["post-ensemble (N runs)", n], 1) for n in object_counts})

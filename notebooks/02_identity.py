@@ -128,8 +128,9 @@ print("ID:", tuple(id_equation.shape), "- Eq. 4 as a matrix product matches the 
 # AOT's transformer works on **tokens** of 16x16 pixels (the encoder shrinks the image 16
 # times), so the identity embedding is needed at 1/16 resolution. The official models do not
 # shrink the masks and then look up one vector per token; instead every identity owns a
-# **17x17 patch** of `C`-vectors applied as a **strided convolution** (kernel 17, stride 16,
-# padding 8) directly on the full-resolution one-hot map. Each token's embedding is the sum,
+# **17x17 patch** of `C`-vectors applied as a **strided convolution** (a 17x17 window of
+# weights slid over the image 16 pixels at a time, with 8 pixels of zero padding at the
+# borders) directly on the full-resolution one-hot map. Each token's embedding is the sum,
 # over the 17x17 pixels around it, of the vector belonging to that pixel's identity *and*
 # position in the patch - so a token half covered by an object gets a mix, and the shape of the
 # boundary inside the patch is encoded too. It is a plain `nn.Conv2d`:

@@ -63,9 +63,10 @@ settings = course.setup()
 #
 #    both share one query projection, and the memory's values carry the identity embedding
 #    `V + ID` (Eq. 4) - this is where the objects are matched and propagated;
-# 3. **feed-forward** - per token `256 -> 1024 -> 256` channels, with, in the middle,
-#    GroupNorm, GELU and a **5x5 depth-wise convolution** (each of the 1024 channels filtered
-#    on its own over its 5x5 neighbourhood: cheap spatial mixing).
+# 3. **feed-forward** - per token `256 -> 1024 -> 256` channels, with, in the middle, a
+#    **GroupNorm** (normalises groups of 32 channels), a **GELU** (a smooth version of
+#    `max(0, x)`) and a **5x5 depth-wise convolution** (each of the 1024 channels filtered on
+#    its own over its 5x5 neighbourhood of tokens: cheap spatial mixing).
 #
 # The package's block, exactly in that order:
 

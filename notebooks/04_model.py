@@ -47,8 +47,9 @@ settings = course.setup()
 # %% [markdown]
 # ## One frame through the model
 #
-# 1. **Encoder** (MobileNetV2, or ResNet-50 for R50-AOT-L): a convolutional network that
-#    shrinks the image step by step; AOT keeps its maps at 1/4, 1/8 and 1/16 of the input size
+# 1. **Encoder** (MobileNetV2 - a small convolutional network designed for phones - or the
+#    larger ResNet-50 for R50-AOT-L): a network of convolutions that shrinks the image step
+#    by step; AOT keeps its maps at 1/4, 1/8 and 1/16 of the input size
 #    and projects the last one to `C = 256` channels - one **token** per 16x16 patch.
 # 2. **Identity embedding** (Eq. 4, notebook 02) of the reference frame's masks.
 # 3. **LSTT** (notebook 03): match the frame's tokens against the memories, propagate the
@@ -140,7 +141,10 @@ print(f"{trained.config.title}: {trained_source}")
 #
 # With official weights and DAVIS on disk we segment a DAVIS video; otherwise a synthetic one
 # like the course model was trained on. `segment` takes the frames and the first mask, nothing
-# else.
+# else. We score it with the **IoU** (intersection over union: the pixels both the prediction
+# and the truth call the object, divided by the pixels either calls it; 1 = perfect). DAVIS's
+# "J" measure is the same ratio averaged per frame; notebook 06 evaluates with the official
+# protocol.
 
 # %%
 clip = course.davis_clip(settings, "dog", num_frames=settings.pick(12, 60), scale=settings.pick(0.5, 1.0)) if is_official else None
@@ -157,7 +161,7 @@ print(f"{'synthetic' if synthetic else 'DAVIS dog'}: {len(frames)} frames of {fr
 for label in result.labels:
     inter = ((result.masks[1:] == label) & (truth[1:] == label)).sum()
     union = ((result.masks[1:] == label) | (truth[1:] == label)).sum()
-    print(f"  object {label}: overlap with the truth (IoU over frames 1..) {inter / max(union, 1):.2f}")
+    print(f"  object {label}: IoU with the truth over frames 1.. {inter / max(union, 1):.2f}")
 assert result.masks.shape == truth.shape and np.array_equal(result.masks[0], truth[0])
 
 # %% [markdown]
@@ -218,25 +222,19 @@ def post_ensemble_segment(model, frames, first_mask):
     return torch.stack(out).numpy()
 
 
-def best_of(fn, *args, repeats=2):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 timing_model = aot_edu.build_model("aott")  # speed does not depend on the weights
 object_counts = settings.pick([1, 2, 4], [1, 2, 4, 6, 8, 10])
 timing_size, timing_frames = settings.pick((193, 337), (481, 849)), settings.pick(4, 10)
-times = {"identification": [], "post-ensemble": []}
+clips = {}
 for n in object_counts:
-    clip_frames, clip_masks = course.synthetic_clip(seed=n, num_frames=timing_frames, size=timing_size,
-                                                    num_objects=n, num_distractors=0)
-    assert clip_masks[0].max() == n, "the synthetic clip shows every object in its first frame"
-    times["identification"].append(best_of(aot_edu.segment, clip_frames, clip_masks[0], timing_model))
-    times["post-ensemble"].append(best_of(post_ensemble_segment, timing_model, clip_frames, clip_masks[0]))
+    clips[n] = course.synthetic_clip(seed=n, num_frames=timing_frames, size=timing_size, num_objects=n, num_distractors=0)
+    assert clips[n][1][0].max() == n, "the synthetic clip shows every object in its first frame"
+runs = {}
+for n, (clip_frames, clip_masks) in clips.items():
+    runs["identification", n] = lambda f=clip_frames, m=clip_masks[0]: aot_edu.segment(f, m, timing_model)
+    runs["post-ensemble", n] = lambda f=clip_frames, m=clip_masks[0]: post_ensemble_segment(timing_model, f, m)
+seconds = course.best_times(runs, repeats=2, warmup=False)  # fastest of 2 interleaved runs
+times = {name: [seconds[name, n] for n in object_counts] for name in ("identification", "post-ensemble")}
 per_frame = {k: [t / (timing_frames - 1) * 1000 for t in v] for k, v in times.items()}
 print(f"AOT-T, {timing_frames} frames of {timing_size}, ms per frame:")
 for k, v in per_frame.items():

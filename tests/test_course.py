@@ -178,3 +178,11 @@ def test_training_changes_the_identity_bank():
     losses = course.train_briefly(model, recipe, progress=False)
     assert len(losses) == 2
     assert not torch.allclose(before, model.patch_wise_id_bank.identity_vectors())
+
+
+def test_best_times_interleaves_and_keeps_the_fastest():
+    order = []
+    runs = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    best = course.best_times(runs, repeats=3)
+    assert order == ["a", "b"] * 4, "one warm-up round, then the runs alternate"
+    assert set(best) == {"a", "b"} and all(0 <= t < 1 for t in best.values())
