@@ -196,7 +196,8 @@ HTML(viz.animation_html(frames, result.masks, interval=150, size=3.5))
 def post_ensemble_segment(model, frames, first_mask):
     """Segment each object of ``first_mask`` with its own engine (Eq. 1); [T, H, W] labels."""
     size = official_input_size(*frames.shape[1:3])
-    labels = torch.as_tensor(first_mask).long()
+    device = model.encoder_projector.weight.device
+    labels = torch.as_tensor(first_mask, device=device).long()
     objects = labels.unique()[1:].tolist()
 
     def to_input(mask):
@@ -205,11 +206,11 @@ def post_ensemble_segment(model, frames, first_mask):
     engines = [AOTEngine(model, model.config.long_term_gap_test) for _ in objects]
     out = [labels]
     with torch.inference_mode():
-        enc = model.encode_image(prepare_frame(torch.as_tensor(frames[0]), size))
+        enc = model.encode_image(prepare_frame(torch.as_tensor(frames[0], device=device), size))
         for engine, obj in zip(engines, objects, strict=True):
             engine.add_reference_frame(enc, one_hot_labels(to_input((labels == obj).long()), 11), [1])
         for frame in frames[1:]:
-            enc = model.encode_image(prepare_frame(torch.as_tensor(frame), size))  # shared
+            enc = model.encode_image(prepare_frame(torch.as_tensor(frame, device=device), size))  # shared
             probs = []
             for engine in engines:  # N runs of LSTT + decoder
                 engine.propagate(enc)
@@ -218,11 +219,11 @@ def post_ensemble_segment(model, frames, first_mask):
             merged = torch.cat([background] + [p[1:] for p in probs]).argmax(0)
             for engine, j in zip(engines, range(1, len(objects) + 1), strict=True):
                 engine.update_memory(one_hot_labels(to_input((merged == j).long()), 11))
-            out.append(torch.tensor([0, *objects])[merged])
-    return torch.stack(out).numpy()
+            out.append(torch.tensor([0, *objects], device=device)[merged])
+    return torch.stack(out).cpu().numpy()
 
 
-timing_model = aot_edu.build_model("aott")  # speed does not depend on the weights
+timing_model = aot_edu.build_model("aott", device=settings.device)  # speed does not depend on the weights
 object_counts = settings.pick([1, 2, 4], [1, 2, 4, 6, 8, 10])
 timing_size, timing_frames = settings.pick((193, 337), (481, 849)), settings.pick(4, 10)
 clips = {}
