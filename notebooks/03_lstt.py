@@ -287,11 +287,12 @@ attention_explorer = viz.attention_widget(records)
 display(attention_explorer)
 
 # %% [markdown]
-# What to look for: with random weights the maps are nearly flat and the carried colours
-# blur over the whole frame; a trained model's query looks at its own object in the memory and
-# the carried colours trace the objects. The entropy numbers above say how much sharper each
-# block is in this run. The course model in quick mode trained for about a minute, so expect
-# rough maps; the official weights (full mode) show the paper's picture.
+# What to look for: with random weights the maps are flat (their entropy above is that of
+# uniform attention) and the carried colours blur over the whole frame. Training should make a
+# query look at its own object in the memory and the carried colours trace the objects; the
+# entropy numbers above say how much sharper each block became in this run. The course model in
+# quick mode has trained for about a minute from scratch and is still a poor tracker, so
+# expect rough maps; the official weights (full mode) show what a fully trained AOT does.
 #
 # **Summary.** An LSTT block = self-attention, long-term attention to all memory frames,
 # short-term attention to a 15x15 window of the previous frame (with relative positions), and a
