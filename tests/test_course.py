@@ -72,7 +72,8 @@ def test_check_reports_right_wrong_and_missing_answers(capsys):
     course.check("sum", 3, 3)
     course.check("tensor", torch.ones(2), torch.ones(2) + 1e-7)
     course.check("array", [1.0, 2.0], np.array([1.0, 2.0]))
-    assert capsys.readouterr().out.count("correct") == 3
+    course.check("size", [481, 849], (481, 849))
+    assert capsys.readouterr().out.count("correct") == 4
     with pytest.raises(AssertionError, match="expected 3, got 4"):
         course.check("sum", 4, 3)
     with pytest.raises(AssertionError, match="not quite"):
