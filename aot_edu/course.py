@@ -9,11 +9,17 @@ variable ``AOT_EDU_MODE``:
 
 Paths come from ``AOT_EDU_DATA`` (datasets), ``AOT_EDU_CHECKPOINTS`` (weights) and
 ``AOT_EDU_SHARED`` (the optional reference folder beside a development checkout).
+
+The notebooks also get their material here, each with a fallback so that every notebook runs
+without downloads: :func:`davis_clip` (a DAVIS sequence if one is on disk), :func:`synthetic_clip`
+(always), :func:`official_model` (an official checkpoint if downloaded) and :func:`course_model`
+(load if present, else train briefly). :func:`check` is the exercises' self-check.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import random
 import sys
@@ -102,12 +108,271 @@ def setup(seed: int = 0, mode: str | None = None) -> Settings:
     settings = get_settings(mode)
     seed_everything(seed)
     settings.figures_dir.mkdir(parents=True, exist_ok=True)
+    _inline_figures()
+    if on_colab():  # Colab renders ipywidgets 8 through its custom widget manager
+        from google.colab import output  # type: ignore[import-not-found]
+
+        output.enable_custom_widget_manager()
     print(f"aot-edu: {settings.mode} mode on {settings.device.type}")
     return settings
 
 
+def _inline_figures() -> None:
+    """In a notebook, show returned matplotlib figures as inline PNGs (``%matplotlib inline``);
+    the course's figures are plain ``Figure`` objects, displayed like any other value."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "kernel"):
+        shell.run_line_magic("matplotlib", "inline")
+
+
 def on_colab() -> bool:
     return "google.colab" in sys.modules
+
+
+# --- exercises -----------------------------------------------------------------------------
+
+def check(name: str, answer, expected, atol: float = 1e-5, rtol: float = 1e-5) -> None:
+    """Self-check for an exercise: prints "correct" when ``answer`` matches ``expected``.
+
+    ``answer is None`` means "not attempted yet" (prints a hint); a wrong
+    answer raises ``AssertionError`` saying how far off it is. Tensors and arrays are compared
+    with ``torch.testing.assert_close``, everything else with ``==``.
+    """
+    if answer is None:
+        print(f"{name}: not attempted yet - replace the None with your answer and run the cell")
+        return
+    if isinstance(expected, (torch.Tensor, np.ndarray)):
+        try:
+            torch.testing.assert_close(
+                torch.as_tensor(np.asarray(answer) if not isinstance(answer, torch.Tensor) else answer),
+                torch.as_tensor(expected), atol=atol, rtol=rtol, check_dtype=False,
+            )
+        except AssertionError as error:
+            raise AssertionError(f"{name}: not quite - {error}") from None
+    elif (tuple(answer) if isinstance(answer, (list, tuple)) else answer) != (
+        tuple(expected) if isinstance(expected, (list, tuple)) else expected
+    ):
+        raise AssertionError(f"{name}: expected {expected!r}, got {answer!r}")
+    print(f"{name}: correct")
+
+
+# --- timing -------------------------------------------------------------------------------
+
+def best_times(runs: dict, repeats: int = 3, warmup: bool = True) -> dict:
+    """Time every zero-argument callable of ``runs``; the fastest of ``repeats`` runs, seconds.
+
+    The runs are interleaved (each repeat runs all of them once), so a burst of load from other
+    programs slows every run alike instead of one; ``warmup`` runs each once untimed first.
+    """
+    import time
+
+    if warmup:
+        for fn in runs.values():
+            fn()
+    best = {key: float("inf") for key in runs}
+    for _ in range(repeats):
+        for key, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            best[key] = min(best[key], time.perf_counter() - start)
+    return best
+
+
+# --- clips ---------------------------------------------------------------------------------
+
+def find_davis(settings: Settings) -> tuple[Path, int] | None:
+    """A DAVIS folder with frames on disk: ``(root, year)``, or ``None``.
+
+    Looked for in this order: ``<data_dir>/DAVIS2017``, ``<data_dir>/DAVIS2016`` (what
+    ``aot-edu download dataset ...`` writes) and ``<shared_dir>/datasets/DAVIS2016``.
+    """
+    candidates = [(settings.data_dir / "DAVIS2017", 2017), (settings.data_dir / "DAVIS2016", 2016)]
+    if settings.shared_dir is not None:
+        candidates.append((settings.shared_dir / "datasets" / "DAVIS2016", 2016))
+    for root, year in candidates:
+        if (root / "JPEGImages" / "480p").is_dir() and (root / "ImageSets" / str(year)).is_dir():
+            return root, year
+    return None
+
+
+def davis_clip(
+    settings: Settings, name: str = "blackswan", num_frames: int | None = None, step: int = 1,
+    scale: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Frames ``uint8 [T, H, W, 3]`` and labels ``uint8 [T, H, W]`` of a DAVIS sequence, or
+    ``None`` when no DAVIS copy with that sequence's frames is on disk.
+
+    ``num_frames`` frames ``step`` apart from frame 0; ``scale`` resizes them (bilinear frames,
+    nearest masks), e.g. 0.5 for quick mode.
+    """
+    from PIL import Image
+
+    from .data import DAVIS
+
+    found = find_davis(settings)
+    if found is None:
+        return None
+    davis = DAVIS(found[0], year=found[1], split="val")
+    if name not in davis.names:
+        return None
+    sequence = davis.sequence(name)
+    if not sequence.has_frames:
+        return None
+    indices = list(range(0, sequence.num_frames, step))[:num_frames]
+    frames, masks = sequence.frames(indices), sequence.masks(indices)
+    if scale != 1.0:
+        size = (round(frames.shape[2] * scale), round(frames.shape[1] * scale))
+        frames = np.stack([np.asarray(Image.fromarray(f).resize(size, Image.BILINEAR)) for f in frames])
+        masks = np.stack([np.asarray(Image.fromarray(m).resize(size, Image.NEAREST)) for m in masks])
+    return frames, masks
+
+
+def synthetic_clip(
+    seed: int = 0, num_frames: int = 8, size: int | tuple[int, int] = 129, num_objects: int = 3,
+    num_distractors: int = 1, motion: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic video (:func:`aot_edu.data.render_video`): frames ``uint8 [T, H, W, 3]`` and
+    labels ``uint8 [T, H, W]`` (objects ``1..N``), a pure function of its arguments."""
+    from .data import render_video
+
+    rng = np.random.default_rng([seed, 0])
+    return render_video(rng, num_frames, size, num_objects, num_distractors, motion)
+
+
+# --- models --------------------------------------------------------------------------------
+
+def official_model(settings: Settings, variant: str = "aotl", download: bool = False):
+    """The official ``PRE_YTB_DAV`` model of ``variant`` if its checkpoint is in
+    ``settings.checkpoint_dir`` (or ``download=True`` fetches it), else ``None``."""
+    from .checkpoints import download_checkpoint, get_checkpoint
+    from .model import build_model
+
+    path = settings.checkpoint_dir / get_checkpoint(variant).filename
+    if not path.is_file():
+        if not download:
+            return None
+        try:
+            path = download_checkpoint(variant, root=settings.checkpoint_dir)
+        except Exception as error:  # no network, Google Drive quota, ...: fall back, say why
+            print(f"could not download the official {variant} checkpoint ({error}); "
+                  "using the course model instead")
+            return None
+    return build_model(variant, weights=path, device=settings.device)
+
+
+@dataclass(frozen=True)
+class CourseRecipe:
+    """How the course model is trained when no trained weights are on disk (see
+    :func:`course_model`). Quick mode: about a minute on a 2-core CPU (``bench/RESULTS.md``)."""
+
+    variant: str = "aots"  # two LSTT blocks: notebook 03 compares them
+    steps: int = 50
+    batch_size: int = 4
+    num_frames: int = 3  # a reference frame and two frames to propagate to
+    size: int = 97  # 16 * 6 + 1: a 7 x 7 token grid
+    lr: float = 1e-3
+    seed: int = 0
+    pretrained_encoder: bool = False  # ImageNet MobileNetV2 (torchvision download)
+
+
+QUICK_RECIPE = CourseRecipe()
+# Full mode (a GPU): longer, larger, from an ImageNet encoder, as AOT itself is trained.
+FULL_RECIPE = CourseRecipe(steps=2000, batch_size=8, num_frames=4, size=193, lr=4e-4,
+                           pretrained_encoder=True)
+
+
+def course_recipe(settings: Settings) -> CourseRecipe:
+    return settings.pick(QUICK_RECIPE, FULL_RECIPE)
+
+
+def course_model(settings: Settings, recipe: CourseRecipe | None = None, retrain: bool = False,
+                 progress: bool = True):
+    """Load if present, else train briefly: the course's trained AOT and where it came from.
+
+    Returns ``(model, source)`` with the model in eval mode on ``settings.device``. The weights
+    are cached in ``<checkpoint_dir>/course_<variant>_<steps>.pth`` together with the recipe
+    and the loss curve (``model.course_losses``); a cache made with another recipe is retrained.
+
+    The training step is :func:`train_briefly`, the course's stand-in until the full trainer
+    (:mod:`aot_edu.train`) is connected here: it takes the model and the recipe and returns the
+    loss of every step.
+    """
+    from .model import build_model
+
+    recipe = recipe or course_recipe(settings)
+    path = settings.checkpoint_dir / f"course_{recipe.variant}_{recipe.steps}.pth"
+    if path.is_file() and not retrain:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if saved.get("recipe") == dataclasses.asdict(recipe):
+            model = build_model(recipe.variant, weights=saved["state_dict"], device=settings.device)
+            model.course_losses = list(saved["losses"])
+            return model, f"loaded {path.name}"
+    model = build_model(recipe.variant, pretrained_encoder=recipe.pretrained_encoder,
+                        device=settings.device)
+    losses = train_briefly(model, recipe, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "recipe": dataclasses.asdict(recipe), "losses": losses}, path)
+    model.course_losses = losses
+    return model.eval(), f"trained for {recipe.steps} steps, saved {path.name}"
+
+
+def train_briefly(model, recipe: CourseRecipe, progress: bool = True) -> list[float]:
+    """Train ``model`` on synthetic videos for ``recipe.steps`` steps; returns the losses.
+
+    The course's stand-in for :mod:`aot_edu.train` (the full trainer): every step draws a batch
+    of synthetic clips, gives each clip's objects random identities (Eq. 3), propagates from the
+    reference frame through the clip - feeding back the model's own (detached) predictions as
+    the evaluator does - and minimises the cross-entropy of every propagated frame.
+    """
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    from .data import SyntheticVideos, collate
+    from .engine import AOTEngine, normalize
+    from .identity import one_hot_labels, random_assignment
+
+    device = model.encoder_projector.weight.device
+    generator = torch.Generator().manual_seed(recipe.seed)
+    torch.manual_seed(recipe.seed)
+    videos = SyntheticVideos(recipe.steps * recipe.batch_size, recipe.num_frames, recipe.size,
+                             num_objects=(1, 3), num_distractors=(0, 1), seed=recipe.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=0.01)
+    identities = model.max_obj_num + 1
+    losses = []
+    model.train()
+    bar = tqdm(range(recipe.steps), desc=f"training {model.config.title}", disable=not progress)
+    for step in bar:
+        batch = collate([videos[step * recipe.batch_size + i] for i in range(recipe.batch_size)])
+        frames, masks = batch["frames"].to(device), batch["masks"].to(device)
+        b, t = masks.shape[:2]
+        encoded = model.encode_image(normalize(frames.flatten(0, 1)))
+        encoded = [e.unflatten(0, (b, t)) for e in encoded]
+        engine = AOTEngine(model, model.config.long_term_gap_train)
+        engine.add_reference_frame(
+            [e[:, 0] for e in encoded], one_hot_labels(masks[:, 0], identities),
+            batch["obj_num"].tolist(), assignment=random_assignment(b, identities, generator, device),
+        )
+        loss = 0.0
+        for i in range(1, t):
+            enc = [e[:, i] for e in encoded]
+            engine.propagate(enc)
+            logits = engine.decode(enc, output_size=tuple(masks.shape[-2:]))
+            loss = loss + F.cross_entropy(logits, masks[:, i]) / (t - 1)
+            if i < t - 1:
+                engine.update_memory(one_hot_labels(logits.argmax(1).detach(), identities))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(round(float(loss.detach()), 4))
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    model.eval()
+    return losses
 
 
 # --- notebook generation -------------------------------------------------------------------

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 import torch
 
@@ -59,3 +62,128 @@ def test_sync_detects_a_stale_notebook(tmp_path):
     assert course.sync_notebooks(check=True, root=tmp_path) == []
     source.write_text("# %% [markdown]\n# Hello\n\n# %%\nx = 2\n")
     assert "differs" in course.sync_notebooks(check=True, root=tmp_path)[0]
+
+
+# --- the notebooks' helpers ----------------------------------------------------------------
+
+def test_check_reports_right_wrong_and_missing_answers(capsys):
+    course.check("sum", None, 3)
+    assert "not attempted yet" in capsys.readouterr().out
+    course.check("sum", 3, 3)
+    course.check("tensor", torch.ones(2), torch.ones(2) + 1e-7)
+    course.check("array", [1.0, 2.0], np.array([1.0, 2.0]))
+    course.check("size", [481, 849], (481, 849))
+    assert capsys.readouterr().out.count("correct") == 4
+    with pytest.raises(AssertionError, match="expected 3, got 4"):
+        course.check("sum", 4, 3)
+    with pytest.raises(AssertionError, match="not quite"):
+        course.check("tensor", torch.zeros(2), torch.ones(2))
+    with pytest.raises(AssertionError, match="not quite"):
+        course.check("shape", torch.ones(3), torch.ones(2))
+
+
+def test_synthetic_clip_is_a_pure_function_of_its_arguments():
+    frames, masks = course.synthetic_clip(seed=4, num_frames=3, size=(33, 49), num_objects=2)
+    assert frames.shape == (3, 33, 49, 3) and frames.dtype == np.uint8
+    assert masks.shape == (3, 33, 49) and set(np.unique(masks[0])) == {0, 1, 2}
+    again = course.synthetic_clip(seed=4, num_frames=3, size=(33, 49), num_objects=2)
+    assert np.array_equal(frames, again[0]) and np.array_equal(masks, again[1])
+    assert not np.array_equal(frames, course.synthetic_clip(seed=5, num_frames=3, size=(33, 49))[0])
+
+
+def _fake_davis(root, sequence="blackswan", frames=3):
+    from PIL import Image
+
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text(f"{sequence}\n")
+    for kind in ("JPEGImages", "Annotations"):
+        (root / kind / "480p" / sequence).mkdir(parents=True)
+    for t in range(frames):
+        Image.fromarray(np.full((40, 60, 3), 10 * t, np.uint8)).save(root / "JPEGImages" / "480p" / sequence / f"{t:05d}.jpg")
+        mask = np.zeros((40, 60), np.uint8)
+        mask[5:20, 5 + t : 25 + t] = 1
+        image = Image.fromarray(mask, mode="P")
+        image.putpalette([0, 0, 0, 128, 0, 0] + [0] * 762)
+        image.save(root / "Annotations" / "480p" / sequence / f"{t:05d}.png")
+
+
+def test_davis_clip_found_in_the_data_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("AOT_EDU_DATA", str(tmp_path))
+    monkeypatch.setenv("AOT_EDU_SHARED", str(tmp_path / "missing"))
+    settings = course.get_settings("quick")
+    assert course.find_davis(settings) is None and course.davis_clip(settings) is None
+    _fake_davis(tmp_path / "DAVIS2017", frames=4)
+    assert course.find_davis(settings) == (tmp_path / "DAVIS2017", 2017)
+    frames, masks = course.davis_clip(settings, "blackswan", num_frames=2, step=2, scale=0.5)
+    assert frames.shape == (2, 20, 30, 3) and masks.shape == (2, 20, 30)
+    assert masks.max() == 1 and masks[1].sum() > 0
+    assert course.davis_clip(settings, "dog") is None, "a sequence that is not there"
+
+
+def test_davis_clip_from_the_shared_folder():
+    from conftest import require_shared
+
+    require_shared("datasets", "DAVIS2016", "JPEGImages", "480p", "blackswan")
+    settings = course.get_settings("quick")
+    frames, masks = course.davis_clip(settings, "blackswan", num_frames=2, scale=0.25)
+    assert frames.shape == (2, 120, 214, 3) and set(np.unique(masks)) == {0, 1}
+
+
+def test_official_model_is_none_without_a_file_and_loads_one(monkeypatch, tmp_path):
+    from aot_edu import build_model
+
+    monkeypatch.setenv("AOT_EDU_CHECKPOINTS", str(tmp_path))
+    settings = course.get_settings("quick")
+    assert course.official_model(settings, "aott") is None
+    torch.manual_seed(1)
+    weights = build_model("aott").state_dict()
+    torch.save({"state_dict": weights}, tmp_path / "AOTT_PRE_YTB_DAV.pth")
+    model = course.official_model(settings, "aott")
+    torch.testing.assert_close(model.state_dict(), weights)
+
+
+def test_course_model_trains_once_then_loads(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_training(model, recipe, progress=True):  # the real one is tested below
+        calls.append(recipe)
+        with torch.no_grad():
+            model.patch_wise_id_bank.bias.add_(1.0)
+        return [1.0, 0.5, 0.25]
+
+    monkeypatch.setattr(course, "train_briefly", fake_training)
+    monkeypatch.setenv("AOT_EDU_CHECKPOINTS", str(tmp_path))
+    settings = course.get_settings("quick")
+    recipe = course.CourseRecipe(variant="aott", steps=3, batch_size=1, num_frames=2, size=33)
+    trained, source = course.course_model(settings, recipe, progress=False)
+    assert source == "trained for 3 steps, saved course_aott_3.pth" and not trained.training
+    assert trained.course_losses == [1.0, 0.5, 0.25] and calls == [recipe]
+    loaded, source = course.course_model(settings, recipe)
+    assert source == "loaded course_aott_3.pth" and len(calls) == 1
+    torch.testing.assert_close(loaded.state_dict(), trained.state_dict())
+    assert loaded.course_losses == trained.course_losses
+    changed = dataclasses.replace(recipe, lr=1e-4)
+    _, source = course.course_model(settings, changed, progress=False)
+    assert source.startswith("trained") and calls[-1] == changed, "another recipe is not served from the cache"
+    _, source = course.course_model(settings, changed, retrain=True, progress=False)
+    assert source.startswith("trained") and len(calls) == 3
+
+
+def test_training_changes_the_identity_bank():
+    from aot_edu import build_model
+
+    recipe = course.CourseRecipe(variant="aott", steps=2, batch_size=1, num_frames=2, size=33)
+    torch.manual_seed(0)
+    model = build_model("aott")
+    before = model.patch_wise_id_bank.identity_vectors().detach().clone()
+    losses = course.train_briefly(model, recipe, progress=False)
+    assert len(losses) == 2
+    assert not torch.allclose(before, model.patch_wise_id_bank.identity_vectors())
+
+
+def test_best_times_interleaves_and_keeps_the_fastest():
+    order = []
+    runs = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    best = course.best_times(runs, repeats=3)
+    assert order == ["a", "b"] * 4, "one warm-up round, then the runs alternate"
+    assert set(best) == {"a", "b"} and all(0 <= t < 1 for t in best.values())

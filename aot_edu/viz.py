@@ -1,0 +1,694 @@
+"""Figures and widgets for the course: pure functions that return a matplotlib ``Figure``.
+
+Every picture in the notebooks comes from a function here, so it can be tested and reused:
+
+- masks and videos: :func:`colorize`, :func:`overlay`, :func:`show_images`,
+  :func:`video_strip`, :func:`animate` / :func:`animation_html` (matplotlib's JavaScript player,
+  no CDN), :func:`save_gif`, :func:`save_figure`;
+- attention: :func:`heatmap_grid` (a rows x columns grid, e.g. layers x heads),
+  :func:`record_attention` (run a model over a clip keeping every layer's attention weights),
+  :func:`attention_views` and :func:`plot_attention` (paper Fig. 6-7: where one query pixel looks
+  in the long- and short-term memory, and the objects' colours carried by each attention);
+- the identity bank: :func:`cosine_similarity_matrix`, :func:`plot_identity_similarity`
+  (paper Fig. 4);
+- widgets: :class:`InteractiveFigure` redraws a figure function when its controls change;
+  :func:`identity_similarity_widget` and :func:`attention_widget` are the course's two widgets.
+  They use core ipywidgets and inline PNGs only (Colab, JupyterLab; no ipympl, no CDN). Where
+  widgets cannot render (GitHub, nbviewer) the notebooks show a static figure first.
+
+Figures are created with ``matplotlib.figure.Figure`` (not pyplot), so calling these functions
+leaves no global state behind; a notebook displays a returned figure like any other value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch import Tensor
+
+from .data import davis_palette
+
+# --- masks and videos ----------------------------------------------------------------------
+
+def _numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
+
+
+def colorize(labels) -> np.ndarray:
+    """Label map ``[H, W]`` (0..255) -> DAVIS-palette colours ``uint8 [H, W, 3]``."""
+    labels = _numpy(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be a 2-D label map [H, W], got shape {labels.shape}")
+    return davis_palette()[labels.astype(np.int64) % 256]
+
+
+def mix_colours(probs) -> np.ndarray:
+    """Soft labels ``[N+1, H, W]`` (background first) -> ``uint8 [H, W, 3]``: each pixel is the
+    probability-weighted mix of the DAVIS colours (background black)."""
+    probs = _numpy(probs).astype(np.float32)
+    colours = davis_palette()[: probs.shape[0]].astype(np.float32)
+    return np.clip(np.einsum("khw,kc->hwc", probs, colours), 0, 255).astype(np.uint8)
+
+
+def overlay_soft(frame, probs, alpha: float = 0.7, normalize: bool = False) -> np.ndarray:
+    """Soft labels ``[N+1, H, W]`` over ``frame [H, W, 3]``: each pixel is tinted by the objects'
+    colours in proportion to their probability; pure background leaves the frame unchanged.
+
+    ``normalize``: scale the tint so the pixel with the most object probability is fully tinted
+    (to see weak propagation; say so in the figure).
+    """
+    frame, probs = _numpy(frame).astype(np.float32), _numpy(probs).astype(np.float32)
+    foreground = np.clip(1.0 - probs[0], 0.0, 1.0)
+    if normalize and foreground.max() > 0:
+        foreground = foreground / foreground.max()
+    objects = foreground[..., None] * alpha
+    colours = mix_colours(np.concatenate([np.zeros_like(probs[:1]), probs[1:]]) /
+                          np.maximum(probs[1:].sum(0, keepdims=True), 1e-6)).astype(np.float32)
+    return ((1 - objects) * frame + objects * colours).round().astype(np.uint8)
+
+
+def overlay(frame, labels, alpha: float = 0.5, outline: bool = True) -> np.ndarray:
+    """Paint the objects of ``labels [H, W]`` over ``frame uint8 [H, W, 3]``; ``uint8 [H, W, 3]``.
+
+    Object pixels are blended with their DAVIS colour and (``outline``) their boundary pixels
+    painted solid; background pixels are unchanged. Label 255 (void) is left unpainted.
+    """
+    frame, labels = _numpy(frame), _numpy(labels)
+    if frame.shape[:2] != labels.shape:
+        raise ValueError(f"frame {frame.shape[:2]} and labels {labels.shape} differ in size")
+    out = frame.astype(np.float32)
+    colours = colorize(labels).astype(np.float32)
+    objects = (labels > 0) & (labels != 255)
+    out[objects] = (1 - alpha) * out[objects] + alpha * colours[objects]
+    if outline:
+        padded = np.pad(labels, 1, mode="edge")
+        edge = np.zeros(labels.shape, dtype=bool)
+        for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+            edge |= padded[dy : dy + labels.shape[0], dx : dx + labels.shape[1]] != labels
+        edge &= objects
+        out[edge] = colours[edge]
+    return out.round().astype(np.uint8)
+
+
+def _grid(rows: int, cols: int, size: float, aspect: float = 1.0) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(size * cols, size * rows * aspect + 0.35), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False))
+    for ax in axes.flat:
+        ax.set_axis_off()
+    return fig, axes
+
+
+def show_images(
+    images: Sequence, titles: Sequence[str] | None = None, ncols: int | None = None,
+    size: float = 2.4, suptitle: str | None = None,
+) -> Figure:
+    """A grid of images: RGB ``[H, W, 3]``, integer label maps ``[H, W]`` (DAVIS colours) or
+    float maps ``[H, W]`` (heat maps, viridis)."""
+    images = [_numpy(im) for im in images]
+    if not images:
+        raise ValueError("show_images needs at least one image")
+    ncols = ncols or len(images)
+    nrows = math.ceil(len(images) / ncols)
+    h, w = images[0].shape[:2]
+    fig, axes = _grid(nrows, ncols, size, h / w)
+    for i, image in enumerate(images):
+        ax = axes.flat[i]
+        if image.ndim == 2 and np.issubdtype(image.dtype, np.floating):
+            ax.imshow(image, cmap="viridis")
+        else:
+            ax.imshow(colorize(image) if image.ndim == 2 else image)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return fig
+
+
+def video_strip(
+    frames, masks=None, max_frames: int = 6, size: float = 2.2, title: str | None = None,
+    frame_indices: Sequence[int] | None = None, frame_numbers: Sequence[int] | None = None,
+) -> Figure:
+    """Frames ``[T, H, W, 3]`` (with ``masks [T, H, W]`` overlaid) as one row of at most
+    ``max_frames`` evenly spaced frames (or ``frame_indices``), each titled with its index
+    (or with ``frame_numbers[index]``, e.g. the frame numbers in the original video)."""
+    frames = _numpy(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be [T, H, W, 3], got shape {frames.shape}")
+    t = len(frames)
+    picks = list(frame_indices) if frame_indices is not None else sorted(
+        set(np.linspace(0, t - 1, min(max_frames, t)).round().astype(int).tolist())
+    )
+    images = [frames[i] if masks is None else overlay(frames[i], _numpy(masks)[i]) for i in picks]
+    numbers = list(frame_numbers) if frame_numbers is not None else list(range(t))
+    return show_images(images, [f"frame {numbers[i]}" for i in picks], size=size, suptitle=title)
+
+
+def _overlaid(frames, masks) -> list[np.ndarray]:
+    frames = _numpy(frames)
+    if masks is None:
+        return list(frames)
+    masks = _numpy(masks)
+    if len(masks) != len(frames):
+        raise ValueError(f"{len(frames)} frames but {len(masks)} masks")
+    return [overlay(f, m) for f, m in zip(frames, masks, strict=True)]
+
+
+def animate(frames, masks=None, interval: int = 120, size: float = 4.0):
+    """A matplotlib ``FuncAnimation`` of the frames (with masks overlaid)."""
+    from matplotlib.animation import FuncAnimation
+
+    images = _overlaid(frames, masks)
+    h, w = images[0].shape[:2]
+    fig = Figure(figsize=(size, size * h / w))
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    shown = ax.imshow(images[0])
+
+    def draw(i: int):
+        shown.set_data(images[i])
+        return (shown,)
+
+    return FuncAnimation(fig, draw, frames=len(images), interval=interval, blit=True)
+
+
+def animation_html(frames, masks=None, interval: int = 120, size: float = 4.0) -> str:
+    """The clip as a self-contained HTML/JavaScript player (matplotlib ``to_jshtml``: frames
+    embedded as PNGs, no internet needed). Display with ``IPython.display.HTML``."""
+    return animate(frames, masks, interval, size).to_jshtml(default_mode="loop")
+
+
+def save_gif(path: str | Path, frames, masks=None, duration: int = 120, scale: float = 1.0) -> Path:
+    """Write the clip (with masks overlaid) as an animated GIF; returns the path."""
+    from PIL import Image
+
+    images = _overlaid(frames, masks)
+    pil = [Image.fromarray(im) for im in images]
+    if scale != 1.0:
+        pil = [im.resize((round(im.width * scale), round(im.height * scale)), Image.BILINEAR) for im in pil]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pil[0].save(path, save_all=True, append_images=pil[1:], duration=duration, loop=0)
+    return path
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
+    """Save a figure as PNG without a software/version stamp, so reruns give identical files."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, metadata={"Software": None})
+    return path
+
+
+def figure_image(fig: Figure, dpi: float = 40) -> np.ndarray:
+    """The rendered pixels of a figure at ``dpi``, ``uint8 [H, W, 4]`` (tests compare pictures)."""
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    original = fig.get_dpi()
+    fig.set_dpi(dpi)
+    try:
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba()).copy()
+    finally:
+        fig.set_dpi(original)
+
+
+# --- attention heat maps -------------------------------------------------------------------
+
+def heatmap_grid(
+    maps, row_labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None,
+    background=None, cmap: str = "viridis", size: float = 1.8, title: str | None = None,
+    marker: tuple[float, float] | None = None,
+) -> Figure:
+    """A grid of heat maps ``[R, C, h, w]`` (e.g. layers x heads), d2l ``show_heatmaps`` style.
+
+    ``background``: an RGB image ``[H, W, 3]`` shown under every map (maps are resized to it,
+    bilinearly with aligned corners, the token grid of a ``16k + 1`` input); ``marker``: a
+    ``(y, x)`` point (in the displayed image's pixels) drawn on every map.
+    """
+    maps = _numpy(maps).astype(np.float32)
+    if maps.ndim != 4:
+        raise ValueError(f"maps must be [rows, cols, h, w], got shape {maps.shape}")
+    rows, cols, h, w = maps.shape
+    if background is not None:
+        background = _numpy(background)
+        maps = _resize_maps(maps.reshape(rows * cols, h, w), background.shape[:2]).reshape(
+            rows, cols, *background.shape[:2]
+        )
+    fig, axes = _grid(rows, cols, size, maps.shape[2] / maps.shape[3])
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            if background is not None:
+                ax.imshow(background)
+                ax.imshow(maps[r, c], cmap=cmap, alpha=0.6)
+            else:
+                ax.imshow(maps[r, c], cmap=cmap)
+            if marker is not None:
+                ax.plot(marker[1], marker[0], "w+", markersize=9, markeredgewidth=2)
+            if r == 0 and col_labels is not None:
+                ax.set_title(col_labels[c], fontsize=8)
+            if c == 0 and row_labels is not None:
+                ax.set_axis_on()
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_ylabel(row_labels[r], fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def _resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``[K, h, w]`` -> ``[K, H, W]``, bilinear with aligned corners (token ``i`` sits on pixel
+    ``16 i`` of a ``16k + 1`` input)."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    t = torch.as_tensor(maps)[:, None]
+    return F.interpolate(t, size=size, mode="bilinear", align_corners=True)[:, 0].numpy()
+
+
+# --- recording a model's attention ---------------------------------------------------------
+
+@dataclass
+class AttentionRecord:
+    """A clip segmented frame by frame with every layer's attention weights kept.
+
+    ``frames``/``masks`` are at the model's input size (``16k + 1`` sides), so token ``(i, j)``
+    of the ``h x w`` grid sits on pixel ``(16 i, 16 j)``. ``masks[0]`` is the given mask,
+    ``masks[t]`` the prediction fed back to the memory. For propagated frame ``t``
+    (``1..T-1``), ``long_term[t - 1][layer]`` is ``[heads, HW, T_mem * HW]`` with the memory
+    frames ``long_term_frames[t - 1]`` in token order; ``short_term[t - 1][layer]`` is
+    ``[heads, HW, window^2]`` over frame ``t - 1``.
+    """
+
+    frames: np.ndarray  # uint8 [T, H, W, 3]
+    masks: np.ndarray  # int64 [T, H, W]
+    token_size: tuple[int, int]
+    num_objects: int
+    long_term: list[list[Tensor]]
+    short_term: list[list[Tensor]]
+    long_term_frames: list[list[int]]
+    max_dis: int = 7
+    dilation: int = 1
+    title: str = ""
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.long_term[0])
+
+    @property
+    def num_heads(self) -> int:
+        return self.long_term[0][0].shape[0]
+
+    def token_labels(self, t: int) -> Tensor:
+        """Soft labels of frame ``t`` on the token grid ``[N+1, h, w]``: the fraction of each
+        object in the 17x17 patch around a token - the patch the identity bank reads (Eq. 4)."""
+        from .identity import one_hot_labels
+
+        one_hot = one_hot_labels(torch.as_tensor(self.masks[t])[None], self.num_objects + 1)
+        pooled = F.avg_pool2d(one_hot, 17, stride=16, padding=8, count_include_pad=False)[0]
+        if tuple(pooled.shape[-2:]) != tuple(self.token_size):
+            raise ValueError(f"mask grid {tuple(pooled.shape[-2:])} != token grid {self.token_size}")
+        return pooled
+
+
+def record_attention(model, frames, first_mask, long_term_gap: int | None = None,
+                     title: str = "") -> AttentionRecord:
+    """Segment a clip with :class:`aot_edu.engine.InferenceSession` and keep the long- and
+    short-term attention weights of every layer (``propagate(frame, need_weights=True)``).
+
+    Frames are first resized to the model's input size (bicubic; masks nearest), so the record
+    lines up with the token grid. At most ``M`` objects (one identity group). Memory: per frame
+    and layer ``heads * HW * (T_mem * HW + 225)`` floats - use small clips.
+    """
+    from PIL import Image
+
+    from .engine import InferenceSession, official_input_size
+
+    frames, first_mask = _numpy(frames), _numpy(first_mask).astype(np.int64)
+    height, width = official_input_size(*frames.shape[1:3])
+    if (height, width) != tuple(frames.shape[1:3]):
+        frames = np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.BICUBIC)) for f in frames])
+        first_mask = np.asarray(
+            Image.fromarray(first_mask.astype(np.uint8)).resize((width, height), Image.NEAREST)
+        ).astype(np.int64)
+    num_objects = int(first_mask.max())
+    if num_objects < 1 or num_objects > model.max_obj_num:
+        raise ValueError(f"record_attention needs 1..{model.max_obj_num} objects labelled 1..N, "
+                         f"got labels up to {num_objects}")
+    session = InferenceSession(model, long_term_gap)
+    masks = np.zeros(frames.shape[:3], dtype=np.int64)
+    masks[0] = first_mask
+    long_term, short_term, memory_frames = [], [], []
+    current = [0]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            session.add_reference(frames[0], first_mask)
+            engine = session.engines[0]
+            for t in range(1, len(frames)):
+                result = session.propagate(frames[t], need_weights=True)
+                maps = result.attention[0]
+                long_term.append([m.long_term[0].float().cpu() for m in maps])
+                short_term.append([m.short_term[0].float().cpu() for m in maps])
+                memory_frames.append(list(current))
+                masks[t] = result.labels.cpu().numpy()
+                before = engine.long_term_frames
+                session.update_memory(result.labels)
+                if engine.long_term_frames > before:  # the newest memory frame comes first
+                    current = [t, *current]
+    finally:
+        model.train(was_training)
+    return AttentionRecord(
+        frames=frames, masks=masks, token_size=tuple(engine.size_2d), num_objects=num_objects,
+        long_term=long_term, short_term=short_term, long_term_frames=memory_frames,
+        max_dis=model.config.max_dis, dilation=model.config.dilation, title=title,
+    )
+
+
+def _slot_offsets(max_dis: int, dilation: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column offsets of the short-term window's slots, slot ``s = (dy+R)*W + (dx+R)``."""
+    offsets = np.arange(-max_dis, max_dis + 1) * dilation
+    dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
+    return dy.reshape(-1), dx.reshape(-1)
+
+
+def attention_views(record: AttentionRecord, frame: int, layer: int, query: tuple[int, int],
+                    head: int | None = None) -> dict[str, np.ndarray]:
+    """What one query token sees, and what each attention carries (paper Fig. 6-7).
+
+    Args:
+        frame: a propagated frame ``1..T-1``; layer: LSTT block ``0..L-1``;
+        query: token ``(row, col)`` on the ``h x w`` grid; head: one head, or ``None`` for the
+            mean over heads.
+
+    Returns ``float32`` arrays:
+
+    - ``long``: ``[T_mem, h, w]`` the query's long-term attention over each memory frame;
+    - ``short``: ``[h, w]`` its short-term attention over frame ``t - 1`` (zero outside the
+      15x15 window);
+    - ``long_carried`` / ``short_carried``: ``[N+1, h, w]`` for every token of frame ``t``, the
+      objects' labels propagated by that attention alone, ``A @ Y_memory`` (rows sum to 1).
+    """
+    if not 1 <= frame < len(record.frames):
+        raise ValueError(f"frame must be a propagated frame 1..{len(record.frames) - 1}, got {frame}")
+    if not 0 <= layer < record.num_layers:
+        raise ValueError(f"layer must be 0..{record.num_layers - 1}, got {layer}")
+    h, w = record.token_size
+    qy, qx = query
+    if not (0 <= qy < h and 0 <= qx < w):
+        raise ValueError(f"query token must lie in the {h}x{w} grid, got {query}")
+    if head is not None and not 0 <= head < record.num_heads:
+        raise ValueError(f"head must be 0..{record.num_heads - 1} or None (mean), got {head}")
+
+    def pick(weights: Tensor) -> Tensor:  # [heads, HW, K] -> [HW, K]
+        return weights.mean(0) if head is None else weights[head]
+
+    q = qy * w + qx
+    long_w = pick(record.long_term[frame - 1][layer])  # [HW, T_mem * HW]
+    short_w = pick(record.short_term[frame - 1][layer])  # [HW, window^2]
+    memory = record.long_term_frames[frame - 1]
+    y_memory = torch.cat([record.token_labels(f).flatten(1) for f in memory], dim=1)  # [N+1, T_mem*HW]
+    long_carried = (long_w @ y_memory.t()).t().reshape(-1, h, w)
+
+    # Short-term: unfold frame t-1's token labels into the same 15x15 slots as the weights.
+    window = 2 * record.max_dis + 1
+    y_prev = record.token_labels(frame - 1)[None]  # [1, N+1, h, w]
+    slots = F.unfold(y_prev, window, dilation=record.dilation,
+                     padding=record.max_dis * record.dilation)  # [1, (N+1)*window^2, HW]
+    slots = slots.reshape(y_prev.shape[1], window * window, h * w)
+    short_carried = torch.einsum("qs,ksq->kq", short_w, slots).reshape(-1, h, w)
+
+    short_map = np.zeros((h, w), dtype=np.float32)
+    dy, dx = _slot_offsets(record.max_dis, record.dilation)
+    ys, xs = qy + dy, qx + dx
+    inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    short_map[ys[inside], xs[inside]] = short_w[q].numpy()[inside]
+    return {
+        "long": long_w[q].reshape(len(memory), h, w).numpy(),
+        "short": short_map,
+        "long_carried": long_carried.numpy(),
+        "short_carried": short_carried.numpy(),
+    }
+
+
+def token_to_pixel(record: AttentionRecord, query: tuple[int, int]) -> tuple[float, float]:
+    """Pixel ``(y, x)`` of a token's centre in the record's frames (``16 i`` on a 16k+1 input)."""
+    (h, w), (height, width) = record.token_size, record.frames.shape[1:3]
+    return (query[0] * (height - 1) / max(h - 1, 1), query[1] * (width - 1) / max(w - 1, 1))
+
+
+def plot_attention(record: AttentionRecord, frame: int = 1, layer: int = 0,
+                   query: tuple[int, int] | None = None, head: int | None = None,
+                   size: float = 2.6) -> Figure:
+    """Paper Fig. 6-7 for one frame, layer and query token (``None``: the first object's centre).
+
+    Top row, long-term attention: the query on frame ``t``; where it looks in the (first)
+    memory frame; the objects' colours every token of frame ``t`` receives through long-term
+    attention. Bottom row, the same for short-term attention over frame ``t - 1`` (the white
+    box is the 15x15 token window). Right: the model's prediction for frame ``t``.
+    """
+    query = query if query is not None else default_query(record)
+    views = attention_views(record, frame, layer, query, head)
+    size_hw = record.frames.shape[1:3]
+    py, px = token_to_pixel(record, query)
+    memory = record.long_term_frames[frame - 1]
+    fig, axes = _grid(2, 4, size, size_hw[0] / size_hw[1])
+    heads = "mean of heads" if head is None else f"head {head}"
+    fig.suptitle(f"{record.title + ': ' if record.title else ''}frame {frame}, layer {layer}, "
+                 f"{heads}, query token {tuple(query)}", fontsize=10)
+    for row in range(2):
+        axes[row, 0].imshow(record.frames[frame])
+        axes[row, 0].plot(px, py, "w+", markersize=12, markeredgewidth=2.5)
+        axes[row, 0].set_title(f"query on frame {frame}", fontsize=9)
+    long_map = _resize_maps(views["long"][:1], size_hw)[0]
+    axes[0, 1].imshow(record.frames[memory[0]])
+    axes[0, 1].imshow(long_map, cmap="viridis", alpha=0.65)
+    extra = f" (+{len(memory) - 1} more)" if len(memory) > 1 else ""
+    axes[0, 1].set_title(f"long-term: memory frame {memory[0]}{extra}", fontsize=9)
+    short_map = _resize_maps(views["short"][None], size_hw)[0]
+    axes[1, 1].imshow(record.frames[frame - 1])
+    axes[1, 1].imshow(short_map, cmap="viridis", alpha=0.65)
+    reach = record.max_dis * record.dilation
+    (h, w), (height, width) = record.token_size, size_hw
+    sy, sx = (height - 1) / max(h - 1, 1), (width - 1) / max(w - 1, 1)
+    from matplotlib.patches import Rectangle
+
+    axes[1, 1].add_patch(Rectangle(((query[1] - reach - 0.5) * sx, (query[0] - reach - 0.5) * sy),
+                                   (2 * reach + 1) * sx, (2 * reach + 1) * sy,
+                                   fill=False, edgecolor="white", linewidth=1.5))
+    axes[1, 1].set_xlim(-0.5, width - 0.5)
+    axes[1, 1].set_ylim(height - 0.5, -0.5)
+    axes[1, 1].set_title(f"short-term: window on frame {frame - 1}", fontsize=9)
+    for row, key in ((0, "long_carried"), (1, "short_carried")):
+        probs = _resize_maps(views[key], size_hw)
+        axes[row, 2].imshow(overlay_soft(record.frames[frame], probs, normalize=True))
+        axes[row, 2].set_title(f"objects carried by {'long' if row == 0 else 'short'}-term\n"
+                               f"(tint scaled to strongest: {1 - probs[0].min():.2f})", fontsize=8)
+    axes[0, 3].imshow(overlay(record.frames[frame], record.masks[frame]))
+    axes[0, 3].set_title(f"prediction, frame {frame}", fontsize=9)
+    axes[1, 3].imshow(overlay(record.frames[0], record.masks[0]))
+    axes[1, 3].set_title("given mask, frame 0", fontsize=9)
+    return fig
+
+
+def default_query(record: AttentionRecord) -> tuple[int, int]:
+    """The token nearest the centre of object 1 in the last frame (a query worth looking at)."""
+    labels = record.token_labels(len(record.frames) - 1)
+    weights = labels[1] if labels.shape[0] > 1 else labels[0]
+    if float(weights.sum()) == 0:
+        h, w = record.token_size
+        return h // 2, w // 2
+    ys, xs = torch.meshgrid(torch.arange(weights.shape[0]), torch.arange(weights.shape[1]), indexing="ij")
+    total = weights.sum()
+    return int(round(float((ys * weights).sum() / total))), int(round(float((xs * weights).sum() / total)))
+
+
+def attention_entropy(record: AttentionRecord, kind: str = "long_term") -> np.ndarray:
+    """Mean entropy (nats) of the attention rows, ``[frames, layers]``: lower = sharper.
+
+    ``kind``: ``long_term`` or ``short_term``. Heads are averaged after the entropy.
+    """
+    if kind not in ("long_term", "short_term"):
+        raise ValueError(f"kind must be 'long_term' or 'short_term', got {kind!r}")
+    weights = getattr(record, kind)
+    out = np.zeros((len(weights), record.num_layers), dtype=np.float32)
+    for f, layers in enumerate(weights):
+        for layer, a in enumerate(layers):
+            out[f, layer] = float(-(a * torch.log(a.clamp_min(1e-12))).sum(-1).mean())
+    return out
+
+
+# --- the identity bank ---------------------------------------------------------------------
+
+def cosine_similarity_matrix(vectors) -> Tensor:
+    """``[K, C]`` -> ``[K, K]``: cosine similarity of every pair of rows."""
+    v = torch.as_tensor(vectors).detach().float().cpu()
+    if v.dim() != 2:
+        raise ValueError(f"vectors must be [K, C], got shape {tuple(v.shape)}")
+    v = F.normalize(v, dim=1)
+    return v @ v.t()
+
+
+def plot_identity_similarity(vectors, num_identities: int | None = None,
+                             include_background: bool = False, title: str = "",
+                             size: float = 3.6) -> Figure:
+    """Paper Fig. 4: the cosine similarity of the identity vectors as a heat map.
+
+    ``vectors``: ``[M+1, C]`` from :meth:`aot_edu.identity.IdentityBank.identity_vectors` (row 0
+    is the background), or a dict ``{name: [M+1, C]}`` for one panel per bank. Shows identities
+    ``1..num_identities`` (default all ``M``), with the background first if
+    ``include_background``. Colour scale ``-1..1``; the numbers are printed when the matrix is
+    small, and each panel's title gives the off-diagonal mean and maximum.
+    """
+    banks = vectors if isinstance(vectors, dict) else {title: vectors}
+    fig = Figure(figsize=((size + 0.6) * len(banks) + 0.6, size + 0.3), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(banks), squeeze=False)[0]
+    for ax, (name, bank) in zip(axes, banks.items(), strict=True):
+        image = _draw_similarity(ax, bank, num_identities, include_background, name)
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="cosine similarity")
+    return fig
+
+
+def _draw_similarity(ax, vectors, num_identities, include_background, title):
+    v = torch.as_tensor(vectors).detach().float().cpu()
+    m = v.shape[0] - 1 if num_identities is None else int(num_identities)
+    if not 1 <= m <= v.shape[0] - 1:
+        raise ValueError(f"num_identities must be 1..{v.shape[0] - 1}, got {num_identities}")
+    first = 0 if include_background else 1
+    sim = cosine_similarity_matrix(v[first : m + 1]).numpy()
+    labels = [("bg" if i == 0 else str(i)) for i in range(first, m + 1)]
+    image = ax.imshow(sim, cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("identity")
+    if len(labels) <= 11:
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                ax.text(j, i, f"{sim[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if abs(sim[i, j]) > 0.6 else "black")
+    off = sim[~np.eye(len(labels), dtype=bool)]
+    stats = f"off-diagonal mean {off.mean():.2f}, max {off.max():.2f}" if off.size else ""
+    ax.set_title(f"{title}\n{stats}" if title else stats, fontsize=9)
+    return image
+
+
+def similarity_stats(vectors, include_background: bool = False) -> dict[str, float]:
+    """Off-diagonal cosine similarity of a bank's identities: ``{"mean", "max", "min"}``."""
+    v = torch.as_tensor(vectors).detach().float().cpu()
+    sim = cosine_similarity_matrix(v if include_background else v[1:]).numpy()
+    off = sim[~np.eye(len(sim), dtype=bool)]
+    return {"mean": float(off.mean()), "max": float(off.max()), "min": float(off.min())}
+
+
+# --- widgets -------------------------------------------------------------------------------
+
+class InteractiveFigure:
+    """A figure function plus ipywidgets controls; changing a control redraws the figure.
+
+    ``draw(**values) -> Figure`` is called with the controls' current values (keys of
+    ``controls``). ``figure`` always holds the latest figure, so tests can set a control's
+    ``value`` and look at the new picture. Displaying the object shows the controls above an
+    ``Output`` area holding the figure as an inline PNG (works on Colab and in JupyterLab).
+    """
+
+    def __init__(self, draw: Callable[..., Figure], controls: dict) -> None:
+        import ipywidgets as widgets
+
+        self.draw = draw
+        self.controls = controls
+        self.output = widgets.Output()
+        self.figure: Figure | None = None
+        self.draws = 0
+        for control in controls.values():
+            control.observe(self._changed, names="value")
+        self.widget = widgets.VBox([widgets.HBox(list(controls.values())), self.output])
+        self.update()
+
+    def values(self) -> dict:
+        return {name: control.value for name, control in self.controls.items()}
+
+    def _changed(self, _change) -> None:
+        self.update()
+
+    def update(self) -> Figure:
+        """Redraw with the current control values and show the result in the output area."""
+        self.figure = self.draw(**self.values())
+        self.draws += 1
+        from IPython import get_ipython
+
+        if get_ipython() is not None:  # inside a notebook: replace the shown picture
+            from IPython.display import display
+
+            with self.output:
+                self.output.clear_output(wait=True)
+                display(self.figure)
+        return self.figure
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def identity_similarity_widget(banks: dict[str, Tensor]) -> InteractiveFigure:
+    """Fig. 4 explorer: choose a bank (e.g. random / trained / official), how many identities
+    to show, and whether to include the background identity."""
+    import ipywidgets as widgets
+
+    if not banks:
+        raise ValueError("identity_similarity_widget needs at least one bank {name: [M+1, C]}")
+    names = list(banks)
+    m = min(torch.as_tensor(v).shape[0] for v in banks.values()) - 1
+    controls = {
+        "bank": widgets.Dropdown(options=names, value=names[0], description="bank"),
+        "num_identities": widgets.IntSlider(value=m, min=2, max=m, description="M"),
+        "include_background": widgets.Checkbox(value=False, description="background"),
+    }
+
+    def draw(bank: str, num_identities: int, include_background: bool) -> Figure:
+        return plot_identity_similarity(banks[bank], num_identities, include_background, title=bank)
+
+    return InteractiveFigure(draw, controls)
+
+
+def attention_widget(records: AttentionRecord | dict[str, AttentionRecord]) -> InteractiveFigure:
+    """Fig. 6-7 explorer: choose the model (if several records), frame, layer, head and query
+    token; shows :func:`plot_attention`."""
+    import ipywidgets as widgets
+
+    records = records if isinstance(records, dict) else {records.title or "model": records}
+    first = next(iter(records.values()))
+    h, w = first.token_size
+    qy, qx = default_query(first)
+    layers = max(r.num_layers for r in records.values())
+    controls = {
+        "model": widgets.Dropdown(options=list(records), description="model"),
+        "frame": widgets.IntSlider(value=len(first.frames) - 1, min=1, max=len(first.frames) - 1,
+                                   description="frame"),
+        "layer": widgets.IntSlider(value=layers - 1, min=0, max=layers - 1, description="layer"),
+        "head": widgets.Dropdown(options=[("mean", -1)] + [(str(i), i) for i in range(first.num_heads)],
+                                 value=-1, description="head"),
+        "row": widgets.IntSlider(value=qy, min=0, max=h - 1, description="query row"),
+        "col": widgets.IntSlider(value=qx, min=0, max=w - 1, description="query col"),
+    }
+
+    def draw(model: str, frame: int, layer: int, head: int, row: int, col: int) -> Figure:
+        record = records[model]
+        layer = min(layer, record.num_layers - 1)
+        frame = min(frame, len(record.frames) - 1)
+        rh, rw = record.token_size
+        return plot_attention(record, frame, layer, (min(row, rh - 1), min(col, rw - 1)),
+                              None if head < 0 else head)
+
+    return InteractiveFigure(draw, controls)

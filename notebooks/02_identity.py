@@ -1,0 +1,316 @@
+# %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/aot-edu/aot-edu/blob/main/notebooks/02_identity.ipynb)
+#
+# # 02 - The identification mechanism
+#
+# Notebook 01 ended with a promise: write N objects into *one* embedding, so one pass of the
+# network serves them all. AOT does it with an **identity bank**: `M = 10` learned vectors (plus
+# one for the background). Each object of a video is given one of them - its **identity** - and
+# every pixel of the mask is replaced by its object's identity vector. After the transformer
+# has propagated these vectors to the new frame, the decoder says, for every pixel, which
+# identity it carries, and that is read back as an object.
+#
+# Paper: Sec. 3.2, Eq. 3 (random assignment), Eq. 4 (identification embedding), Eq. 5
+# (identification decoding), Fig. 4 (how similar the learned identities are).
+# **Budget: under 3 minutes on a 2-core CPU** (most of it trains the course model, once).
+
+# %%
+# On Colab: fetch the course and install it (about a minute). On your own checkout: nothing to do.
+import subprocess
+import sys
+from pathlib import Path
+
+if "google.colab" in sys.modules:
+    repo = Path("/content/aot-edu")
+    if not repo.exists():
+        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/aot-edu/aot-edu", str(repo)], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", str(repo)], check=True)
+    sys.path.insert(0, str(repo))
+
+# %%
+import inspect
+
+import torch
+import torch.nn.functional as F
+from IPython.display import display
+from matplotlib.figure import Figure
+
+from aot_edu import build_model, course, viz
+from aot_edu.identity import (
+    IdentityBank,
+    assign_identities,
+    decode_identities,
+    one_hot_labels,
+    random_assignment,
+)
+from aot_edu.model import count_parameters
+
+settings = course.setup()
+
+# %% [markdown]
+# ## Eq. 3: random assignment
+#
+# A clip with `N` objects (`N <= M`) picks `N` of the `M` identities. Write the choice as a
+# **permutation matrix** `P` - a 0/1 matrix with one 1 in every row and column - that sends
+# object `j` to identity `P`'s column in row `j`:
+#
+# $$P = \mathrm{Random}(I_M) \qquad \text{(Eq. 3: a random permutation of the identity matrix)}$$
+#
+# **While training**, the permutation is random for every clip, so every identity learns to
+# stand for any object (otherwise identity 1 would only ever see "the first-labelled object").
+# **At test time** `P = I`: object `j` simply uses identity `j`. The background always keeps
+# identity 0. In code, `P` is stored as an index, `assignment[b, j]` = the identity of object
+# `j` in clip `b`:
+
+# %%
+print(inspect.getsource(random_assignment))
+generator = torch.Generator().manual_seed(0)
+assignment = random_assignment(2, 11, generator)  # 2 clips, M + 1 = 11 identities
+print("assignment (clip, object -> identity):", assignment.tolist())
+
+# %% [markdown]
+# ### Exercise 1: the matrix P
+#
+# Turn clip 0's `assignment` row (`[M+1]`) into the permutation matrix `P` `[M+1, M+1]` with
+# `P[j, assignment[j]] = 1`. Hint: `torch.zeros(...)` and indexing, or `F.one_hot`.
+
+# %%
+def permutation_matrix(assignment_row):
+    return None  # your code here
+
+
+course.check("P", permutation_matrix(assignment[0]),
+             torch.eye(11)[assignment[0]])
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution (double-click to show)
+def permutation_matrix_solution(assignment_row):
+    return F.one_hot(assignment_row, len(assignment_row)).float()
+
+
+P = permutation_matrix_solution(assignment[0])
+course.check("P (solution)", P, torch.eye(11)[assignment[0]])
+assert torch.equal(P.sum(0), torch.ones(11)) and torch.equal(P.sum(1), torch.ones(11)), "one 1 per row and column"
+
+# %% [markdown]
+# ## Eq. 4: identification embedding
+#
+# Let `Y` be the masks as **one-hot** rows, `[HW, N+1]`: row = pixel, column `j` = 1 if the
+# pixel belongs to object `j` (column 0 = background). With the bank `D` `[M+1, C]` (one
+# `C`-dimensional vector per identity):
+#
+# $$\mathrm{ID} = Y P D \qquad \text{(Eq. 4)}$$
+#
+# `Y P` moves object `j`'s column to its identity's column; multiplying by `D` replaces every
+# pixel's one-hot row with that identity's vector. AOT adds `ID` to the attention **values** of
+# the memory frames, `V' = V + ID`: what the attention propagates now carries, besides the
+# image features, *which object* each memory pixel belongs to.
+#
+# The package does `Y P` with `assign_identities` (a scatter along the channels). Checking it
+# against the matrix product, on a toy mask of three objects:
+
+# %%
+labels = torch.zeros(1, 8, 12, dtype=torch.long)
+labels[0, 1:4, 1:5], labels[0, 4:7, 6:11], labels[0, 2:5, 8:10] = 1, 2, 3
+Y = one_hot_labels(labels, 11)  # [B=1, M+1, H, W]: channel j = object j
+D = torch.randn(11, 16, generator=generator)  # a toy bank, C = 16
+P = torch.eye(11)[assignment[0]]  # clip 0's permutation matrix (exercise 1)
+
+id_package = torch.einsum("bihw,ic->bchw", assign_identities(Y, assignment[:1]), D)
+Y_rows = Y[0].flatten(1).t()  # [HW, M+1]
+id_equation = (Y_rows @ P @ D).t().reshape(1, 16, 8, 12)  # Eq. 4, literally
+torch.testing.assert_close(id_package, id_equation)
+print("ID:", tuple(id_equation.shape), "- Eq. 4 as a matrix product matches the package")
+
+# %% [markdown]
+# ## The patch-wise identity bank
+#
+# AOT's transformer works on **tokens** of 16x16 pixels (the encoder shrinks the image 16
+# times), so the identity embedding is needed at 1/16 resolution. The official models do not
+# shrink the masks and then look up one vector per token; instead every identity owns a
+# **17x17 patch** of `C`-vectors applied as a **strided convolution** (a 17x17 window of
+# weights slid over the image 16 pixels at a time, with 8 pixels of zero padding at the
+# borders) directly on the full-resolution one-hot map. Each token's embedding is the sum,
+# over the 17x17 pixels around it, of the vector belonging to that pixel's identity *and*
+# position in the patch - so a token half covered by an object gets a mix, and the shape of the
+# boundary inside the patch is encoded too. It is a plain `nn.Conv2d`:
+
+# %%
+print(inspect.getsource(IdentityBank))
+
+# %% [markdown]
+# Re-deriving one token by hand - cut out its 17x17 patch of the one-hot map (`F.unfold` with
+# the convolution's geometry), multiply by the weights, sum, add the bias:
+
+# %%
+torch.manual_seed(0)
+bank = IdentityBank(max_obj_num=10, dim=32)
+mask = torch.zeros(1, 65, 97, dtype=torch.long)  # 16k + 1 sides: token grid 5 x 7
+mask[0, 10:40, 20:70], mask[0, 30:60, 50:90] = 1, 2
+one_hot = one_hot_labels(mask, 11)
+embedding = bank.embed(one_hot)  # [1, C, 5, 7]
+patches = F.unfold(one_hot, kernel_size=17, stride=16, padding=8)  # [1, (M+1)*17*17, 5*7]
+row, col = 2, 3
+token = row * embedding.shape[-1] + col
+by_hand = bank.weight.flatten(1) @ patches[0, :, token] + bank.bias
+torch.testing.assert_close(by_hand, embedding[0, :, row, col])
+print("embedding:", tuple(embedding.shape), f"- token ({row}, {col}) re-derived by hand")
+
+# %% [markdown]
+# A patch covered entirely by one identity `k` gets the bias plus the sum of identity `k`'s 289
+# vectors. That sum is the **identity vector** of `k` - what the similarity figure below
+# compares; `IdentityBank.identity_vectors()` returns all of them, `[M+1, C]`.
+#
+# ### Exercise 2: find an identity vector in an embedding
+#
+# Make a mask where *every* pixel is object 2 (size 65x97), embed it, and take the embedding of
+# an interior token (its whole 17x17 patch lies inside the image, e.g. token (2, 3)). It should
+# equal `bank.identity_vectors()[2]`.
+
+# %%
+def interior_embedding_of_identity_2():
+    return None  # your code here: returns a [C] vector
+
+
+course.check("identity vector 2", interior_embedding_of_identity_2(), bank.identity_vectors()[2])
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution (double-click to show)
+def interior_embedding_of_identity_2_solution():
+    everywhere = torch.full((1, 65, 97), 2, dtype=torch.long)
+    return bank.embed(one_hot_labels(everywhere, 11))[0, :, 2, 3]
+
+
+course.check("identity vector 2 (solution)", interior_embedding_of_identity_2_solution(),
+             bank.identity_vectors()[2])
+
+# %% [markdown]
+# ## Eq. 5: identification decoding
+#
+# After the transformer and the decoder, every pixel has `M + 1` **logits** (unnormalised
+# scores) `L`, one per identity. The objects' probabilities use the same permutation:
+#
+# $$Y' = \mathrm{softmax}(P L) \qquad \text{(Eq. 5)}$$
+#
+# Row `j` of `P L` is the logit of object `j`'s identity. The package does it with a gather:
+
+# %%
+print(inspect.getsource(decode_identities))
+identity_logits = torch.randn(1, 11, 8, 12, generator=generator)
+object_logits = decode_identities(identity_logits, assignment[:1])
+by_matrix = torch.einsum("ji,bihw->bjhw", P, identity_logits)  # P L
+torch.testing.assert_close(object_logits, by_matrix)
+roundtrip = decode_identities(assign_identities(Y, assignment[:1]), assignment[:1])
+assert torch.equal(roundtrip, Y), "assigning then decoding with the same P gives the objects back"
+print("Eq. 5 as a matrix product matches the package; assign -> decode is the identity")
+
+# %% [markdown]
+# ## How different are the identities? (paper Fig. 4)
+#
+# The decoder must tell identities apart from what the transformer carried. If two identity
+# vectors pointed the same way, the objects wearing them would be confused. The **cosine
+# similarity** of two vectors (their dot product divided by both lengths: 1 = same direction,
+# 0 = at right angles, -1 = opposite) measures this; paper Fig. 4 shows the M x M matrix of a
+# trained AOT.
+#
+# We compare three banks:
+#
+# - **random**: a freshly built model. Random vectors in 256 dimensions are nearly at right
+#   angles already (similarities near 0).
+# - **trained here**: the course model. The next cell is the *load if present, else train
+#   briefly* step: it loads the course model from the checkpoint folder, or trains it on
+#   synthetic videos (quick mode: about a minute on a CPU; full mode: longer, on the GPU) and
+#   saves it for notebooks 03 and 04.
+# - **official**: the bank of the official AOT-L checkpoint, when it is on disk (full mode
+#   downloads it).
+
+# %%
+# --- the trained model: load if present, else train briefly -----------------------------
+def trained_model():
+    """The course model (``aot_edu.course.course_model``): cached weights, or a short training."""
+    return course.course_model(settings)
+
+
+trained, trained_source = trained_model()
+print(f"{trained.config.title}: {trained_source}")
+losses = trained.course_losses
+
+# %%
+fig = Figure(figsize=(5, 2.8), layout="constrained")
+ax = fig.add_subplot()
+ax.plot(losses, lw=1, alpha=0.4, label="per step")
+window = max(len(losses) // 10, 1)
+ax.plot(range(window - 1, len(losses)), torch.tensor(losses).unfold(0, window, 1).mean(1), label=f"mean of {window}")
+ax.set_xlabel("training step")
+ax.set_ylabel("cross-entropy")
+ax.set_title(f"{trained.config.title} on synthetic videos", fontsize=10)
+ax.legend()
+viz.save_figure(fig, settings.figures_dir / "02_course_training_loss.png")
+print(f"loss: first 10 steps {sum(losses[:10]) / 10:.2f}, last 10 steps {sum(losses[-10:]) / 10:.2f}")
+assert sum(losses[-10:]) < sum(losses[:10]), "the loss went down"
+fig
+
+# %%
+torch.manual_seed(0)
+banks = {
+    "random": build_model(trained.config.name).patch_wise_id_bank.identity_vectors().detach(),
+    f"trained here ({len(losses)} steps)": trained.patch_wise_id_bank.identity_vectors().detach().cpu(),
+}
+official = course.official_model(settings, "aotl", download=settings.pick(False, True))
+if official is not None:
+    banks["official AOT-L"] = official.patch_wise_id_bank.identity_vectors().detach().cpu()
+else:
+    print("no official AOT-L checkpoint on disk: `aot-edu download checkpoint aotl` adds a third bank")
+for name, vectors in banks.items():
+    stats = viz.similarity_stats(vectors)
+    print(f"{name:>24}: off-diagonal cosine similarity mean {stats['mean']:+.2f}, "
+          f"max {stats['max']:+.2f}, min {stats['min']:+.2f}")
+
+# %% [markdown]
+# The static picture (it shows on GitHub too), then a widget to explore: choose the bank, how
+# many identities `M` to show, and whether to include the background identity.
+
+# %%
+fig = viz.plot_identity_similarity(banks)
+viz.save_figure(fig, settings.figures_dir / "02_identity_similarity.png")
+fig
+
+# %%
+similarity_widget = viz.identity_similarity_widget(banks)
+display(similarity_widget)
+
+# %% [markdown]
+# What to look for: in the random bank the identities are nearly orthogonal by chance. Training
+# moves them - every identity is pushed to carry its object through the transformer so the
+# decoder can name it; the bias and the background identity are shared by all patches, which
+# tends to add a common direction. In quick mode the training is short and its picture is
+# rough (the numbers printed above are what this run measured). Compare with the official bank
+# when you have it, and with the paper's Fig. 4.
+#
+# ### Exercise 3: what does the bank cost?
+#
+# How many parameters does the official patch-wise bank have (`M = 10`, `C = 256`, 17x17
+# kernels, one bias per channel)? Compute the number by hand (in Python arithmetic, not by
+# counting the model).
+
+# %%
+bank_parameters = None  # your number here
+
+course.check("identity bank parameters", bank_parameters,
+             count_parameters(IdentityBank(max_obj_num=10, dim=256)))
+
+# %% cellView="form" jupyter={"source_hidden": true}
+# @title Solution (double-click to show)
+bank_parameters_solution = (10 + 1) * 256 * 17 * 17 + 256  # weights [C, M+1, 17, 17] + bias [C]
+course.check("identity bank parameters (solution)", bank_parameters_solution,
+             count_parameters(IdentityBank(max_obj_num=10, dim=256)))
+assert count_parameters(trained.patch_wise_id_bank) == bank_parameters_solution
+print(f"{bank_parameters_solution:,} parameters, "
+      f"{bank_parameters_solution / count_parameters(trained):.0%} of {trained.config.title}")
+
+# %% [markdown]
+# **Summary.** Eq. 3 picks an identity per object (randomly while training, `P = I` at test);
+# Eq. 4 writes all objects' masks into one embedding `Y P D` (the patch-wise bank does it with
+# a 17x17, stride-16 convolution straight onto the token grid); Eq. 5 reads the decoder's
+# identity scores back as objects with the same `P`. Next: **03 - the Long Short-Term
+# Transformer** that carries these identities from frame to frame.
