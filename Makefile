@@ -6,12 +6,13 @@ STAMP  := $(VENV)/.installed
 NB_SRC := $(wildcard notebooks/[0-9][0-9]_*.py)
 NB_OUT := $(NB_SRC:.py=.ipynb)
 
-.PHONY: setup lab test test-fast notebooks check-notebooks bench lint clean help
+.PHONY: setup course-model lab test test-fast notebooks check-notebooks bench lint clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make lab        set up .venv (if missing) and open the course in JupyterLab"
 	@echo "make test       run the unit tests (pytest) and the notebooks (nbval, quick mode)"
+	@echo "make course-model  train the course model once (about 10 min on a 2-core CPU)"
 	@echo "make test-fast  unit tests only"
 	@echo "make notebooks  regenerate notebooks/*.ipynb from their jupytext sources"
 	@echo "make bench      run the benchmarks and write bench/RESULTS.md"
@@ -26,11 +27,17 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-lab: setup
+# The course's main job: AOT trained from scratch on synthetic videos (configs/quick_cpu.toml),
+# used by notebooks 02-05. Trained once into runs/course; a finished run returns at once and an
+# interrupted one resumes from its last checkpoint.
+course-model: setup
+	$(PY) -m aot_edu.cli train --config configs/quick_cpu.toml --set run.output_dir=runs/course
+
+lab: course-model
 	$(VENV)/bin/jupyter lab notebooks/
 
 # Unit tests plus every notebook run top to bottom in quick mode (auto-selected without CUDA).
-test: setup
+test: course-model
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 test-fast: setup

@@ -13,13 +13,12 @@ Paths come from ``AOT_EDU_DATA`` (datasets), ``AOT_EDU_CHECKPOINTS`` (weights) a
 The notebooks also get their material here, each with a fallback so that every notebook runs
 without downloads: :func:`davis_clip` (a DAVIS sequence if one is on disk), :func:`synthetic_clip`
 (always), :func:`official_model` (an official checkpoint if downloaded) and :func:`course_model`
-(load if present, else train briefly). :func:`check` is the exercises' self-check.
+(the trained course model, :mod:`aot_edu.train`). :func:`check` is the exercises' self-check.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import random
 import sys
@@ -264,115 +263,44 @@ def official_model(settings: Settings, variant: str = "aotl", download: bool = F
     return build_model(variant, weights=path, device=settings.device)
 
 
-@dataclass(frozen=True)
-class CourseRecipe:
-    """How the course model is trained when no trained weights are on disk (see
-    :func:`course_model`). Quick mode: about a minute on a 2-core CPU (``bench/RESULTS.md``)."""
-
-    variant: str = "aots"  # two LSTT blocks: notebook 03 compares them
-    steps: int = 50
-    batch_size: int = 4
-    num_frames: int = 3  # a reference frame and two frames to propagate to
-    size: int = 97  # 16 * 6 + 1: a 7 x 7 token grid
-    lr: float = 1e-3
-    seed: int = 0
-    pretrained_encoder: bool = False  # ImageNet MobileNetV2 (torchvision download)
+COURSE_CONFIG = "configs/quick_cpu.toml"  # the learning proof of bench/RESULTS.md
+COURSE_RUN = "runs/course"
 
 
-QUICK_RECIPE = CourseRecipe()
-# Full mode (a GPU): longer, larger, from an ImageNet encoder, as AOT itself is trained.
-FULL_RECIPE = CourseRecipe(steps=2000, batch_size=8, num_frames=4, size=193, lr=4e-4,
-                           pretrained_encoder=True)
+def course_config(overrides: dict | None = None):
+    """The course model's training configuration (:class:`aot_edu.train.TrainConfig`)."""
+    from .train import load_config
+
+    return load_config(repo_root() / COURSE_CONFIG, overrides or {})
 
 
-def course_recipe(settings: Settings) -> CourseRecipe:
-    return settings.pick(QUICK_RECIPE, FULL_RECIPE)
+def course_model(settings: Settings, overrides: dict | None = None, progress: bool = True):
+    """The course's trained AOT: the run of ``configs/quick_cpu.toml`` in ``runs/course``.
 
+    ``make course-model`` (run by ``make lab`` and ``make test``) trains it once with
+    :func:`aot_edu.train.train` - about ten minutes on a 2-core CPU, a minute or two on a GPU.
+    Later calls load the finished run; a run cut short resumes from its last checkpoint. If it
+    is missing when a notebook asks for it, it is trained here (with a progress bar).
 
-def course_model(settings: Settings, recipe: CourseRecipe | None = None, retrain: bool = False,
-                 progress: bool = True):
-    """Load if present, else train briefly: the course's trained AOT and where it came from.
-
-    Returns ``(model, source)`` with the model in eval mode on ``settings.device``. The weights
-    are cached in ``<checkpoint_dir>/course_<variant>_<steps>.pth`` together with the recipe
-    and the loss curve (``model.course_losses``); a cache made with another recipe is retrained.
-
-    The training step is :func:`train_briefly`, the course's stand-in until the full trainer
-    (:mod:`aot_edu.train`) is connected here: it takes the model and the recipe and returns the
-    loss of every step.
+    Returns ``(model, source)``: the EMA weights in eval mode on ``settings.device``, with the
+    run's training losses attached as ``model.course_losses`` (one per step), and a line saying
+    where the model came from. ``overrides`` change the configuration (tests use a tiny one).
     """
-    from .model import build_model
+    from .train import read_log, train
 
-    recipe = recipe or course_recipe(settings)
-    path = settings.checkpoint_dir / f"course_{recipe.variant}_{recipe.steps}.pth"
-    if path.is_file() and not retrain:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        if saved.get("recipe") == dataclasses.asdict(recipe):
-            model = build_model(recipe.variant, weights=saved["state_dict"], device=settings.device)
-            model.course_losses = list(saved["losses"])
-            return model, f"loaded {path.name}"
-    model = build_model(recipe.variant, pretrained_encoder=recipe.pretrained_encoder,
-                        device=settings.device)
-    losses = train_briefly(model, recipe, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.cpu() for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "recipe": dataclasses.asdict(recipe), "losses": losses}, path)
-    model.course_losses = losses
-    return model.eval(), f"trained for {recipe.steps} steps, saved {path.name}"
-
-
-def train_briefly(model, recipe: CourseRecipe, progress: bool = True) -> list[float]:
-    """Train ``model`` on synthetic videos for ``recipe.steps`` steps; returns the losses.
-
-    The course's stand-in for :mod:`aot_edu.train` (the full trainer): every step draws a batch
-    of synthetic clips, gives each clip's objects random identities (Eq. 3), propagates from the
-    reference frame through the clip - feeding back the model's own (detached) predictions as
-    the evaluator does - and minimises the cross-entropy of every propagated frame.
-    """
-    import torch.nn.functional as F
-    from tqdm.auto import tqdm
-
-    from .data import SyntheticVideos, collate
-    from .engine import AOTEngine, normalize
-    from .identity import one_hot_labels, random_assignment
-
-    device = model.encoder_projector.weight.device
-    generator = torch.Generator().manual_seed(recipe.seed)
-    torch.manual_seed(recipe.seed)
-    videos = SyntheticVideos(recipe.steps * recipe.batch_size, recipe.num_frames, recipe.size,
-                             num_objects=(1, 3), num_distractors=(0, 1), seed=recipe.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=recipe.lr, weight_decay=0.01)
-    identities = model.max_obj_num + 1
-    losses = []
-    model.train()
-    bar = tqdm(range(recipe.steps), desc=f"training {model.config.title}", disable=not progress)
-    for step in bar:
-        batch = collate([videos[step * recipe.batch_size + i] for i in range(recipe.batch_size)])
-        frames, masks = batch["frames"].to(device), batch["masks"].to(device)
-        b, t = masks.shape[:2]
-        encoded = model.encode_image(normalize(frames.flatten(0, 1)))
-        encoded = [e.unflatten(0, (b, t)) for e in encoded]
-        engine = AOTEngine(model, model.config.long_term_gap_train)
-        engine.add_reference_frame(
-            [e[:, 0] for e in encoded], one_hot_labels(masks[:, 0], identities),
-            batch["obj_num"].tolist(), assignment=random_assignment(b, identities, generator, device),
-        )
-        loss = 0.0
-        for i in range(1, t):
-            enc = [e[:, i] for e in encoded]
-            engine.propagate(enc)
-            logits = engine.decode(enc, output_size=tuple(masks.shape[-2:]))
-            loss = loss + F.cross_entropy(logits, masks[:, i]) / (t - 1)
-            if i < t - 1:
-                engine.update_memory(one_hot_labels(logits.argmax(1).detach(), identities))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(round(float(loss.detach()), 4))
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
-    model.eval()
-    return losses
+    run_dir = settings.root / COURSE_RUN
+    changes = {"run.output_dir": str(run_dir), **(overrides or {})}
+    finished = (run_dir / "summary.json").is_file()
+    if not finished:
+        print(f"training the course model into {run_dir} (once; `make course-model` does the same)")
+    result = train(settings.root / COURSE_CONFIG, changes, progress=progress)
+    model = result.load_model(device=settings.device)
+    model.course_losses = [row["loss"] for row in read_log(run_dir / "log.csv")]
+    scores = result.metrics
+    score = f", held-out J&F {scores['J&F']:.2f}" if scores else ""
+    source = (f"{'loaded' if finished else 'trained'} {COURSE_RUN} ({result.step} steps of "
+              f"{Path(COURSE_CONFIG).name}{score})")
+    return model, source
 
 
 # --- notebook generation -------------------------------------------------------------------

@@ -151,8 +151,6 @@ print("pixels of disc 1 per frame:", areas[:, 1].tolist())
 # | 05 training | training AOT (losses, schedule) | loss curves |
 # | 06 evaluation | DAVIS J&F, the official protocol | scores next to the paper's |
 #
-# Notebooks 05 and 06 are written by other course authors and appear as they land.
-#
 # ## Running the course
 #
 # **On your computer**: `make lab` in a clone of the repository creates a virtual environment,
@@ -163,9 +161,9 @@ print("pixels of disc 1 per frame:", areas[:, 1].tolist())
 # **Quick or full mode.** Every notebook runs in two sizes, chosen by the environment variable
 # `AOT_EDU_MODE`:
 #
-# - `quick`: small images, few frames, a minute of training - each notebook finishes within
-#   3 minutes on a 2-core CPU (the whole course within 15). The numbers are real but the
-#   trained models are weak.
+# - `quick`: small images, few frames, short runs - each notebook finishes within 3 minutes on
+#   a 2-core CPU (the whole course within 15). The numbers are real; the models trained on a
+#   CPU are small-scale ones.
 # - `full`: real sizes and longer runs, for a GPU.
 # - `auto` (the default): full when a CUDA GPU is present, quick otherwise.
 #
@@ -207,9 +205,10 @@ print("\ncheckpoints on disk:", present or "none")
 print("DAVIS on disk:", course.find_davis(settings) or "none")
 
 # %% [markdown]
-# **What works without downloads:** everything. Without a checkpoint the notebooks use a model
-# trained for a minute on synthetic videos (notebook 02 trains it; the others reuse it), or
-# random weights where only shapes and timings matter; without DAVIS they use synthetic videos.
+# **What works without downloads:** everything. Without a checkpoint the notebooks use the
+# **course model**, AOT trained from scratch on synthetic videos by `make lab` / `make test`
+# (`make course-model`: once, about ten minutes on a 2-core CPU), or random weights where only
+# shapes and timings matter; without DAVIS they use synthetic videos.
 # The official weights make notebooks 03 and 04 show what a fully trained AOT does, and
 # notebook 06 needs DAVIS to compute real scores.
 #

@@ -217,17 +217,17 @@ print("Eq. 5 as a matrix product matches the package; assign -> decode is the id
 #
 # - **random**: a freshly built model. Random vectors in 256 dimensions are nearly at right
 #   angles already (similarities near 0).
-# - **trained here**: the course model. The next cell is the *load if present, else train
-#   briefly* step: it loads the course model from the checkpoint folder, or trains it on
-#   synthetic videos (quick mode: about a minute on a CPU; full mode: longer, on the GPU) and
-#   saves it for notebooks 03 and 04.
+# - **trained here**: the course model, AOT trained from scratch on synthetic videos by the
+#   course's training run (`configs/quick_cpu.toml`, the trainer of notebook 05). `make lab`
+#   and `make test` train it once (about ten minutes on a 2-core CPU, `make course-model`);
+#   here it is loaded. Opened without it (on Colab, say), the next cell trains it first.
 # - **official**: the bank of the official AOT-L checkpoint, when it is on disk (full mode
 #   downloads it).
 
 # %%
-# --- the trained model: load if present, else train briefly -----------------------------
+# --- the trained model: the course's training run (trained once, then loaded) -----------
 def trained_model():
-    """The course model (``aot_edu.course.course_model``): cached weights, or a short training."""
+    """The course model (``aot_edu.course.course_model``)."""
     return course.course_model(settings)
 
 
@@ -242,7 +242,7 @@ ax.plot(losses, lw=1, alpha=0.4, label="per step")
 window = max(len(losses) // 10, 1)
 ax.plot(range(window - 1, len(losses)), torch.tensor(losses).unfold(0, window, 1).mean(1), label=f"mean of {window}")
 ax.set_xlabel("training step")
-ax.set_ylabel("cross-entropy")
+ax.set_ylabel("loss (CE + soft Jaccard)")
 ax.set_title(f"{trained.config.title} on synthetic videos", fontsize=10)
 ax.legend()
 viz.save_figure(fig, settings.figures_dir / "02_course_training_loss.png")

@@ -211,7 +211,7 @@ print(f"{solution:,} of the block's {count_parameters(block):,} parameters; "
 # clip with every block's weights.
 
 # %%
-# --- the trained model: load if present, else train briefly -----------------------------
+# --- the trained model: official weights if on disk, else the course model ---------------
 def trained_model():
     """Official AOT-L when on disk (full mode: downloaded), else the course model."""
     official = course.official_model(settings, "aotl", download=settings.pick(False, True))
@@ -224,7 +224,7 @@ trained, trained_source = trained_model()
 print(f"{trained.config.title}: {trained_source}")
 
 # %%
-recipe = course.course_recipe(settings)
+recipe = course.course_config().data  # the course model's frame size
 clip = course.synthetic_clip(seed=11, num_frames=settings.pick(5, 8), size=recipe.size, num_objects=2)
 torch.manual_seed(0)
 records = {

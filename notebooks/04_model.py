@@ -124,7 +124,7 @@ for config in VARIANTS.values():
 # accuracy.
 
 # %%
-# --- the trained model: load if present, else train briefly -----------------------------
+# --- the trained model: official weights if on disk, else the course model ---------------
 def trained_model():
     """Official AOT-L when on disk (full mode: downloaded), else the course model."""
     official = course.official_model(settings, "aotl", download=settings.pick(False, True))
@@ -150,7 +150,7 @@ print(f"{trained.config.title}: {trained_source}")
 clip = course.davis_clip(settings, "dog", num_frames=settings.pick(12, 60), scale=settings.pick(0.5, 1.0)) if is_official else None
 synthetic = clip is None
 if synthetic:
-    recipe = course.course_recipe(settings)
+    recipe = course.course_config().data  # the course model's frame size
     clip = course.synthetic_clip(seed=21, num_frames=settings.pick(10, 30), size=recipe.size, num_objects=2, motion=0.7)
 frames, truth = clip
 start = time.perf_counter()

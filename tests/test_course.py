@@ -142,43 +142,24 @@ def test_official_model_is_none_without_a_file_and_loads_one(monkeypatch, tmp_pa
     torch.testing.assert_close(model.state_dict(), weights)
 
 
-def test_course_model_trains_once_then_loads(monkeypatch, tmp_path):
-    calls = []
+def test_course_model_trains_once_then_loads(tmp_path):
+    """The course model is the trainer's run of the course config: trained once, then loaded."""
+    import shutil
 
-    def fake_training(model, recipe, progress=True):  # the real one is tested below
-        calls.append(recipe)
-        with torch.no_grad():
-            model.patch_wise_id_bank.bias.add_(1.0)
-        return [1.0, 0.5, 0.25]
-
-    monkeypatch.setattr(course, "train_briefly", fake_training)
-    monkeypatch.setenv("AOT_EDU_CHECKPOINTS", str(tmp_path))
-    settings = course.get_settings("quick")
-    recipe = course.CourseRecipe(variant="aott", steps=3, batch_size=1, num_frames=2, size=33)
-    trained, source = course.course_model(settings, recipe, progress=False)
-    assert source == "trained for 3 steps, saved course_aott_3.pth" and not trained.training
-    assert trained.course_losses == [1.0, 0.5, 0.25] and calls == [recipe]
-    loaded, source = course.course_model(settings, recipe)
-    assert source == "loaded course_aott_3.pth" and len(calls) == 1
-    torch.testing.assert_close(loaded.state_dict(), trained.state_dict())
-    assert loaded.course_losses == trained.course_losses
-    changed = dataclasses.replace(recipe, lr=1e-4)
-    _, source = course.course_model(settings, changed, progress=False)
-    assert source.startswith("trained") and calls[-1] == changed, "another recipe is not served from the cache"
-    _, source = course.course_model(settings, changed, retrain=True, progress=False)
-    assert source.startswith("trained") and len(calls) == 3
-
-
-def test_training_changes_the_identity_bank():
-    from aot_edu import build_model
-
-    recipe = course.CourseRecipe(variant="aott", steps=2, batch_size=1, num_frames=2, size=33)
-    torch.manual_seed(0)
-    model = build_model("aott")
-    before = model.patch_wise_id_bank.identity_vectors().detach().clone()
-    losses = course.train_briefly(model, recipe, progress=False)
-    assert len(losses) == 2
-    assert not torch.allclose(before, model.patch_wise_id_bank.identity_vectors())
+    (tmp_path / "configs").mkdir()
+    shutil.copy(course.repo_root() / course.COURSE_CONFIG, tmp_path / course.COURSE_CONFIG)
+    settings = dataclasses.replace(course.get_settings("quick"), root=tmp_path)
+    tiny = {"optim.steps": 2, "optim.batch_size": 1, "data.size": 33, "data.seq_len": 3,
+            "eval.num_videos": 1, "eval.num_frames": 3, "run.checkpoint_every": 1,
+            "run.progress": False}
+    model, source = course.course_model(settings, tiny, progress=False)
+    assert source.startswith("trained runs/course (2 steps") and not model.training
+    assert len(model.course_losses) == 2 and all(loss > 0 for loss in model.course_losses)
+    assert (tmp_path / course.COURSE_RUN / "summary.json").is_file()
+    loaded, source = course.course_model(settings, tiny, progress=False)
+    assert source.startswith("loaded runs/course (2 steps")
+    torch.testing.assert_close(loaded.state_dict(), model.state_dict())
+    assert loaded.course_losses == model.course_losses
 
 
 def test_best_times_interleaves_and_keeps_the_fastest():
