@@ -645,6 +645,7 @@ class DataSection:
     num_distractors: tuple[int, int] = (0, 2)
     motion: float = 1.0
     noise: float = 3.0
+    scale: float = 1.0  # object sizes (synthetic data)
     # real videos and images (aot_edu.data.DAVISTrain / YouTubeVOSTrain / StaticTrain)
     max_gap: int = 0  # 0 = official (DAVIS 12, YouTube-VOS 3)
     repeat: int = 0  # 0 = official (DAVIS 5, YouTube-VOS 1)
@@ -687,6 +688,7 @@ class EvalSection:
     size: int = 0  # 0 = data.size
     motion: float = 1.0
     noise: float = 3.0
+    scale: float = 1.0  # object sizes (synthetic data)
 
 
 @dataclass(frozen=True)
@@ -956,7 +958,8 @@ def build_dataset(config: TrainConfig) -> torch.utils.data.Dataset:
     d, seed = config.data, config.seed
     if d.dataset == "synthetic":
         return D.SyntheticVideos(d.num_videos, d.seq_len, d.size, d.num_objects,
-                                 d.num_distractors, seed=seed, motion=d.motion, noise=d.noise)
+                                 d.num_distractors, seed=seed, motion=d.motion, noise=d.noise,
+                                 scale=d.scale)
     root = data_root(config)
     crop = (d.size, d.size)
     if d.dataset == "static":
@@ -1267,7 +1270,8 @@ def eval_videos(config: TrainConfig):
 
     e, d = config.eval, config.data
     return SyntheticVideos(e.num_videos, e.num_frames, e.size or d.size, e.num_objects,
-                           e.num_distractors, seed=e.seed, motion=e.motion, noise=e.noise)
+                           e.num_distractors, seed=e.seed, motion=e.motion, noise=e.noise,
+                           scale=e.scale)
 
 
 def evaluate_model(model: AOT, videos, progress: bool = False) -> dict:

@@ -84,3 +84,13 @@ def test_bad_arguments():
         SyntheticVideos(num_objects=(3, 1))
     with pytest.raises(ValueError, match="seed"):
         SyntheticVideos(seed=-1)
+
+
+def test_scale_makes_objects_larger_with_the_same_layout():
+    small = SyntheticVideos(num_videos=8, num_frames=1, size=129, num_objects=1, num_distractors=0, seed=2)
+    large = SyntheticVideos(num_videos=8, num_frames=1, size=129, num_objects=1, num_distractors=0, seed=2,
+                            scale=1.5)
+    areas = [((large.video(i)[1] > 0).sum(), (small.video(i)[1] > 0).sum()) for i in range(8)]
+    assert all(big > little for big, little in areas)
+    with pytest.raises(ValueError, match="scale must be positive"):
+        SyntheticVideos(scale=0)

@@ -74,7 +74,9 @@ def _random_colour(rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(20, 235, 3).astype(np.float32)
 
 
-def _new_shape(rng: np.random.Generator, size: tuple[int, int], motion: float) -> _Shape:
+def _new_shape(
+    rng: np.random.Generator, size: tuple[int, int], motion: float, scale: float = 1.0
+) -> _Shape:
     h, w = size
     side = min(h, w)
     normals, offsets = _polygon(rng)
@@ -82,7 +84,7 @@ def _new_shape(rng: np.random.Generator, size: tuple[int, int], motion: float) -
     speed = rng.uniform(0.005, 0.035) * side * motion
     return _Shape(
         kind=int(rng.integers(len(SHAPES))),
-        half=(rng.uniform(0.08, 0.2, 2) * side).astype(np.float32),
+        half=(rng.uniform(0.08, 0.2, 2) * side * scale).astype(np.float32),
         centre=(rng.uniform(0.2, 0.8, 2) * np.array([h, w])).astype(np.float32),
         velocity=np.array([np.sin(direction), np.cos(direction)], np.float32) * speed,
         angle=float(rng.uniform(0, 2 * np.pi)),
@@ -99,10 +101,11 @@ def _new_shape(rng: np.random.Generator, size: tuple[int, int], motion: float) -
 
 
 def _look_alike(
-    rng: np.random.Generator, model: _Shape, size: tuple[int, int], motion: float
+    rng: np.random.Generator, model: _Shape, size: tuple[int, int], motion: float,
+    scale: float = 1.0,
 ) -> _Shape:
     """A distractor: a new pose and motion, the model's shape kind, texture and colours."""
-    shape = _new_shape(rng, size, motion)
+    shape = _new_shape(rng, size, motion, scale)
     shape.kind, shape.texture, shape.frequency = model.kind, model.texture, model.frequency
     shape.colours, shape.grid = model.colours.copy(), model.grid.copy()
     shape.normals, shape.offsets = model.normals, model.offsets
@@ -208,6 +211,7 @@ def render_video(
     motion: float = 1.0,
     noise: float = 3.0,
     min_visible: float = 0.3,
+    scale: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render one video.
 
@@ -217,6 +221,7 @@ def render_video(
         num_objects: ``N``, labelled ``1..N``; num_distractors: look-alikes labelled 0.
         motion: multiplies speeds, spin and scale change (0 = static shapes).
         noise: standard deviation of per-pixel (uniform) noise, on the 0..255 scale.
+        scale: multiplies the shapes' sizes (half axes 8-20 % of the shorter side at 1).
         min_visible: each object shows at least this fraction of its in-frame area in frame 0.
             Hidden objects are brought to the front or moved; in the rare case where that
             fails (crowded frames), the object is left unlabelled and the others keep the
@@ -237,11 +242,11 @@ def render_video(
         )
     t = np.arange(num_frames, dtype=np.float32)
 
-    shapes = [_new_shape(rng, size, motion) for _ in range(num_objects)]
+    shapes = [_new_shape(rng, size, motion, scale) for _ in range(num_objects)]
     labels_of = list(range(1, num_objects + 1))
     for _ in range(num_distractors if num_objects else 0):
         model = shapes[int(rng.integers(num_objects))]
-        shapes.append(_look_alike(rng, model, size, motion))
+        shapes.append(_look_alike(rng, model, size, motion, scale))
         labels_of.append(0)
     coverage = [_coverage(s, t, size) for s in shapes]
     depth = list(rng.permutation(len(shapes)))  # back to front
@@ -304,7 +309,7 @@ class SyntheticVideos(Dataset):
         num_objects: objects per video, an int or an inclusive range ``(min, max)``.
         num_distractors: look-alike distractors per video, an int or a range.
         seed: video ``i`` is drawn from ``numpy.random.default_rng([seed, i])``.
-        motion, noise: see :func:`render_video`.
+        motion, noise, scale: see :func:`render_video`.
     """
 
     def __init__(
@@ -317,6 +322,7 @@ class SyntheticVideos(Dataset):
         seed: int = 0,
         motion: float = 1.0,
         noise: float = 3.0,
+        scale: float = 1.0,
     ) -> None:
         if num_videos < 1:
             raise ValueError(f"num_videos must be at least 1, got {num_videos}")
@@ -328,7 +334,9 @@ class SyntheticVideos(Dataset):
         self.size = (size, size) if isinstance(size, int) else tuple(size)
         self.num_objects = _as_range(num_objects, "num_objects")
         self.num_distractors = _as_range(num_distractors, "num_distractors")
-        self.seed, self.motion, self.noise = int(seed), motion, noise
+        if scale <= 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        self.seed, self.motion, self.noise, self.scale = int(seed), motion, noise, scale
 
     def __len__(self) -> int:
         return self.num_videos
@@ -340,7 +348,7 @@ class SyntheticVideos(Dataset):
         n = int(rng.integers(self.num_objects[0], self.num_objects[1] + 1))
         d = int(rng.integers(self.num_distractors[0], self.num_distractors[1] + 1))
         frames, labels = render_video(
-            rng, self.num_frames, self.size, n, d, self.motion, self.noise
+            rng, self.num_frames, self.size, n, d, self.motion, self.noise, scale=self.scale
         )
         return frames, labels, int(labels[0].max(initial=0))
 
