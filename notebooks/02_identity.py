@@ -12,7 +12,8 @@
 #
 # Paper: Sec. 3.2, Eq. 3 (random assignment), Eq. 4 (identification embedding), Eq. 5
 # (identification decoding), Fig. 4 (how similar the learned identities are).
-# **Budget: under 3 minutes on a 2-core CPU** (most of it trains the course model, once).
+# **Budget: under 3 minutes on a 2-core CPU** (with the course model trained by `make lab` /
+# `make test`; without it, add ten minutes once).
 
 # %%
 # On Colab: fetch the course and install it (about a minute). On your own checkout: nothing to do.

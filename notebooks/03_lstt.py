@@ -10,8 +10,8 @@
 # one block apart, re-derives its two memory attentions by hand, and then looks at the
 # attention maps of a trained model layer by layer (paper Fig. 6-7).
 #
-# Paper: Sec. 3.3, Fig. 2(c). **Budget: under 3 minutes on a 2-core CPU** (under a minute when
-# notebook 02 has already trained the course model).
+# Paper: Sec. 3.3, Fig. 2(c). **Budget: under 3 minutes on a 2-core CPU** (with the course
+# model trained by `make lab` / `make test`).
 
 # %%
 # On Colab: fetch the course and install it (about a minute). On your own checkout: nothing to do.
@@ -206,8 +206,8 @@ print(f"{solution:,} of the block's {count_parameters(block):,} parameters; "
 # ## Attention maps of a trained model (paper Fig. 6-7)
 #
 # Random weights attend almost uniformly. A trained model is needed: the official AOT-L if
-# its checkpoint is on disk (full mode downloads it), else the course model - *load if
-# present, else train briefly* (notebook 02 normally trained it already). We record a short
+# its checkpoint is on disk (full mode downloads it), else the course model (AOT-T trained
+# from scratch on synthetic videos by `make course-model`, see notebook 05). We record a short
 # clip with every block's weights.
 
 # %%
@@ -290,9 +290,11 @@ display(attention_explorer)
 # What to look for: with random weights the maps are flat (their entropy above is that of
 # uniform attention) and the carried colours blur over the whole frame. Training should make a
 # query look at its own object in the memory and the carried colours trace the objects; the
-# entropy numbers above say how much sharper each block became in this run. The course model in
-# quick mode has trained for about a minute from scratch and is still a poor tracker, so
-# expect rough maps; the official weights (full mode) show what a fully trained AOT does.
+# entropy numbers above say how much sharper each block became in this run. The course model
+# has trained for ten CPU minutes from scratch: its short-term attention has learned to look
+# near the query's own position, its long-term attention is still nearly uniform (notebook 05
+# says why). The official weights (full mode, or `aot-edu download checkpoint aotl`) show
+# what a fully trained AOT does, block by block.
 #
 # **Summary.** An LSTT block = self-attention, long-term attention to all memory frames,
 # short-term attention to a 15x15 window of the previous frame (with relative positions), and a

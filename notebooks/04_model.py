@@ -10,8 +10,8 @@
 # official weights, segments a video, and measures the multi-object result the course is
 # about: N objects for the price of one.
 #
-# Paper: Sec. 3-4, Table 3(d). **Budget: under 3 minutes on a 2-core CPU** (under 2 when
-# notebook 02 has already trained the course model).
+# Paper: Sec. 3-4, Table 3(d). **Budget: under 3 minutes on a 2-core CPU** (with the course
+# model trained by `make lab` / `make test`).
 
 # %%
 # On Colab: fetch the course and install it (about a minute). On your own checkout: nothing to do.
@@ -119,9 +119,8 @@ for config in VARIANTS.values():
 # that does not fit the variant is refused with a message naming the variant it belongs to
 # (the official loader silently skips mismatched weights, which gives a half-random network).
 # Full mode downloads AOT-L here; in quick mode we use it only if it is already on disk -
-# otherwise the course model (*load if present, else train briefly*, notebook 02), which has
-# seen a minute of synthetic videos and is a weak tracker: judge the pipeline, not the
-# accuracy.
+# otherwise the course model (AOT-T trained for ten CPU minutes from scratch on synthetic
+# videos, notebook 05), a weak tracker: judge the pipeline, not the accuracy.
 
 # %%
 # --- the trained model: official weights if on disk, else the course model ---------------

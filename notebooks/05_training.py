@@ -28,7 +28,8 @@
 #
 # All of it lives in `aot_edu.train`; we read the code, re-derive the key lines from scratch,
 # then train AOT-T on synthetic videos on this machine and watch it segment videos it has
-# never seen.
+# never seen. **Budget: under 3 minutes on a 2-core CPU in quick mode** (a short run; the
+# whole configuration is the course model that `make lab` / `make test` train once).
 
 # %%
 # On Colab: fetch and install the course (a plain script, so this file also runs as Python).
@@ -55,6 +56,7 @@ from IPython.display import Markdown, display
 from matplotlib.figure import Figure
 
 import aot_edu
+from aot_edu import course
 from aot_edu import train as T
 from aot_edu.course import setup
 from aot_edu.data import SyntheticVideos, collate, davis_palette
@@ -412,9 +414,11 @@ print("activation std at 1/4, 1/8, 1/16 - identity BatchNorm:", np.round(before,
 assert after[2] > 100 * before[2]
 
 # %% [markdown]
-# In quick mode (CI, a laptop) we train for a few dozen steps to see the loss fall; with
-# `AOT_EDU_MODE=full` (or on a GPU) the cell trains the whole configuration (about 10 minutes on
-# 2 CPU cores). A run that exists already is continued or, if finished, just loaded.
+# In quick mode (CI, a laptop) we train for a few dozen steps to see the loss fall. The whole
+# configuration (1,200 steps, about ten minutes on 2 CPU cores) is the **course model** that
+# notebooks 02-04 use: `make lab` and `make test` train it once into `runs/course`
+# (`make course-model`). With `AOT_EDU_MODE=full` (or on a GPU) this cell trains - or, when it
+# is there already, loads - that run. A run that exists is continued or, if finished, loaded.
 
 # %%
 config_path = settings.root / "configs" / "quick_cpu.toml"
@@ -424,8 +428,8 @@ print(config_path.read_text())
 quick_changes = {"optim.steps": 80, "eval.num_videos": 3, "eval.every": 0,
                  "run.checkpoint_every": 40}
 changes = settings.pick(quick=quick_changes, full={})
-run_name = settings.pick(quick="nb05_quick", full="quick_cpu")
-changes |= {"run.output_dir": (settings.root / "runs" / run_name).as_posix(),
+run_dir = settings.root / settings.pick(quick="runs/nb05_quick", full=course.COURSE_RUN)
+changes |= {"run.output_dir": run_dir.as_posix(),
             "run.device": "cuda" if settings.device.type == "cuda" else "cpu"}
 result = T.train(config_path, changes)
 print(f"{result.step} steps, {result.train_time / 60:.1f} min of training; held-out "
@@ -466,12 +470,14 @@ print("loaded the finished run; nothing retrained")
 # %% [markdown]
 # ## 6 · The trained model on videos it has never seen
 #
-# The held-out videos have their own seed and 3-4 objects. `aot_edu.segment` runs the
-# trained model exactly as it runs the official weights.
+# The course model (the whole quick configuration; `make course-model`) on the held-out
+# videos: their own seed, 3-4 objects. `aot_edu.segment` runs the trained model exactly as it
+# runs the official weights.
 
 # %%
-trained = result.load_model(device=settings.device)
-held_out = T.eval_videos(result.config)
+trained, source = course.course_model(settings)
+print(f"{trained.config.title}: {source}")
+held_out = T.eval_videos(course.course_config())
 frames, truth = held_out.video(0)
 pred = aot_edu.segment(frames, truth[0], trained).masks
 show = [0, len(frames) // 3, 2 * len(frames) // 3, len(frames) - 1]
@@ -494,29 +500,29 @@ from aot_edu.metrics import evaluate_sequence  # noqa: E402
 j, f = evaluate_sequence(truth, pred)
 print(f"this video: J {j.mean():.3f}, F {f.mean():.3f} over {j.shape[0]} objects "
       f"(first and last frames not scored, DAVIS protocol)")
-print(f"all {result.metrics['videos']} held-out videos: J&F {result.metrics['J&F']:.3f}")
+print(f"the course model on all held-out videos: {source}")
 
 # %% [markdown]
-# In quick mode the model has seen only a few dozen batches, so expect rough masks. The full
-# configuration (1,200 steps, 9 minutes on 2 CPU cores) is in `bench/RESULTS.md`, next to one
-# ablation of the paper's Table 3 (AOT-S's two LSTT blocks against AOT-T's one, same budget)
-# and the trivial tracker that repeats the first mask. Read it honestly: in ten CPU minutes
-# from scratch AOT learns to find and follow objects, but it still mixes up identities where
-# several objects meet - far from what the paper's 200,000 steps of batch 16 on ImageNet
-# features reach. What slows it down is worth knowing:
+# **Read this honestly.** `bench/RESULTS.md` has the course model's held-out J&F next to the
+# same budget with AOT-S's two LSTT blocks (an ablation of the paper's Table 3), the trivial
+# tracker that repeats the first mask, and an oracle that knows the truth at the 1/16 token
+# grid. In ten CPU minutes from scratch AOT learns to find the objects - the foreground is
+# right - but it still mixes up *which* object is which, and scores *below* repeating the
+# first mask. The paper's models train 200,000 steps of batch 16 from ImageNet features. What
+# we measured about why (the numbers are in `bench/RESULTS.md`, section *Training*):
 #
-# - a random encoder with frozen, identity BatchNorm passes almost no signal to the 1/16
-#   stage (hence the calibration above);
-# - the identity bank starts tiny (the official initialisation, orthogonal with gain 1/17^2:
-#   identity vectors of length ~0.16 next to image tokens of length ~16), so at first the
-#   decoder learns to segment from appearance alone and ignores the memory;
-# - meanwhile the encoder projection and the self-attention grow a component shared by all
-#   tokens of a frame, which makes every token look alike to the long-term attention: it
-#   spreads uniformly over the memory, and identities cannot get through until training undoes
-#   it;
-# - at 97 x 97 pixels the identities live on a 7 x 7 grid: even a perfect token-level answer,
-#   upsampled, scores only about J&F 0.55 on these videos, so the decoder must also learn fine
-#   boundaries from the low-level features.
+# - **Matching needs features.** A softmax over the cosine similarities of the random
+#   encoder's 1/16 features puts about 17 % of a query's weight on its own object's tokens in
+#   the reference frame (6 % would be uniform); the plain average colour of each 16 x 16 patch
+#   gets 58 %. The random MobileNetV2 (no ImageNet weights offline) hides what the long-term
+#   attention needs; training it at the full rate was no better within 800 steps.
+# - **Identities are learned slowly.** On one fixed batch of four static clips, the model fits
+#   the masks in 80 steps (IoU 0.96) when every object keeps identity `j`, but with Eq. 3's
+#   fresh random identities per step it reaches IoU 0.45 after 300 steps: learning to carry an
+#   arbitrary identity through attention is the slow part (the identity bank starts tiny,
+#   orthogonal with gain 1/17^2).
+# - Larger learning rates (1e-3, 2e-3) learned worse in 800 steps; the quick configuration
+#   keeps the paper's pre-training rate (4e-4).
 #
 # ## 7 · On a GPU: DAVIS 2017
 #

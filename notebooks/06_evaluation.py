@@ -19,7 +19,7 @@
 # with `aot_edu.evaluate`, and puts the paper's numbers and the official model zoo's beside
 # what we measure.
 #
-# *Quick mode* (a 2-core CPU, a few minutes): small DAVIS-like sequences built here. *Full
+# *Quick mode* (a 2-core CPU; **budget: under 3 minutes**): small DAVIS-like sequences built here. *Full
 # mode* (a GPU, e.g. Colab): DAVIS 2017 val and the official AOT-T checkpoint.
 
 # %%
