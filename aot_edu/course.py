@@ -263,6 +263,7 @@ def official_model(settings: Settings, variant: str = "aotl", download: bool = F
     return build_model(variant, weights=path, device=settings.device)
 
 
+CHECK_TAG = "nbval-check-output"
 COURSE_CONFIG = "configs/quick_cpu.toml"  # the learning proof of bench/RESULTS.md
 COURSE_RUN = "runs/course"
 
@@ -310,8 +311,14 @@ def notebook_sources(root: Path | None = None) -> list[Path]:
 
 
 def render_notebook(source: Path) -> str:
-    """The ``.ipynb`` text generated from a jupytext percent-format source, without outputs."""
+    """The ``.ipynb`` text generated from a jupytext percent-format source, without outputs.
+
+    Except one kind: a code cell whose ``# %%`` line carries ``expected_output="..."`` (what the
+    cell prints, always the same) gets that text as its stored output and nbval's
+    ``nbval-check-output`` tag, so the test run checks it; every other cell only has to run.
+    """
     import jupytext
+    import nbformat
 
     notebook = jupytext.read(source, fmt="py:percent")
     notebook.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
@@ -325,6 +332,12 @@ def render_notebook(source: Path) -> str:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
+            expected = cell.metadata.pop("expected_output", None)
+            if expected is not None:
+                # A deterministic cell: nbval compares what it prints with this text.
+                cell.metadata["tags"] = [*cell.metadata.get("tags", []), CHECK_TAG]
+                cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=expected)]
+                cell.execution_count = 1  # nbval refuses stored outputs of a cell never run
     return jupytext.writes(notebook, fmt="ipynb")
 
 

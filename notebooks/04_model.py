@@ -102,7 +102,7 @@ print(source[source.index("    session = InferenceSession"):source.index("    re
 # Parameter counts (built on PyTorch's "meta" device: shapes only, no memory), next to the
 # paper's:
 
-# %%
+# %% expected_output="variant    encoder      blocks long-term gap  parameters   paper\nAOT-T      mobilenetv2       1         never        5.7M    5.7M\nAOT-S      mobilenetv2       2         never        7.0M    7.0M\nAOT-B      mobilenetv2       3         never        8.3M    8.3M\nAOT-L      mobilenetv2       3             5        8.3M    8.3M\nR50-AOT-L  resnet50          3             5       14.9M   14.9M\n"
 print(f"{'variant':<10} {'encoder':<12} {'blocks':>6} {'long-term gap':>13} {'parameters':>11} {'paper':>7}")
 for config in VARIANTS.values():
     with torch.device("meta"):

@@ -509,20 +509,22 @@ print(f"the course model on all held-out videos: {source}")
 # grid. In ten CPU minutes from scratch AOT learns to find the objects - the foreground is
 # right - but it still mixes up *which* object is which, and scores *below* repeating the
 # first mask. The paper's models train 200,000 steps of batch 16 from ImageNet features. What
-# we measured about why (the numbers are in `bench/RESULTS.md`, section *Training*):
+# we measured about why (the numbers are in `bench/RESULTS.md`, sections *Training on a CPU*
+# and *Why training from scratch is slow*):
 #
 # - **Matching needs features.** A softmax over the cosine similarities of the random
 #   encoder's 1/16 features puts about 17 % of a query's weight on its own object's tokens in
 #   the reference frame (6 % would be uniform); the plain average colour of each 16 x 16 patch
 #   gets 58 %. The random MobileNetV2 (no ImageNet weights offline) hides what the long-term
-#   attention needs; training it at the full rate was no better within 800 steps.
+#   attention needs.
 # - **Identities are learned slowly.** On one fixed batch of four static clips, the model fits
 #   the masks in 80 steps (IoU 0.96) when every object keeps identity `j`, but with Eq. 3's
 #   fresh random identities per step it reaches IoU 0.45 after 300 steps: learning to carry an
 #   arbitrary identity through attention is the slow part (the identity bank starts tiny,
 #   orthogonal with gain 1/17^2).
-# - Larger learning rates (1e-3, 2e-3) learned worse in 800 steps; the quick configuration
-#   keeps the paper's pre-training rate (4e-4).
+# - In exploratory runs (not part of the benchmark) neither training the encoder at the full
+#   rate nor learning rates of 1e-3 or 2e-3 learned faster; the quick configuration keeps the
+#   paper's pre-training rate (4e-4). AOT-S's second block helped a little at the same budget.
 #
 # ## 7 · On a GPU: DAVIS 2017
 #

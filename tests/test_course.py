@@ -168,3 +168,18 @@ def test_best_times_interleaves_and_keeps_the_fastest():
     best = course.best_times(runs, repeats=3)
     assert order == ["a", "b"] * 4, "one warm-up round, then the runs alternate"
     assert set(best) == {"a", "b"} and all(0 <= t < 1 for t in best.values())
+
+
+def test_expected_output_cells_are_checked_by_nbval(tmp_path):
+    import json
+
+    source = tmp_path / "99_demo.py"
+    source.write_text(
+        '# %% [markdown]\n# A demo.\n\n# %% expected_output="4\\n"\nprint(2 + 2)\n\n# %%\nprint("free")\n'
+    )
+    cells = json.loads(course.render_notebook(source))["cells"]
+    checked, free = cells[1], cells[2]
+    assert checked["metadata"]["tags"] == [course.CHECK_TAG]
+    assert checked["outputs"] == [{"name": "stdout", "output_type": "stream", "text": ["4\n"]}]
+    assert "expected_output" not in checked["metadata"] and checked["execution_count"] == 1
+    assert free["outputs"] == [] and "tags" not in free["metadata"]
