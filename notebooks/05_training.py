@@ -513,13 +513,13 @@ print(f"the course model on all held-out videos: {source}")
 # and *Why training from scratch is slow*):
 #
 # - **Matching needs features.** A softmax over the cosine similarities of the random
-#   encoder's 1/16 features puts about 17 % of a query's weight on its own object's tokens in
+#   encoder's 1/16 features puts about 19 % of a query's weight on its own object's tokens in
 #   the reference frame (6 % would be uniform); the plain average colour of each 16 x 16 patch
-#   gets 58 %. The random MobileNetV2 (no ImageNet weights offline) hides what the long-term
+#   gets 59 %. The random MobileNetV2 (no ImageNet weights offline) hides what the long-term
 #   attention needs.
 # - **Identities are learned slowly.** On one fixed batch of four static clips, the model fits
 #   the masks in 80 steps (IoU 0.96) when every object keeps identity `j`, but with Eq. 3's
-#   fresh random identities per step it reaches IoU 0.45 after 300 steps: learning to carry an
+#   fresh random identities per step it reaches IoU 0.41 after 300 steps: learning to carry an
 #   arbitrary identity through attention is the slow part (the identity bank starts tiny,
 #   orthogonal with gain 1/17^2).
 # - In exploratory runs (not part of the benchmark) neither training the encoder at the full
