@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from aot_edu import build_model
 from aot_edu.course import find_shared
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +33,18 @@ def require_shared(*parts: str) -> Path:
 @pytest.fixture
 def shared_dir() -> Path:
     return require_shared()
+
+
+@pytest.fixture(scope="module")
+def random_aott() -> torch.nn.Module:
+    """A randomly initialised AOT-T (seed 0), one per test module."""
+    torch.manual_seed(0)
+    return build_model("aott")
+
+
+def random_frames(t: int = 4, h: int = 65, w: int = 97, seed: int = 0) -> np.ndarray:
+    """uint8 noise frames ``[T, H, W, 3]``: enough to exercise shapes and code paths."""
+    return np.random.default_rng(seed).integers(0, 256, size=(t, h, w, 3), dtype=np.uint8)
 
 
 def official_layout(name: str) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:

@@ -15,17 +15,14 @@ from aot_edu.engine import (
     resize_labels,
 )
 from aot_edu.identity import one_hot_labels, random_assignment
+from conftest import random_frames
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return build_model("aott")
+def model(random_aott):
+    return random_aott
 
 
-def clip(t=4, h=65, w=97, seed=0):
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, size=(t, h, w, 3), dtype=np.uint8)
 
 
 def blocks_mask(h, w, labels):
@@ -47,7 +44,7 @@ def test_official_size_rule(size, expected):
 
 
 def test_labels_come_back_in_the_first_masks_values(model):
-    frames = clip()
+    frames = random_frames()
     first = blocks_mask(65, 97, [3, 7])
     result = segment(frames, first, model, return_probs=True)
     assert isinstance(result.masks, np.ndarray) and result.masks.dtype == np.int64
@@ -65,7 +62,7 @@ def test_labels_come_back_in_the_first_masks_values(model):
 
 
 def test_any_frame_size_runs_at_the_official_size_and_returns_the_frame_size(model):
-    frames = torch.as_tensor(clip(3, 50, 70))
+    frames = torch.as_tensor(random_frames(3, 50, 70))
     first = torch.as_tensor(blocks_mask(50, 70, [1]))
     result = segment(frames, first, model, return_probs=True)
     assert result.input_size == (49, 65)
@@ -81,7 +78,7 @@ def test_resizing_helpers():
 
 
 def test_more_than_ten_objects_merge_like_the_official_soft_aggregation(model):
-    frames = torch.as_tensor(clip(2, 65, 97, seed=1))
+    frames = torch.as_tensor(random_frames(2, 65, 97, seed=1))
     labels = torch.as_tensor(blocks_mask(65, 97, list(range(1, 14))))  # 13 objects
     session = InferenceSession(model)
     with torch.inference_mode():
@@ -102,7 +99,7 @@ def test_more_than_ten_objects_merge_like_the_official_soft_aggregation(model):
 
 
 def test_second_group_sees_objects_11_to_13_as_1_to_3(model):
-    frame = torch.as_tensor(clip(1, 65, 97)[0])
+    frame = torch.as_tensor(random_frames(1, 65, 97)[0])
     labels = torch.as_tensor(blocks_mask(65, 97, list(range(1, 14))))
     session = InferenceSession(model)
     with torch.inference_mode():
@@ -114,13 +111,13 @@ def test_second_group_sees_objects_11_to_13_as_1_to_3(model):
 
 
 def test_segment_with_twelve_objects_returns_all_labels(model):
-    result = segment(clip(3), blocks_mask(65, 97, list(range(1, 13))), model, return_probs=True)
+    result = segment(random_frames(3), blocks_mask(65, 97, list(range(1, 13))), model, return_probs=True)
     assert result.probs.shape[1] == 13 and result.info["groups"] == 2
     torch.testing.assert_close(result.probs[1:].sum(1), torch.ones(2, 65, 97), atol=2e-4, rtol=0)
 
 
 def test_long_term_memory_grows_every_gap_frames_and_can_be_bounded(model):
-    frames = torch.as_tensor(clip(8))
+    frames = torch.as_tensor(random_frames(8))
     labels = torch.as_tensor(blocks_mask(65, 97, [1, 2]))
     for bound, expected in [(None, [1, 2, 2, 3, 3, 4, 4]), (3, [1, 2, 2, 3, 3, 3, 3])]:
         session = InferenceSession(model, long_term_gap=2, max_long_term_frames=bound)
@@ -144,7 +141,7 @@ def test_variant_default_gap_and_validation(model):
 
 
 def test_objects_that_appear_later_join_as_reference_frames(model):
-    frames = torch.as_tensor(clip(4))
+    frames = torch.as_tensor(random_frames(4))
     first = torch.as_tensor(blocks_mask(65, 97, [1]))
     session = InferenceSession(model, long_term_gap=9999)
     with torch.inference_mode():
@@ -206,9 +203,9 @@ def test_bad_input_gets_a_clear_error(model, frames, mask, match):
 
 def test_wrong_model_type_is_named(model):
     with pytest.raises(TypeError, match="build_model"):
-        segment(clip(2), blocks_mask(65, 97, [1]), torch.nn.Linear(2, 2))
+        segment(random_frames(2), blocks_mask(65, 97, [1]), torch.nn.Linear(2, 2))
 
 
 def test_boolean_mask_is_one_object(model):
-    result = segment(clip(2), blocks_mask(65, 97, [1]) > 0, model)
+    result = segment(random_frames(2), blocks_mask(65, 97, [1]) > 0, model)
     assert result.labels == [1]

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from aot_edu import build_model
 from aot_edu.engine import InferenceSession
 from aot_edu.post_ensemble import (
     ParallelPostEnsembleSession,
@@ -15,17 +14,16 @@ from aot_edu.post_ensemble import (
     make_session,
     memory_bytes,
 )
+from conftest import random_frames
 
 
 @pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return build_model("aott")
+def model(random_aott):
+    return random_aott
 
 
 def clip(t=4, h=65, w=97, seed=0):
-    rng = np.random.default_rng(seed)
-    return torch.as_tensor(rng.integers(0, 256, size=(t, h, w, 3), dtype=np.uint8))
+    return torch.as_tensor(random_frames(t, h, w, seed))
 
 
 def stripes(h=65, w=97, n=3):
