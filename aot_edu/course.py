@@ -30,6 +30,21 @@ import torch
 
 REPO_URL = "https://github.com/aot-edu/aot-edu"
 COLAB_ROOT = Path("/content/aot-edu")
+# The first code cell of every notebook. It cannot import this package (on Colab the package is
+# not installed yet), so each notebook carries this text; `make check-notebooks` and the tests
+# check that every copy is exactly this one.
+COLAB_SETUP = f"""\
+# On Colab: fetch the course and install it (about a minute). On your own checkout: nothing to do.
+import subprocess
+import sys
+from pathlib import Path
+
+if "google.colab" in sys.modules:
+    repo = Path("{COLAB_ROOT}")
+    if not repo.exists():
+        subprocess.run(["git", "clone", "--depth", "1", "{REPO_URL}", str(repo)], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", str(repo)], check=True)
+    sys.path.insert(0, str(repo))"""
 MODES = ("quick", "full")
 
 
@@ -366,13 +381,26 @@ def sync_notebooks(check: bool, root: Path | None = None) -> list[str]:
     return problems
 
 
+def check_colab_cells(root: Path | None = None) -> list[str]:
+    """Notebook sources whose first code cell is not :data:`COLAB_SETUP`."""
+    import jupytext
+
+    problems = []
+    for source in notebook_sources(root or repo_root()):
+        cells = [c for c in jupytext.read(source, fmt="py:percent").cells if c.cell_type == "code"]
+        if not cells or cells[0].source.strip() != COLAB_SETUP:
+            problems.append(f"{source.name}: the first code cell must be course.COLAB_SETUP "
+                            "(copy it from aot_edu/course.py)")
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate or check notebooks/*.ipynb.")
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--write", action="store_true", help="regenerate every .ipynb from its .py")
     group.add_argument("--check", action="store_true", help="fail when a .ipynb differs")
     args = parser.parse_args(argv)
-    problems = sync_notebooks(check=args.check)
+    problems = sync_notebooks(check=args.check) + check_colab_cells()
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0

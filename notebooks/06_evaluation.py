@@ -23,18 +23,17 @@
 # mode* (a GPU, e.g. Colab): DAVIS 2017 val and the official AOT-T checkpoint.
 
 # %%
+# On Colab: fetch the course and install it (about a minute). On your own checkout: nothing to do.
 import subprocess
 import sys
+from pathlib import Path
 
-if "google.colab" in sys.modules:  # Colab: fetch and install the project; locally nothing
-    from pathlib import Path
-
-    if not Path("/content/aot-edu").is_dir():
-        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/aot-edu/aot-edu",
-                        "/content/aot-edu"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/aot-edu"],
-                   check=True)
-    sys.path.insert(0, "/content/aot-edu")
+if "google.colab" in sys.modules:
+    repo = Path("/content/aot-edu")
+    if not repo.exists():
+        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/aot-edu/aot-edu", str(repo)], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", str(repo)], check=True)
+    sys.path.insert(0, str(repo))
 
 # %%
 import math

@@ -183,3 +183,10 @@ def test_expected_output_cells_are_checked_by_nbval(tmp_path):
     assert checked["outputs"] == [{"name": "stdout", "output_type": "stream", "text": ["4\n"]}]
     assert "expected_output" not in checked["metadata"] and checked["execution_count"] == 1
     assert free["outputs"] == [] and "tags" not in free["metadata"]
+
+
+def test_every_notebook_opens_with_the_one_colab_setup_cell(tmp_path):
+    assert course.check_colab_cells(ROOT) == []
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "97_other.py").write_text("# %%\nimport sys\n")
+    assert "97_other.py: the first code cell must be course.COLAB_SETUP" in course.check_colab_cells(tmp_path)[0]
