@@ -49,7 +49,8 @@ Facts from the official code (yoxu515/aot-benchmark: ``configs/default.py``, ``c
 :func:`official_initialisation` (the official model's Xavier/orthogonal initialisation, which
 PyTorch's defaults do not reproduce), and, on the first clips, :func:`calibrate_frozen_batchnorm`
 and :func:`calibrate_projection` (a data-dependent initialisation of the random encoder: without
-it the frozen identity BatchNorm lets the activations fade to zero before the 1/16 stage).
+it the frozen identity BatchNorm lets the activations fade to zero before the 1/16 stage). The
+CPU quick configuration also starts the short-term attention local (:func:`locality_prior`).
 
 **Runs that lose nothing.** :func:`train` takes a TOML configuration (validated into
 :class:`TrainConfig` before anything starts), writes a CSV log, curves (PNG) and, every
@@ -357,6 +358,30 @@ def calibrate_projection(model: AOT, images: Tensor) -> None:
     projector.bias.sub_(mean).div_(std)
 
 
+@torch.no_grad()
+def locality_prior(model: AOT, strength: float) -> None:
+    """Start the short-term attention looking at the same place in the previous frame.
+
+    Sets the bias of every block's ``relative_emb_k`` (the relative-position logit of each of the
+    ``(2 max_dis + 1)^2`` window slots) to ``-strength * (dy^2 + dx^2)``: with ``strength = 2``
+    an untrained block already puts ~60 % of its weight on the token at the query's own position
+    and most of the rest on its 4 neighbours, so from the first step the previous frame's
+    identities flow to where the objects still are (they move by a fraction of a token per
+    frame). Official training starts with PyTorch's small random biases and learns this prior
+    over 100,000 steps; a few CPU minutes are too short for that. Not part of the official
+    recipe; ``strength = 0`` leaves the biases alone.
+    """
+    if strength <= 0:
+        return
+    for block in model.LSTT.layers:
+        attention = block.short_term_attn
+        radius = attention.max_dis
+        offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        distance2 = (offsets[:, None] ** 2 + offsets[None, :] ** 2).flatten()  # slot (dy, dx)
+        bias = attention.relative_emb_k.bias
+        bias.copy_((-strength * distance2).repeat(attention.heads).to(bias))
+
+
 class ModelEMA:
     """Exponential moving average of a model's weights (official ``ExponentialMovingAverage``).
 
@@ -625,6 +650,7 @@ class ModelSection:
     calibrate: bool = True  # random encoder: BN statistics and projection from the first clips
     init_weights: str = ""  # start from these weights (e.g. a pre-training stage's EMA)
     droppath: float = 0.1  # stochastic depth in the LSTT (official TRAIN_LSTT_DROPPATH)
+    locality_prior: float = 0.0  # short-term attention starts local (0 = official init)
     long_term_gap_train: int = 0  # 0 = the variant's (AOT-L: 2, AOT-T/S/B: never)
     freeze_at: int = 2  # frozen encoder stages (stem, 1/4 stage)
     train_encoder: bool = True  # false: the whole encoder stays as initialised
@@ -857,6 +883,9 @@ def validate_config(config: TrainConfig) -> TrainConfig:
         raise ConfigError(f"model.variant: {error}") from None
     if not 0.0 <= m.droppath < 1.0:
         raise ConfigError(f"model.droppath must be in [0, 1), got {m.droppath}")
+    if m.locality_prior < 0:
+        raise ConfigError(f"model.locality_prior must be >= 0 (0 = the official initialisation), "
+                          f"got {m.locality_prior}")
     _positive("model.long_term_gap_train", m.long_term_gap_train, allow_zero=True)
     if m.freeze_at not in (0, 1, 2):
         raise ConfigError(f"model.freeze_at must be 0, 1 or 2, got {m.freeze_at}")
@@ -1434,6 +1463,8 @@ def _train(cfg: TrainConfig, info: DistInfo, use_cuda: bool, progress: bool) -> 
         from .checkpoints import load_weights
 
         load_weights(model, cfg.model.init_weights)
+    elif state is None:
+        locality_prior(model, cfg.model.locality_prior)
     dataset = build_dataset(cfg)
     if (cfg.model.calibrate and state is None and not cfg.model.init_weights
             and not cfg.model.pretrained_encoder):

@@ -414,6 +414,30 @@ print("activation std at 1/4, 1/8, 1/16 - identity BatchNorm:", np.round(before,
 assert after[2] > 100 * before[2]
 
 # %% [markdown]
+# A second start-up choice concerns the short-term attention. Between two neighbouring frames
+# an object moves by a fraction of a token, so "the identity at the same place in frame t-1" is
+# nearly always right - but an untrained block spreads its weight over the whole 15 x 15
+# window, and the official recipe learns the locality over 100,000 steps. `locality_prior`
+# (`model.locality_prior` in the configuration) starts the relative-position logits at
+# `-strength * (dy^2 + dx^2)`:
+
+# %%
+show_source(T.locality_prior)
+
+# %%
+probe = aot_edu.model.AOT(aot_edu.model.get_config("aott")).eval()
+attention = probe.LSTT.layers[0].short_term_attn
+q, k, v = torch.randn(3, 1, 256, 9, 9)  # a query frame and an unrelated previous frame
+for strength in (0.0, 2.0):
+    T.locality_prior(probe, strength)
+    with torch.no_grad():
+        _, weights = attention(q, k, v, need_weights=True)
+    own = weights[0, :, 40, 112].mean().item()  # query (4, 4), window slot (0, 0)
+    print(f"strength {strength}: weight on the query's own position {own:.3f} "
+          f"(uniform over the window: {1 / 81:.3f})")
+assert own > 0.3
+
+# %% [markdown]
 # In quick mode (CI, a laptop) we train for a few dozen steps to see the loss fall. The whole
 # configuration (1,200 steps, about ten minutes on 2 CPU cores) is the **course model** that
 # notebooks 02-04 use: `make lab` and `make test` train it once into `runs/course`

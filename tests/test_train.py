@@ -351,3 +351,27 @@ def test_official_initialisation():
     assert model.decoder.conv_out.weight.abs().max() <= (6 / (128 + 11)) ** 0.5
     bank = model.patch_wise_id_bank.weight.reshape(256, -1).double()
     assert torch.allclose(bank @ bank.t(), torch.eye(256, dtype=torch.float64) / 17**4, atol=1e-9)
+
+
+def test_locality_prior_makes_untrained_short_term_attention_look_at_the_same_place():
+    from aot_edu.train import locality_prior
+
+    torch.manual_seed(0)
+    model = AOT(get_config("aots"))
+    attention = model.LSTT.layers[1].short_term_attn
+    before = attention.relative_emb_k.bias.clone()
+    locality_prior(model, 0.0)  # 0 = the official initialisation, untouched
+    assert torch.equal(attention.relative_emb_k.bias, before)
+    locality_prior(model, 2.0)
+    for block in model.LSTT.layers:
+        bias = block.short_term_attn.relative_emb_k.bias.view(8, 15, 15)
+        assert torch.equal(bias[0], bias[7])  # every head
+        assert bias[0, 7, 7] == 0 and bias[0, 7, 8] == bias[0, 6, 7] == -2 and bias[0, 0, 0] == -196
+    # with q = 0 (no content term) the weights are the prior: ~62 % on the query's own position
+    q = torch.zeros(1, 256, 9, 9)
+    k = v = torch.randn(1, 256, 9, 9)
+    with torch.no_grad():
+        _, weights = attention(q, k, v, need_weights=True)
+    centre = weights[0, :, 40]  # query (4, 4) of the 9 x 9 map: its whole window is inside
+    assert torch.allclose(centre[:, 112], torch.full((8,), 0.619), atol=1e-3)
+    assert (centre.argmax(-1) == 112).all()

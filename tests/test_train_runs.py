@@ -123,6 +123,7 @@ def test_real_data_configs_name_the_missing_folder(tmp_path):
         ({"optim": {"min_lr": 1e-3, "lr": 1e-4}}, "must not exceed"),
         ({"optim": {"top_k_percent": 0}}, r"\(0, 1\]"),
         ({"model": {"init_weights": "/nonexistent.pth"}}, "not found"),
+        ({"model": {"locality_prior": -1.0}}, r"model.locality_prior must be >= 0"),
         ({"data": "big"}, r"\[data\] must be a table"),
     ],
 )
