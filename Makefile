@@ -28,10 +28,11 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # The course's main job: AOT trained from scratch on synthetic videos (configs/quick_cpu.toml),
-# used by notebooks 02-05. Trained once into runs/course; a finished run returns at once and an
-# interrupted one resumes from its last checkpoint.
+# used by notebooks 02-05. Trained once into runs/course; a finished run returns at once, an
+# interrupted one resumes from its last checkpoint, and one made with an older quick_cpu.toml is
+# renamed runs/course-outdated-<time> and the model trained again.
 course-model: setup
-	$(PY) -m aot_edu.cli train --config configs/quick_cpu.toml --set run.output_dir=runs/course
+	$(PY) -m aot_edu.course --model
 
 lab: course-model
 	$(VENV)/bin/jupyter lab notebooks/

@@ -283,11 +283,38 @@ COURSE_CONFIG = "configs/quick_cpu.toml"  # the learning proof of bench/RESULTS.
 COURSE_RUN = "runs/course"
 
 
-def course_config(overrides: dict | None = None):
+def course_config(overrides: dict | None = None, root: Path | None = None):
     """The course model's training configuration (:class:`aot_edu.train.TrainConfig`)."""
     from .train import load_config
 
-    return load_config(repo_root() / COURSE_CONFIG, overrides or {})
+    return load_config((root or repo_root()) / COURSE_CONFIG, overrides or {})
+
+
+def train_course_model(root: Path | None = None, overrides: dict | None = None,
+                       progress: bool = True):
+    """Train (or continue, or just load) the course model's run in ``runs/course``.
+
+    When ``configs/quick_cpu.toml`` has changed since that run was made (a ``git pull``), the
+    old run is not deleted: it is renamed ``runs/course-outdated-<time>`` (with a message saying
+    what changed) and the course model is trained again. Returns the
+    :class:`aot_edu.train.TrainResult`.
+    """
+    import time
+
+    from .train import run_differences, train
+
+    root = root or repo_root()
+    run_dir = root / COURSE_RUN
+    config = course_config({"run.output_dir": str(run_dir), **(overrides or {})}, root)
+    changed = run_differences(run_dir, config)
+    if changed:
+        kept = run_dir.with_name(f"{run_dir.name}-outdated-{time.strftime('%Y%m%d-%H%M%S')}")
+        run_dir.rename(kept)
+        print(f"{COURSE_CONFIG} changed since {COURSE_RUN} was trained ({'; '.join(changed)}): "
+              f"that run is now {kept.relative_to(root)}; training the course model again")
+    if not (run_dir / "summary.json").is_file():
+        print(f"training the course model into {run_dir} (once; `make course-model` does the same)")
+    return train(config, progress=progress)
 
 
 def course_model(settings: Settings, overrides: dict | None = None, progress: bool = True):
@@ -302,14 +329,12 @@ def course_model(settings: Settings, overrides: dict | None = None, progress: bo
     run's training losses attached as ``model.course_losses`` (one per step), and a line saying
     where the model came from. ``overrides`` change the configuration (tests use a tiny one).
     """
-    from .train import read_log, train
+    from .train import read_log
 
     run_dir = settings.root / COURSE_RUN
-    changes = {"run.output_dir": str(run_dir), **(overrides or {})}
-    finished = (run_dir / "summary.json").is_file()
-    if not finished:
-        print(f"training the course model into {run_dir} (once; `make course-model` does the same)")
-    result = train(settings.root / COURSE_CONFIG, changes, progress=progress)
+    before = (run_dir / "summary.json").is_file()
+    result = train_course_model(settings.root, overrides, progress)
+    finished = before and result.resumed_from == result.step  # loaded, not (re)trained
     model = result.load_model(device=settings.device)
     model.course_losses = [row["loss"] for row in read_log(run_dir / "log.csv")]
     scores = result.metrics
@@ -395,11 +420,20 @@ def check_colab_cells(root: Path | None = None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Generate or check notebooks/*.ipynb.")
+    parser = argparse.ArgumentParser(
+        description="Generate or check notebooks/*.ipynb, or train the course model.")
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--write", action="store_true", help="regenerate every .ipynb from its .py")
     group.add_argument("--check", action="store_true", help="fail when a .ipynb differs")
+    group.add_argument("--model", action="store_true",
+                       help=f"train the course model into {COURSE_RUN} (once; see make course-model)")
     args = parser.parse_args(argv)
+    if args.model:
+        result = train_course_model()
+        scores = result.metrics
+        print(f"course model: {COURSE_RUN}, {result.step} steps"
+              + (f", held-out J&F {scores['J&F']:.3f}" if scores else ""))
+        return 0
     problems = sync_notebooks(check=args.check) + check_colab_cells()
     for problem in problems:
         print(problem, file=sys.stderr)

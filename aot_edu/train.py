@@ -49,8 +49,9 @@ Facts from the official code (yoxu515/aot-benchmark: ``configs/default.py``, ``c
 :func:`official_initialisation` (the official model's Xavier/orthogonal initialisation, which
 PyTorch's defaults do not reproduce), and, on the first clips, :func:`calibrate_frozen_batchnorm`
 and :func:`calibrate_projection` (a data-dependent initialisation of the random encoder: without
-it the frozen identity BatchNorm lets the activations fade to zero before the 1/16 stage). The
-CPU quick configuration also starts the short-term attention local (:func:`locality_prior`).
+it the frozen identity BatchNorm lets the activations fade to zero before the 1/16 stage). One
+more start-up option, :func:`locality_prior`, starts the short-term attention local (measured
+in ``bench/RESULTS.md``; off in the quick configuration, where it did not help).
 
 **Runs that lose nothing.** :func:`train` takes a TOML configuration (validated into
 :class:`TrainConfig` before anything starts), writes a CSV log, curves (PNG) and, every
@@ -368,8 +369,9 @@ def locality_prior(model: AOT, strength: float) -> None:
     and most of the rest on its 4 neighbours, so from the first step the previous frame's
     identities flow to where the objects still are (they move by a fraction of a token per
     frame). Official training starts with PyTorch's small random biases and learns this prior
-    over 100,000 steps; a few CPU minutes are too short for that. Not part of the official
-    recipe; ``strength = 0`` leaves the biases alone.
+    over 100,000 steps. Not part of the official recipe; ``strength = 0`` leaves the biases
+    alone. Measured on the CPU quick configuration (one run each): it helped an early version
+    (held-out J&F 0.29 -> 0.36) and hurt the final one (0.53 -> 0.44).
     """
     if strength <= 0:
         return
@@ -1391,6 +1393,16 @@ def _differences(old: Mapping, new: Mapping, prefix: str = "") -> list[str]:
         elif a != b:
             diffs.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return diffs
+
+
+def run_differences(run_dir: str | Path, config: TrainConfig) -> list[str]:
+    """How the run in ``run_dir`` was configured differently from ``config`` (settings that
+    change the numbers only; ``[run]`` and ``[eval]`` may differ). ``[]`` when the folder holds
+    no checkpoint or the same configuration - the cases :func:`train` continues."""
+    checkpoint = Path(run_dir) / "checkpoint.pt"
+    if not checkpoint.is_file():
+        return []
+    return _differences(_comparable(load_checkpoint(checkpoint)["config"]), _comparable(config.to_dict()))
 
 
 def _model_config(config: TrainConfig):

@@ -162,6 +162,27 @@ def test_course_model_trains_once_then_loads(tmp_path):
     assert loaded.course_losses == model.course_losses
 
 
+def test_course_model_from_an_older_config_is_kept_aside_and_trained_again(tmp_path, capsys):
+    import shutil
+
+    (tmp_path / "configs").mkdir()
+    shutil.copy(course.repo_root() / course.COURSE_CONFIG, tmp_path / course.COURSE_CONFIG)
+    settings = dataclasses.replace(course.get_settings("quick"), root=tmp_path)
+    tiny = {"optim.steps": 2, "optim.batch_size": 1, "data.size": 33, "data.seq_len": 3,
+            "eval.num_videos": 0, "run.checkpoint_every": 1, "run.progress": False}
+    old, _ = course.course_model(settings, tiny, progress=False)
+    capsys.readouterr()
+    # the configuration changes (a pull): the old run is renamed, not lost, and a new one made
+    model, source = course.course_model(settings, {**tiny, "optim.lr": 5e-4}, progress=False)
+    out = capsys.readouterr().out
+    assert "changed since runs/course was trained (optim.lr: 0.001 -> 0.0005)" in out
+    kept = list(tmp_path.glob("runs/course-outdated-*"))
+    assert len(kept) == 1 and (kept[0] / "summary.json").is_file()
+    assert source.startswith("trained runs/course (2 steps")
+    torch.testing.assert_close(course.course_model(settings, {**tiny, "optim.lr": 5e-4},
+                                                   progress=False)[0].state_dict(), model.state_dict())
+
+
 def test_best_times_interleaves_and_keeps_the_fastest():
     order = []
     runs = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}

@@ -24,6 +24,7 @@ from aot_edu.train import (
     load_checkpoint,
     load_config,
     rng_state,
+    run_differences,
     set_rng_state,
     train,
 )
@@ -267,6 +268,11 @@ def test_a_run_refuses_to_overwrite_or_mix_configurations(tmp_path):
         train(config, ["run.resume=false"])
     with pytest.raises(ConfigError, match=r"another configuration \(optim.lr"):
         train(config, ["optim.lr=1e-3"])
+    # what differs is also available before training (the course model uses it)
+    assert run_differences(config.run.output_dir, config) == []
+    assert run_differences(config.run.output_dir, config.replace(optim={"lr": 1e-3})) == [
+        f"optim.lr: {config.optim.lr!r} -> 0.001"]
+    assert run_differences(tmp_path / "nothing-here", config) == []
 
 
 def test_sigkill_then_restart_continues_to_the_same_weights(tmp_path):
