@@ -269,9 +269,10 @@ def test_a_run_refuses_to_overwrite_or_mix_configurations(tmp_path):
     with pytest.raises(ConfigError, match=r"another configuration \(optim.lr"):
         train(config, ["optim.lr=1e-3"])
     # what differs is also available before training (the course model uses it)
-    assert run_differences(config.run.output_dir, config) == []
-    assert run_differences(config.run.output_dir, config.replace(optim={"lr": 1e-3})) == [
-        f"optim.lr: {config.optim.lr!r} -> 0.001"]
+    loaded = load_config(config)
+    assert run_differences(loaded.run.output_dir, loaded) == []
+    assert run_differences(loaded.run.output_dir, loaded.replace(optim={"lr": 1e-3})) == [
+        f"optim.lr: {loaded.optim.lr!r} -> 0.001"]
     assert run_differences(tmp_path / "nothing-here", config) == []
 
 
