@@ -299,19 +299,12 @@ def train_course_model(root: Path | None = None, overrides: dict | None = None,
     what changed) and the course model is trained again. Returns the
     :class:`aot_edu.train.TrainResult`.
     """
-    import time
-
-    from .train import run_differences, train
+    from .train import retire_outdated_run, train
 
     root = root or repo_root()
     run_dir = root / COURSE_RUN
     config = course_config({"run.output_dir": str(run_dir), **(overrides or {})}, root)
-    changed = run_differences(run_dir, config)
-    if changed:
-        kept = run_dir.with_name(f"{run_dir.name}-outdated-{time.strftime('%Y%m%d-%H%M%S')}")
-        run_dir.rename(kept)
-        print(f"{COURSE_CONFIG} changed since {COURSE_RUN} was trained ({'; '.join(changed)}): "
-              f"that run is now {kept.relative_to(root)}; training the course model again")
+    retire_outdated_run(run_dir, config)
     if not (run_dir / "summary.json").is_file():
         print(f"training the course model into {run_dir} (once; `make course-model` does the same)")
     return train(config, progress=progress)

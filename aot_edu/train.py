@@ -1378,10 +1378,37 @@ class TrainResult:
 
 
 def _comparable(config_dict: Mapping) -> dict:
+    """The settings that change a run's numbers, with today's defaults for keys an older
+    version of the package did not write (a new option's default keeps the old behaviour)."""
     out = json.loads(json.dumps(dict(config_dict)))
+    for key, default in json.loads(json.dumps(TrainConfig().to_dict())).items():
+        if isinstance(default, dict) and isinstance(out.get(key), dict):
+            out[key] = {**default, **out[key]}
+        else:
+            out.setdefault(key, default)
     out.pop("run", None)
     out.pop("eval", None)
     return out
+
+
+def retire_outdated_run(run_dir: str | Path, config: TrainConfig) -> Path | None:
+    """Keep a run made with another configuration out of the way of ``config``'s run.
+
+    If ``run_dir`` holds a run whose configuration differs (:func:`run_differences`), it is
+    renamed ``<run_dir>-outdated-<time>`` - nothing is deleted - and the new name returned, with
+    a message saying what changed; otherwise nothing happens and ``None`` is returned. For runs
+    that a configuration file owns (the course model, a notebook's run), so that editing the
+    file or pulling a new version trains afresh instead of stopping with an error.
+    """
+    run_dir = Path(run_dir)
+    changed = run_differences(run_dir, config)
+    if not changed:
+        return None
+    kept = run_dir.with_name(f"{run_dir.name}-outdated-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir.rename(kept)
+    print(f"{run_dir} was trained with another configuration ({'; '.join(changed)}); it is now "
+          f"{kept}, and a new run starts")
+    return kept
 
 
 def _differences(old: Mapping, new: Mapping, prefix: str = "") -> list[str]:

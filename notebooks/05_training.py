@@ -461,6 +461,7 @@ changes = settings.pick(quick=quick_changes, full={})
 run_dir = settings.root / settings.pick(quick="runs/nb05_quick", full=course.COURSE_RUN)
 changes |= {"run.output_dir": run_dir.as_posix(),
             "run.device": "cuda" if settings.device.type == "cuda" else "cpu"}
+T.retire_outdated_run(run_dir, T.load_config(config_path, changes))  # a run of an older config
 result = T.train(config_path, changes)
 print(f"{result.step} steps, {result.train_time / 60:.1f} min of training; held-out "
       f"J&F {result.metrics['J&F']:.3f} (J {result.metrics['J']:.3f}, F {result.metrics['F']:.3f})")

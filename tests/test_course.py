@@ -175,7 +175,7 @@ def test_course_model_from_an_older_config_is_kept_aside_and_trained_again(tmp_p
     # the configuration changes (a pull): the old run is renamed, not lost, and a new one made
     model, source = course.course_model(settings, {**tiny, "optim.lr": 5e-4}, progress=False)
     out = capsys.readouterr().out
-    assert "changed since runs/course was trained (optim.lr: 0.001 -> 0.0005)" in out
+    assert "runs/course was trained with another configuration (optim.lr: 0.001 -> 0.0005)" in out
     kept = list(tmp_path.glob("runs/course-outdated-*"))
     assert len(kept) == 1 and (kept[0] / "summary.json").is_file()
     assert source.startswith("trained runs/course (2 steps")

@@ -23,6 +23,7 @@ from aot_edu.train import (
     atomic_save,
     load_checkpoint,
     load_config,
+    retire_outdated_run,
     rng_state,
     run_differences,
     set_rng_state,
@@ -273,7 +274,19 @@ def test_a_run_refuses_to_overwrite_or_mix_configurations(tmp_path):
     assert run_differences(loaded.run.output_dir, loaded) == []
     assert run_differences(loaded.run.output_dir, loaded.replace(optim={"lr": 1e-3})) == [
         f"optim.lr: {loaded.optim.lr!r} -> 0.001"]
-    assert run_differences(tmp_path / "nothing-here", config) == []
+    assert run_differences(tmp_path / "nothing-here", loaded) == []
+    # a key the stored configuration predates counts with its default: no difference
+    state = load_checkpoint(loaded.run.output_dir + "/checkpoint.pt")
+    del state["config"]["model"]["locality_prior"]
+    torch.save(state, loaded.run.output_dir + "/checkpoint.pt")
+    assert run_differences(loaded.run.output_dir, loaded) == []
+    # a run of another configuration is kept aside (renamed), not mixed in or deleted
+    newer = loaded.replace(optim={"lr": 1e-3})
+    assert retire_outdated_run(loaded.run.output_dir, loaded) is None
+    kept = retire_outdated_run(loaded.run.output_dir, newer)
+    assert kept.name.startswith("run-outdated-") and (kept / "checkpoint.pt").is_file()
+    assert not Path(loaded.run.output_dir).exists()
+    assert train(newer).step == 2
 
 
 def test_sigkill_then_restart_continues_to_the_same_weights(tmp_path):
