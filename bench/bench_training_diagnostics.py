@@ -126,7 +126,7 @@ def perfect_matching_fit(steps: int) -> list[tuple[int, float]]:
     frames per step); the LSTT output is replaced by the encoder's 1/16 map plus the frame's
     ground-truth identity embedding (Eq. 4, fresh random identities), i.e. what a perfect
     long/short-term attention would deliver at best. AdamW 4e-4 on the identity bank, encoder
-    projection and decoder; the recipe's loss with its hard-pixel schedule over 1,200 steps.
+    projection and decoder; the recipe's loss with the configuration's hard-pixel schedule.
     """
     config = load_config(ROOT / "configs" / "quick_cpu.toml")
     dataset = build_dataset(config)
@@ -154,7 +154,7 @@ def perfect_matching_fit(steps: int) -> list[tuple[int, float]]:
         unused = torch.arange(identities)[None] > torch.tensor(counts)[:, None]
         logits = F.interpolate(logits.masked_fill(unused[:, :, None, None], -1e10), labels.shape[-2:],
                                mode="bilinear", align_corners=True)
-        loss = vos_loss(logits, labels, hard_mining_fraction(step, 1200)).mean()
+        loss = vos_loss(logits, labels, hard_mining_fraction(step, config.optim.steps)).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -169,14 +169,15 @@ def per_frame_j(run_dir: Path) -> list[float] | None:
     ``run_dir`` (``bench_training.py`` makes it); ``None`` when that run is not there."""
     from aot_edu.engine import segment
     from aot_edu.metrics import evaluate_sequence
-    from aot_edu.train import TrainResult, eval_videos
+    from aot_edu.model import build_model
+    from aot_edu.train import eval_videos
 
     if not (run_dir / "summary.json").is_file():
         return None
     import json
 
     config = load_config(json.loads((run_dir / "config.json").read_text()))
-    model = TrainResult(config, run_dir, config.optim.steps, 0.0, {}).load_model()
+    model = build_model(config.model.variant, weights=run_dir / "model_ema.pt")
     videos = eval_videos(config)
     rows = []
     for i in range(len(videos)):
