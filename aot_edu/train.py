@@ -1429,7 +1429,12 @@ def run_differences(run_dir: str | Path, config: TrainConfig) -> list[str]:
     checkpoint = Path(run_dir) / "checkpoint.pt"
     if not checkpoint.is_file():
         return []
-    return _differences(_comparable(load_checkpoint(checkpoint)["config"]), _comparable(config.to_dict()))
+    return _config_changes(load_checkpoint(checkpoint)["config"], config)
+
+
+def _config_changes(stored: Mapping, config: TrainConfig) -> list[str]:
+    """``old -> new`` for every setting that changes the numbers, stored run vs ``config``."""
+    return _differences(_comparable(stored), _comparable(config.to_dict()))
 
 
 def _model_config(config: TrainConfig):
@@ -1486,7 +1491,7 @@ def _train(cfg: TrainConfig, info: DistInfo, use_cuda: bool, progress: bool) -> 
                 "another run.output_dir, or delete that folder to start over"
             )
         state = load_checkpoint(ckpt_path)
-        diffs = _differences(_comparable(state["config"]), _comparable(cfg.to_dict()))
+        diffs = _config_changes(state["config"], cfg)
         if diffs:
             raise ConfigError(
                 f"{run_dir} holds a run with another configuration ({'; '.join(diffs)}); "
