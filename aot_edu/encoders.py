@@ -2,8 +2,10 @@
 
 Both return four feature maps, at 1/4, 1/8, 1/16 and again 1/16 of the input: the first three
 feed the decoder's skip connections, the last one (projected to 256 channels by the model) is
-what the LSTT matches. Batch statistics are never updated: every BatchNorm is a
-:class:`FrozenBatchNorm2d`, as in the official models (and in AOT's training recipe).
+what the LSTT matches. Every BatchNorm is a :class:`FrozenBatchNorm2d`, as in the official
+models (and in AOT's training recipe): its statistics come with the ImageNet weights and are never
+updated. Only an encoder trained from random weights needs batch statistics while it trains
+(:func:`use_batch_statistics`).
 
 ImageNet weights come through torchvision's weights API when ``pretrained=True`` and the machine
 is online; offline, the encoder stays randomly initialised and a warning says so. Official AOT
@@ -25,11 +27,13 @@ class FrozenBatchNorm2d(nn.Module):
 
     ``y = (x - running_mean) / sqrt(running_var + eps) * weight + bias``. Buffers, not parameters,
     so they are neither trained nor counted in the parameter count (as in the official model).
+    Training from random weights can switch on batch statistics (:func:`use_batch_statistics`).
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5) -> None:
         super().__init__()
         self.eps = eps
+        self.batch_statistics = False  # see use_batch_statistics; not part of the state dict
         self.register_buffer("weight", torch.ones(num_features))
         self.register_buffer("bias", torch.zeros(num_features))
         self.register_buffer("running_mean", torch.zeros(num_features))
@@ -41,9 +45,11 @@ class FrozenBatchNorm2d(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
-        # The fused inference kernel, as the official model runs it.
+        # Frozen: the fused inference kernel, as the official model runs it. With batch
+        # statistics, in training mode: normalise by the batch, keep a running average (0.1).
+        batch = self.batch_statistics and self.training
         return F.batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            x, self.running_mean, self.running_var, self.weight, self.bias, batch, 0.1, self.eps
         )
 
     def extra_repr(self) -> str:
@@ -129,6 +135,23 @@ def build_encoder(name: str, pretrained: bool = False) -> nn.Module:
     if name not in ENCODERS:
         raise ValueError(f"unknown encoder {name!r}; choose one of {sorted(ENCODERS)}")
     return ENCODERS[name](pretrained=pretrained)
+
+
+def use_batch_statistics(encoder: nn.Module, enabled: bool = True) -> int:
+    """Let the encoder's BatchNorm layers normalise by batch statistics in training mode.
+
+    For an encoder trained from random weights only (no ImageNet weights): with frozen
+    statistics, every update of the convolutions shifts the scale of the activations after it
+    and nothing restores it, so a deep random encoder trained at a useful rate drifts out of
+    range. With batch statistics each layer stays normalised while the weights change (plain
+    BatchNorm); the running averages are what evaluation (eval mode) uses, and they live in the
+    same buffers, so checkpoints keep the official keys. Affine weights stay fixed buffers.
+    Returns the number of layers changed.
+    """
+    layers = [m for m in encoder.modules() if isinstance(m, FrozenBatchNorm2d)]
+    for layer in layers:
+        layer.batch_statistics = enabled
+    return len(layers)
 
 
 def freeze_stages(encoder: nn.Module, freeze_at: int = 2) -> None:

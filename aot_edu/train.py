@@ -88,7 +88,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .encoders import freeze_stages
+from .encoders import freeze_stages, use_batch_statistics
 from .engine import AOTEngine, normalize
 from .identity import one_hot_labels, random_assignment
 from .model import AOT, build_model, get_config
@@ -656,6 +656,7 @@ class ModelSection:
     long_term_gap_train: int = 0  # 0 = the variant's (AOT-L: 2, AOT-T/S/B: never)
     freeze_at: int = 2  # frozen encoder stages (stem, 1/4 stage)
     train_encoder: bool = True  # false: the whole encoder stays as initialised
+    batch_statistics: bool = False  # encoder BatchNorm uses batch statistics (random encoder)
 
 
 @dataclass(frozen=True)
@@ -891,6 +892,9 @@ def validate_config(config: TrainConfig) -> TrainConfig:
     _positive("model.long_term_gap_train", m.long_term_gap_train, allow_zero=True)
     if m.freeze_at not in (0, 1, 2):
         raise ConfigError(f"model.freeze_at must be 0, 1 or 2, got {m.freeze_at}")
+    if m.batch_statistics and not m.train_encoder:
+        raise ConfigError("model.batch_statistics = true needs model.train_encoder = true (it keeps "
+                          "a trained encoder's layers normalised); set one of them accordingly")
     if m.init_weights and not Path(m.init_weights).is_file():
         raise ConfigError(
             f"model.init_weights: file {m.init_weights} not found (relative paths start from the "
@@ -1517,6 +1521,8 @@ def _train(cfg: TrainConfig, info: DistInfo, use_cuda: bool, progress: bool) -> 
         calibrate_frozen_batchnorm(model.encoder, images)
         calibrate_projection(model, images)
     freeze_stages(model.encoder, cfg.model.freeze_at)
+    if cfg.model.batch_statistics:
+        use_batch_statistics(model.encoder)
     if not cfg.model.train_encoder:
         model.encoder.requires_grad_(False)
     model.LSTT.mask_token.requires_grad_(False)  # in the official state dict, unused by AOT

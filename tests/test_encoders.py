@@ -10,6 +10,7 @@ from aot_edu.encoders import (
     ResNet50Encoder,
     build_encoder,
     freeze_stages,
+    use_batch_statistics,
 )
 
 
@@ -46,6 +47,28 @@ def test_frozen_batchnorm_is_a_fixed_affine_map_stored_in_buffers():
     assert list(bn.parameters()) == []
     state = dict(bn.state_dict(), num_batches_tracked=torch.tensor(5))
     FrozenBatchNorm2d(3).load_state_dict(state)  # torchvision weights carry this counter
+
+
+def test_batch_statistics_normalise_by_the_batch_while_training_only():
+    encoder = build_encoder("mobilenetv2")
+    keys = list(encoder.state_dict())
+    assert use_batch_statistics(encoder) == 52
+    bn = encoder.features[0][1]
+    before = bn.running_mean.clone()
+    x = torch.randn(4, 32, 5, 5) * 3 + 2
+    y = bn.train()(x)
+    # training mode: zero mean, unit variance per channel over the batch (weight 1, bias 0)
+    torch.testing.assert_close(y.mean(dim=(0, 2, 3)), torch.zeros(32), atol=1e-5, rtol=0)
+    torch.testing.assert_close(y.var(dim=(0, 2, 3), unbiased=False), torch.ones(32), atol=1e-3, rtol=0)
+    # running averages move by 0.1 towards the batch's statistics ...
+    torch.testing.assert_close(bn.running_mean, 0.9 * before + 0.1 * x.mean(dim=(0, 2, 3)))
+    # ... and evaluation uses them, as the frozen layer would
+    frozen = FrozenBatchNorm2d(32)
+    frozen.load_state_dict(bn.state_dict())
+    torch.testing.assert_close(bn.eval()(x), frozen(x))
+    assert list(encoder.state_dict()) == keys  # official keys, loadable as before
+    use_batch_statistics(encoder, enabled=False)
+    torch.testing.assert_close(bn.train()(x), frozen(x))
 
 
 def test_imagenet_weights_offline_warn_and_keep_random_init(monkeypatch):

@@ -126,6 +126,8 @@ def test_real_data_configs_name_the_missing_folder(tmp_path):
         ({"optim": {"top_k_percent": 0}}, r"\(0, 1\]"),
         ({"model": {"init_weights": "/nonexistent.pth"}}, "not found"),
         ({"model": {"locality_prior": -1.0}}, r"model.locality_prior must be >= 0"),
+        ({"model": {"batch_statistics": True, "train_encoder": False}},
+         r"model.batch_statistics = true needs model.train_encoder = true"),
         ({"data": "big"}, r"\[data\] must be a table"),
     ],
 )
