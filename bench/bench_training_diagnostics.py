@@ -129,7 +129,8 @@ def perfect_matching_fit(steps: int, train_encoder: bool = False) -> list[tuple[
     long/short-term attention would deliver at best. AdamW 4e-4 on the identity bank, encoder
     projection and decoder; the recipe's loss with the configuration's hard-pixel schedule.
     ``train_encoder``: the random encoder trains too, at the same rate, with batch statistics
-    (as the quick configuration trains it); else it stays frozen.
+    (the "encoder trained" runs of bench_training.py); else it stays frozen (the quick
+    configuration).
     """
     config = load_config(ROOT / "configs" / "quick_cpu.toml")
     dataset = build_dataset(config)
@@ -227,7 +228,7 @@ def run(quick: bool = False) -> str:
         "map); identity bank, encoder projection and decoder trained on the quick "
         "configuration's clips (97x97, 16 target frames per step), AdamW 4e-4, with the "
         "random encoder frozen or trained along (all stages, same rate, BatchNorm on batch "
-        "statistics: what the quick configuration does). Training IoU (mean over the last 100 "
+        "statistics, as in the *encoder trained* runs above). Training IoU (mean over the last 100 "
         "steps) - a ceiling for the whole model at the same step:",
         "",
         "| encoder | " + " | ".join(f"step {s}" for s, _ in next(iter(perfect.values()))) + " |",
