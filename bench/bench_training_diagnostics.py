@@ -228,7 +228,7 @@ def run(quick: bool = False) -> str:
         "map); identity bank, encoder projection and decoder trained on the quick "
         "configuration's clips (97x97, 16 target frames per step), AdamW 4e-4, with the "
         "random encoder frozen or trained along (all stages, same rate, BatchNorm on batch "
-        "statistics, as in the *encoder trained* runs above). Training IoU (mean over the last 100 "
+        "statistics, as in the *encoder trained* runs of *Training on a CPU*). Training IoU (mean over the last 100 "
         "steps) - a ceiling for the whole model at the same step:",
         "",
         "| encoder | " + " | ".join(f"step {s}" for s, _ in next(iter(perfect.values()))) + " |",
