@@ -12,7 +12,8 @@
    the encoder's 1/16 map, and only the identity bank, the encoder projection and the decoder
    train, on the quick configuration's clips. Its IoU bounds what the whole model can reach at
    the same number of steps with this encoder and resolution.
-4. *Errors compound.* The trained quick model's J frame by frame on its held-out videos.
+4. *Errors compound.* The trained quick model's J frame by frame on its held-out videos: as
+   tested, teacher-forced (the true previous mask as memory) and with objects that do not move.
 """
 
 from __future__ import annotations
@@ -168,9 +169,29 @@ def perfect_matching_fit(steps: int, train_encoder: bool = False) -> list[tuple[
     return curve
 
 
-def per_frame_j(run_dir: Path) -> list[float] | None:
+def _teacher_forced_masks(model: AOT, frames: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Segment every frame as :func:`aot_edu.segment` does, but feed the ground truth back as
+    the short-term memory instead of the prediction (teacher forcing)."""
+    from aot_edu.engine import InferenceSession
+
+    session = InferenceSession(model)
+    masks = [labels[0]]
+    with torch.no_grad():
+        session.add_reference(frames[0], labels[0])
+        for t in range(1, len(frames)):
+            masks.append(np.asarray(session.propagate(frames[t]).labels))
+            session.update_memory(labels[t])
+    return np.stack(masks)
+
+
+def per_frame_j(run_dir: Path) -> dict[str, list[float]] | None:
     """Mean J of every scored frame (1 .. T-2) over the held-out videos, for the trained run in
-    ``run_dir`` (``bench_training.py`` makes it); ``None`` when that run is not there."""
+    ``run_dir`` (``bench_training.py`` makes it), three ways: as tested (each frame read from
+    the model's own previous prediction), teacher-forced (from the true previous mask), and
+    as tested on the same videos with objects that do not move (``eval.motion = 0``).
+    ``None`` when that run is not there."""
+    import json
+
     from aot_edu.engine import segment
     from aot_edu.metrics import evaluate_sequence
     from aot_edu.model import build_model
@@ -178,17 +199,26 @@ def per_frame_j(run_dir: Path) -> list[float] | None:
 
     if not (run_dir / "summary.json").is_file():
         return None
-    import json
-
-    config = load_config(json.loads((run_dir / "config.json").read_text()))
+    stored = json.loads((run_dir / "config.json").read_text())
+    config = load_config(stored)
     model = build_model(config.model.variant, weights=run_dir / "model_ema.pt")
-    videos = eval_videos(config)
-    rows = []
-    for i in range(len(videos)):
-        frames, labels = videos.video(i)
-        j, _ = evaluate_sequence(labels, segment(frames, labels[0], model).masks)
-        rows.append(np.nanmean(j, axis=0))  # [objects, frames] -> per frame
-    return [float(x) for x in np.mean(rows, axis=0)]
+    runs = {
+        "own predictions (as tested)": (eval_videos(config), False),
+        "true previous mask (teacher forcing)": (eval_videos(config), True),
+        "own predictions, objects not moving": (
+            eval_videos(load_config(stored, {"eval.motion": 0.0})), False),
+    }
+    curves = {}
+    for name, (videos, forced) in runs.items():
+        rows = []
+        for i in range(len(videos)):
+            frames, labels = videos.video(i)
+            masks = (_teacher_forced_masks(model, frames, labels) if forced
+                     else segment(frames, labels[0], model).masks)
+            j, _ = evaluate_sequence(labels, masks)
+            rows.append(np.nanmean(j, axis=0))  # [objects, frames] -> per frame
+        curves[name] = [float(x) for x in np.mean(rows, axis=0)]
+    return curves
 
 
 def run(quick: bool = False) -> str:
@@ -203,6 +233,7 @@ def run(quick: bool = False) -> str:
                "encoder trained, batch statistics": perfect_matching_fit(4 if quick else 600, True)}
     trained = ROOT / "runs" / "bench" / ("quick_cpu_smoke" if quick else "quick_cpu")
     drift = per_frame_j(trained)
+    frames = len(next(iter(drift.values()))) if drift else 0
     lines = [
         "## Why training from scratch is slow (`bench_training_diagnostics.py`)",
         "",
@@ -237,12 +268,16 @@ def run(quick: bool = False) -> str:
           for name, curve in perfect.items()],
         "",
         *(["Drift: the quick configuration's trained model (`bench_training.py`, EMA weights) "
-           "on its held-out videos, mean J of each scored frame - frame 1 is propagated from "
-           "the given mask, every later one from the model's own previous predictions:",
+           "on its held-out videos, mean J of each scored frame. As tested, frame 1 is "
+           "propagated from the given mask and every later one from the model's own previous "
+           "prediction; teacher-forced, every frame gets the true previous mask as its "
+           "short-term memory (what each step can do when the errors before it are undone); "
+           "the last row plays the same videos with objects that do not move (motion 0):",
            "",
-           "| " + " | ".join(f"frame {t}" for t in range(1, len(drift) + 1)) + " |",
-           "|" + "---:|" * len(drift),
-           "| " + " | ".join(f"{v:.2f}" for v in drift) + " |",
+           "| memory | " + " | ".join(f"frame {t}" for t in range(1, frames + 1)) + " | mean |",
+           "|---|" + "---:|" * (frames + 1),
+           *[f"| {name} | " + " | ".join(f"{v:.2f}" for v in curve) + f" | {np.mean(curve):.3f} |"
+             for name, curve in drift.items()],
            ""] if drift else
           [f"(Drift: no trained run in `{trained.relative_to(ROOT)}`; run `bench_training.py` "
            "first.)", ""]),

@@ -578,7 +578,12 @@ print(f"the course model on all held-out videos: {source}")
 #   600 steps its IoU is only 0.75 (0.77 when the encoder trains along). The boundaries have to
 #   come from the random encoder's 1/4 and 1/8 maps.
 # - **Errors compound.** The first propagated frame is the model's best (J 0.70); from then on
-#   it reads its own predictions, and by frame 10 J is 0.42.
+#   it reads its own predictions, and by frame 10 J is 0.42. Given the true previous mask
+#   instead (teacher forcing), every frame stays at 0.68-0.70: each step alone is as good as
+#   the first, the loss is in the feedback. It happens even when nothing moves (J 0.69 -> 0.50
+#   on the same videos with still objects): each round trip through the identity embedding and
+#   the decoder loses some boundary, and the weak matching cannot pull the mask back to the
+#   reference frame.
 # - What helped (exploratory runs, then the benchmark): clips with 2-4 objects instead of
 #   1-4 and a rate of 1e-3 instead of the pre-training's 4e-4 (the schedule is 1/90 as long):
 #   0.29 -> 0.53. What did not: the locality prior in the final configuration, AOT-S's second
