@@ -591,6 +591,9 @@ print(f"the course model on all held-out videos: {source}")
 #   frozen statistics; or whole, at the full rate, with batch statistics: 0.54 and 0.44 with
 #   two seeds), 129 x 129 frames, larger objects, static clips, a rate of 2e-3, feeding
 #   predictions back from a quarter of the steps on, half the batch for twice the steps.
+# - **More time does help.** The encoder trained whole, with four times the budget (3,600
+#   steps, 37 CPU minutes): held-out J&F 0.64 at 12 minutes, 0.71 at 25, 0.74 at the end -
+#   still short of 0.80 (`figures/training_comparison.png`).
 #
 # ## 7 · On a GPU: DAVIS 2017
 #
