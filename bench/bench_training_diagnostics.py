@@ -12,8 +12,9 @@
    the encoder's 1/16 map, and only the identity bank, the encoder projection and the decoder
    train, on the quick configuration's clips. Its IoU bounds what the whole model can reach at
    the same number of steps with this encoder and resolution.
-4. *Errors compound.* The trained quick model's J frame by frame on its held-out videos: as
-   tested, teacher-forced (the true previous mask as memory) and with objects that do not move.
+4. *Errors compound.* Trained models' J frame by frame on their held-out videos: as tested,
+   teacher-forced (the true previous mask as memory) and with objects that do not move; and
+   their J&F with the long-term or the short-term attention removed (which memory they use).
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ from aot_edu.train import (
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 129
+# trained runs of bench_training.py examined for drift and memory use: (run name, label)
+TRAINED_RUNS = (("quick_cpu", "quick configuration"),
+                ("trained_encoder_4x", "encoder trained, 4x the budget"))
 TEMPERATURE = 20.0
 
 
@@ -221,6 +225,49 @@ def per_frame_j(run_dir: Path) -> dict[str, list[float]] | None:
     return curves
 
 
+def attention_ablation(run_dir: Path) -> dict[str, float] | None:
+    """Held-out J&F of the trained run in ``run_dir`` with nothing removed, and with the output
+    of each LSTT block's long-term or short-term attention set to zero on every propagated
+    frame (the reference frame runs unchanged): how much the model relies on each memory.
+    ``None`` when that run is not there."""
+    import json
+
+    from aot_edu.model import build_model
+    from aot_edu.train import eval_videos, evaluate_model
+
+    if not (run_dir / "summary.json").is_file():
+        return None
+    config = load_config(json.loads((run_dir / "config.json").read_text()))
+    model = build_model(config.model.variant, weights=run_dir / "model_ema.pt")
+    state = {"propagating": False, "removed": None}
+
+    def note_frame(block, args):  # LSTTBlock(x, pos, size_2d, id_emb, ...): no id_emb = propagated
+        state["propagating"] = args[3] is None
+
+    def remove(name):
+        def hook(module, args, output):
+            if state["propagating"] and state["removed"] == name:
+                return (torch.zeros_like(output[0]), *output[1:])
+        return hook
+
+    handles = []
+    for block in model.LSTT.layers:
+        handles += [block.register_forward_pre_hook(note_frame),
+                    block.long_term_attn.register_forward_hook(remove("long")),
+                    block.short_term_attn.register_forward_hook(remove("short"))]
+    videos = eval_videos(config)
+    scores = {}
+    try:
+        for label, removed in (("nothing removed", None), ("long-term attention removed", "long"),
+                               ("short-term attention removed", "short")):
+            state["removed"] = removed
+            scores[label] = evaluate_model(model, videos)["J&F"]
+    finally:
+        for handle in handles:
+            handle.remove()
+    return scores
+
+
 def run(quick: bool = False) -> str:
     torch.set_num_threads(2)
     start = time.perf_counter()
@@ -231,9 +278,14 @@ def run(quick: bool = False) -> str:
     marks = sorted({s for curve in fits.values() for s, _ in curve if s in (20, 80, 160, 300)})
     perfect = {"frozen random encoder": perfect_matching_fit(4 if quick else 600),
                "encoder trained, batch statistics": perfect_matching_fit(4 if quick else 600, True)}
-    trained = ROOT / "runs" / "bench" / ("quick_cpu_smoke" if quick else "quick_cpu")
-    drift = per_frame_j(trained)
-    frames = len(next(iter(drift.values()))) if drift else 0
+    suffix = "_smoke" if quick else ""
+    trained = {label: ROOT / "runs" / "bench" / f"{name}{suffix}" for name, label in TRAINED_RUNS}
+    drift = {label: curves for label, run_dir in trained.items()
+             if (curves := per_frame_j(run_dir)) is not None}
+    frames = len(next(iter(next(iter(drift.values())).values()))) if drift else 0
+    ablation = {label: scores for label, run_dir in trained.items()
+                if (scores := attention_ablation(run_dir)) is not None}
+    ablation_columns = list(next(iter(ablation.values()))) if ablation else []
     lines = [
         "## Why training from scratch is slow (`bench_training_diagnostics.py`)",
         "",
@@ -267,20 +319,31 @@ def run(quick: bool = False) -> str:
         *[f"| {name} | " + " | ".join(f"{v:.2f}" for _, v in curve) + " |"
           for name, curve in perfect.items()],
         "",
-        *(["Drift: the quick configuration's trained model (`bench_training.py`, EMA weights) "
-           "on its held-out videos, mean J of each scored frame. As tested, frame 1 is "
-           "propagated from the given mask and every later one from the model's own previous "
-           "prediction; teacher-forced, every frame gets the true previous mask as its "
-           "short-term memory (what each step can do when the errors before it are undone); "
-           "the last row plays the same videos with objects that do not move (motion 0):",
+        *(["Drift: trained models of `bench_training.py` (EMA weights) on their held-out "
+           "videos, mean J of each scored frame. As tested, frame 1 is propagated from the "
+           "given mask and every later one from the model's own previous prediction; "
+           "teacher-forced, every frame gets the true previous mask as its short-term memory "
+           "(what each step can do when the errors before it are undone); the last row of each "
+           "model plays the same videos with objects that do not move (motion 0):",
            "",
-           "| memory | " + " | ".join(f"frame {t}" for t in range(1, frames + 1)) + " | mean |",
-           "|---|" + "---:|" * (frames + 1),
-           *[f"| {name} | " + " | ".join(f"{v:.2f}" for v in curve) + f" | {np.mean(curve):.3f} |"
-             for name, curve in drift.items()],
+           "| model | memory | " + " | ".join(f"frame {t}" for t in range(1, frames + 1))
+           + " | mean |",
+           "|---|---|" + "---:|" * (frames + 1),
+           *[f"| {model} | {name} | " + " | ".join(f"{v:.2f}" for v in curve)
+             + f" | {np.mean(curve):.3f} |"
+             for model, curves in drift.items() for name, curve in curves.items()],
+           "",
+           "Which memory the trained models use: held-out J&F with the output of the "
+           "long-term attention (to the reference frame) or of the short-term attention (to "
+           "frame t-1, 15x15 window with a learned relative-position term) set to zero in "
+           "every LSTT block, on every propagated frame:",
+           "",
+           "| model | " + " | ".join(ablation_columns) + " |",
+           "|---|" + "---:|" * len(ablation_columns),
+           *[f"| {model} | " + " | ".join(f"{scores[c]:.3f}" for c in ablation_columns) + " |"
+             for model, scores in ablation.items()],
            ""] if drift else
-          [f"(Drift: no trained run in `{trained.relative_to(ROOT)}`; run `bench_training.py` "
-           "first.)", ""]),
+          ["(Drift: no trained runs in `runs/bench`; run `bench_training.py` first.)", ""]),
         f"({time.perf_counter() - start:.0f} s on this machine.)",
     ]
     return "\n".join(lines)
