@@ -173,6 +173,20 @@ def perfect_matching_fit(steps: int, train_encoder: bool = False) -> list[tuple[
     return curve
 
 
+def _trained_model(run_dir: Path):
+    """``(stored config dict, TrainConfig, EMA model)`` of the finished run in ``run_dir``
+    (``bench_training.py`` makes it), or ``None`` when it is not there."""
+    import json
+
+    from aot_edu.model import build_model
+
+    if not (run_dir / "summary.json").is_file():
+        return None
+    stored = json.loads((run_dir / "config.json").read_text())
+    config = load_config(stored)
+    return stored, config, build_model(config.model.variant, weights=run_dir / "model_ema.pt")
+
+
 def _teacher_forced_masks(model: AOT, frames: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Segment every frame as :func:`aot_edu.segment` does, but feed the ground truth back as
     the short-term memory instead of the prediction (teacher forcing)."""
@@ -194,18 +208,13 @@ def per_frame_j(run_dir: Path) -> dict[str, list[float]] | None:
     the model's own previous prediction), teacher-forced (from the true previous mask), and
     as tested on the same videos with objects that do not move (``eval.motion = 0``).
     ``None`` when that run is not there."""
-    import json
-
     from aot_edu.engine import segment
     from aot_edu.metrics import evaluate_sequence
-    from aot_edu.model import build_model
     from aot_edu.train import eval_videos
 
-    if not (run_dir / "summary.json").is_file():
+    if (trained := _trained_model(run_dir)) is None:
         return None
-    stored = json.loads((run_dir / "config.json").read_text())
-    config = load_config(stored)
-    model = build_model(config.model.variant, weights=run_dir / "model_ema.pt")
+    stored, config, model = trained
     runs = {
         "own predictions (as tested)": (eval_videos(config), False),
         "true previous mask (teacher forcing)": (eval_videos(config), True),
@@ -230,15 +239,11 @@ def attention_ablation(run_dir: Path) -> dict[str, float] | None:
     of each LSTT block's long-term or short-term attention set to zero on every propagated
     frame (the reference frame runs unchanged): how much the model relies on each memory.
     ``None`` when that run is not there."""
-    import json
-
-    from aot_edu.model import build_model
     from aot_edu.train import eval_videos, evaluate_model
 
-    if not (run_dir / "summary.json").is_file():
+    if (trained := _trained_model(run_dir)) is None:
         return None
-    config = load_config(json.loads((run_dir / "config.json").read_text()))
-    model = build_model(config.model.variant, weights=run_dir / "model_ema.pt")
+    _, config, model = trained
     state = {"propagating": False, "removed": None}
 
     def note_frame(block, args):  # LSTTBlock(x, pos, size_2d, id_emb, ...): no id_emb = propagated
@@ -282,7 +287,7 @@ def run(quick: bool = False) -> str:
     trained = {label: ROOT / "runs" / "bench" / f"{name}{suffix}" for name, label in TRAINED_RUNS}
     drift = {label: curves for label, run_dir in trained.items()
              if (curves := per_frame_j(run_dir)) is not None}
-    frames = len(next(iter(next(iter(drift.values())).values()))) if drift else 0
+    frames = max((len(c) for curves in drift.values() for c in curves.values()), default=0)
     ablation = {label: scores for label, run_dir in trained.items()
                 if (scores := attention_ablation(run_dir)) is not None}
     ablation_columns = list(next(iter(ablation.values()))) if ablation else []
