@@ -202,22 +202,19 @@ def _teacher_forced_masks(model: AOT, frames: np.ndarray, labels: np.ndarray) ->
     return np.stack(masks)
 
 
-def per_frame_j(run_dir: Path) -> dict[str, list[float]] | None:
-    """Mean J of every scored frame (1 .. T-2) over the held-out videos, for the trained run in
-    ``run_dir`` (``bench_training.py`` makes it), three ways: as tested (each frame read from
-    the model's own previous prediction), teacher-forced (from the true previous mask), and
-    as tested on the same videos with objects that do not move (``eval.motion = 0``).
-    ``None`` when that run is not there."""
+def per_frame_j(stored: dict, config, model: AOT) -> dict[str, list[float]]:
+    """Mean J of every scored frame (1 .. T-2) over a trained run's held-out videos
+    (:func:`_trained_model`), three ways: as tested (each frame read from the model's own
+    previous prediction), teacher-forced (from the true previous mask), and as tested on the
+    same videos with objects that do not move (``eval.motion = 0``)."""
     from aot_edu.engine import segment
     from aot_edu.metrics import evaluate_sequence
     from aot_edu.train import eval_videos
 
-    if (trained := _trained_model(run_dir)) is None:
-        return None
-    stored, config, model = trained
+    held_out = eval_videos(config)
     runs = {
-        "own predictions (as tested)": (eval_videos(config), False),
-        "true previous mask (teacher forcing)": (eval_videos(config), True),
+        "own predictions (as tested)": (held_out, False),
+        "true previous mask (teacher forcing)": (held_out, True),
         "own predictions, objects not moving": (
             eval_videos(load_config(stored, {"eval.motion": 0.0})), False),
     }
@@ -234,16 +231,13 @@ def per_frame_j(run_dir: Path) -> dict[str, list[float]] | None:
     return curves
 
 
-def attention_ablation(run_dir: Path) -> dict[str, float] | None:
-    """Held-out J&F of the trained run in ``run_dir`` with nothing removed, and with the output
-    of each LSTT block's long-term or short-term attention set to zero on every propagated
-    frame (the reference frame runs unchanged): how much the model relies on each memory.
-    ``None`` when that run is not there."""
+def attention_ablation(config, model: AOT) -> dict[str, float]:
+    """Held-out J&F of a trained run (:func:`_trained_model`) with nothing removed, and with the
+    output of each LSTT block's long-term or short-term attention set to zero on every
+    propagated frame (the reference frame runs unchanged): how much the model relies on each
+    memory."""
     from aot_edu.train import eval_videos, evaluate_model
 
-    if (trained := _trained_model(run_dir)) is None:
-        return None
-    _, config, model = trained
     state = {"propagating": False, "removed": None}
 
     def note_frame(block, args):  # LSTTBlock(x, pos, size_2d, id_emb, ...): no id_emb = propagated
@@ -284,12 +278,11 @@ def run(quick: bool = False) -> str:
     perfect = {"frozen random encoder": perfect_matching_fit(4 if quick else 600),
                "encoder trained, batch statistics": perfect_matching_fit(4 if quick else 600, True)}
     suffix = "_smoke" if quick else ""
-    trained = {label: ROOT / "runs" / "bench" / f"{name}{suffix}" for name, label in TRAINED_RUNS}
-    drift = {label: curves for label, run_dir in trained.items()
-             if (curves := per_frame_j(run_dir)) is not None}
+    trained = {label: found for name, label in TRAINED_RUNS
+               if (found := _trained_model(ROOT / "runs" / "bench" / f"{name}{suffix}"))}
+    drift = {label: per_frame_j(*found) for label, found in trained.items()}
     frames = max((len(c) for curves in drift.values() for c in curves.values()), default=0)
-    ablation = {label: scores for label, run_dir in trained.items()
-                if (scores := attention_ablation(run_dir)) is not None}
+    ablation = {label: attention_ablation(*found[1:]) for label, found in trained.items()}
     ablation_columns = list(next(iter(ablation.values()))) if ablation else []
     lines = [
         "## Why training from scratch is slow (`bench_training_diagnostics.py`)",
