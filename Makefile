@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 NB_SRC := $(wildcard notebooks/[0-9][0-9]_*.py)
 NB_OUT := $(NB_SRC:.py=.ipynb)
 
-.PHONY: setup course-model lab test test-fast notebooks check-notebooks bench lint clean help
+.PHONY: setup course-model lab test test-fast figures notebooks check-notebooks bench lint clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -14,6 +14,7 @@ help:
 	@echo "make test       run the unit tests (pytest) and the notebooks (nbval, quick mode)"
 	@echo "make course-model  train the course model once (about 10 min on a 2-core CPU)"
 	@echo "make test-fast  unit tests only"
+	@echo "make figures    run the notebooks (quick mode) to redraw figures/ (the README's pictures)"
 	@echo "make notebooks  regenerate notebooks/*.ipynb from their jupytext sources"
 	@echo "make bench      run the benchmarks and write bench/RESULTS.md"
 	@echo "make lint       ruff over the package, tests, notebooks and benchmarks"
@@ -39,8 +40,15 @@ lab: course-model
 
 # Unit tests plus every notebook run top to bottom in quick mode (the mode whose printed
 # numbers the notebooks' checked cells expect; AOT_EDU_MODE=full make test runs the full one).
+# The notebooks' figures go to build/test-figures: a test run leaves the committed figures/
+# (some show timings, which differ from run to run) untouched; `make figures` redraws them.
+NBVAL := $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 test: course-model
-	AOT_EDU_MODE=$${AOT_EDU_MODE:-quick} $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	AOT_EDU_MODE=$${AOT_EDU_MODE:-quick} AOT_EDU_FIGURES=$${AOT_EDU_FIGURES:-$(CURDIR)/build/test-figures} \
+		$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+figures: course-model
+	AOT_EDU_MODE=$${AOT_EDU_MODE:-quick} AOT_EDU_FIGURES=$(CURDIR)/figures $(NBVAL)
 
 test-fast: setup
 	$(PY) -m pytest tests -p no:cacheprovider

@@ -7,7 +7,9 @@ variable ``AOT_EDU_MODE``:
 - ``full``: the real sizes (a GPU on Colab);
 - ``auto`` (default): ``full`` when CUDA is available, else ``quick``.
 
-Paths come from ``AOT_EDU_DATA`` (datasets), ``AOT_EDU_CHECKPOINTS`` (weights) and
+Paths come from ``AOT_EDU_DATA`` (datasets), ``AOT_EDU_CHECKPOINTS`` (weights),
+``AOT_EDU_FIGURES`` (where the notebooks save their figures; ``make test`` points it at
+``build/test-figures`` so that a test run leaves the committed ``figures/`` alone) and
 ``AOT_EDU_SHARED`` (the optional reference folder beside a development checkout).
 
 The notebooks also get their material here, each with a fallback so that every notebook runs
@@ -104,7 +106,7 @@ def get_settings(mode: str | None = None) -> Settings:
         root=root,
         data_dir=Path(os.environ.get("AOT_EDU_DATA", root / "data")),
         checkpoint_dir=Path(os.environ.get("AOT_EDU_CHECKPOINTS", root / "checkpoints")),
-        figures_dir=root / "figures",
+        figures_dir=Path(os.environ.get("AOT_EDU_FIGURES", root / "figures")),
         shared_dir=find_shared(root),
     )
 

@@ -30,11 +30,15 @@ def test_pick_follows_mode():
 def test_paths_follow_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("AOT_EDU_DATA", str(tmp_path / "d"))
     monkeypatch.setenv("AOT_EDU_CHECKPOINTS", str(tmp_path / "c"))
+    monkeypatch.setenv("AOT_EDU_FIGURES", str(tmp_path / "f"))
     monkeypatch.setenv("AOT_EDU_SHARED", str(tmp_path / "missing"))
     settings = course.get_settings("quick")
     assert settings.data_dir == tmp_path / "d"
     assert settings.checkpoint_dir == tmp_path / "c"
+    assert settings.figures_dir == tmp_path / "f"
     assert settings.shared_dir is None
+    monkeypatch.delenv("AOT_EDU_FIGURES")  # default: the committed figures/ beside the package
+    assert course.get_settings("quick").figures_dir == settings.root / "figures"
 
 
 def test_seed_everything_is_repeatable():
