@@ -39,6 +39,16 @@ MAX_LONG_EDGE = 1040  # official test-time limit (800 * 1.3)
 UNUSED_LOGIT = -1e10  # logit of identities no object uses (float32; -1e4 in half precision)
 
 
+def mask_unused_identities(logits: Tensor, obj_nums: Sequence[int]) -> Tensor:
+    """Logits ``[B, M+1, h, w]`` with the identities beyond sample ``b``'s ``obj_nums[b]``
+    objects set to ``UNUSED_LOGIT``, so that no pixel can take an identity no object has."""
+    fill = UNUSED_LOGIT if logits.dtype == torch.float32 else -1e4
+    unused = torch.arange(logits.shape[1], device=logits.device)[None, :] > torch.tensor(
+        list(obj_nums), device=logits.device
+    )[:, None]
+    return logits.masked_fill(unused[:, :, None, None], fill)
+
+
 # --- input pipeline ------------------------------------------------------------------------
 
 def official_input_size(
@@ -225,11 +235,7 @@ class AOTEngine:
         logits = self.model.decode(enc, self.current)
         if self.assignment is not None:
             logits = decode_identities(logits, self.assignment)
-        fill = UNUSED_LOGIT if logits.dtype == torch.float32 else -1e4
-        used = torch.arange(logits.shape[1], device=logits.device)[None, :] > torch.tensor(
-            self.obj_nums, device=logits.device
-        )[:, None]
-        logits = logits.masked_fill(used[:, :, None, None], fill)
+        logits = mask_unused_identities(logits, self.obj_nums)
         if channels is not None:
             logits = logits[:, :channels]
         if output_size is not None and tuple(output_size) != tuple(logits.shape[-2:]):

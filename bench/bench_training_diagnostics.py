@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from aot_edu.data import SyntheticVideos, collate
 from aot_edu.encoders import use_batch_statistics
-from aot_edu.engine import normalize
+from aot_edu.engine import mask_unused_identities, normalize
 from aot_edu.identity import assign_identities, decode_identities, one_hot_labels, random_assignment
 from aot_edu.lstt import LSTTOutput, map_to_seq
 from aot_edu.model import AOT, get_config
@@ -160,8 +160,7 @@ def perfect_matching_fit(steps: int, train_encoder: bool = False) -> list[tuple[
         id_emb = model.patch_wise_id_bank(assign_identities(one_hot_labels(labels, identities), assignment))
         logits = decode_identities(model.decode(enc, LSTTOutput([map_to_seq(enc[-1] + id_emb)], [])),
                                    assignment)
-        unused = torch.arange(identities)[None] > torch.tensor(counts)[:, None]
-        logits = F.interpolate(logits.masked_fill(unused[:, :, None, None], -1e10), labels.shape[-2:],
+        logits = F.interpolate(mask_unused_identities(logits, counts), labels.shape[-2:],
                                mode="bilinear", align_corners=True)
         loss = vos_loss(logits, labels, hard_mining_fraction(step, config.optim.steps)).mean()
         optimizer.zero_grad(set_to_none=True)

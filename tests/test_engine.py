@@ -8,8 +8,10 @@ import torch
 
 from aot_edu import build_model, segment
 from aot_edu.engine import (
+    UNUSED_LOGIT,
     AOTEngine,
     InferenceSession,
+    mask_unused_identities,
     official_input_size,
     prepare_frame,
     resize_labels,
@@ -23,6 +25,12 @@ def model(random_aott):
     return random_aott
 
 
+def test_unused_identities_get_the_unused_logit():
+    logits = torch.randn(2, 11, 3, 3)
+    out = mask_unused_identities(logits, [2, 0])
+    assert torch.equal(out[0, :3], logits[0, :3]) and (out[0, 3:] == UNUSED_LOGIT).all()
+    assert torch.equal(out[1, :1], logits[1, :1]) and (out[1, 1:] == UNUSED_LOGIT).all()
+    assert (mask_unused_identities(logits.half(), [2, 0])[0, 3:] == -1e4).all()  # fits in fp16
 
 
 def blocks_mask(h, w, labels):
