@@ -1502,6 +1502,10 @@ def _train(cfg: TrainConfig, info: DistInfo, use_cuda: bool, progress: bool) -> 
                 "resume it with its own settings, or set run.output_dir to a new folder"
             )
     start = int(state["step"]) if state else 0
+    summary_path = run_dir / "summary.json"
+    if start >= o.steps and summary_path.is_file():  # finished: nothing to build or train
+        summary = json.loads(summary_path.read_text())
+        return TrainResult(cfg, run_dir, start, summary["train_time"], summary["metrics"], start)
 
     model_config = _model_config(cfg)
     torch.manual_seed(_seed_of(cfg.seed, 0))  # the initial weights
@@ -1554,10 +1558,6 @@ def _train(cfg: TrainConfig, info: DistInfo, use_cuda: bool, progress: bool) -> 
         _atomic_write_text(run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2))
         _truncate_csv(log_path, LOG_FIELDS, start)
         _truncate_csv(eval_path, EVAL_FIELDS, start)
-    summary_path = run_dir / "summary.json"
-    if start >= o.steps and summary_path.is_file():
-        summary = json.loads(summary_path.read_text())
-        return TrainResult(cfg, run_dir, start, summary["train_time"], summary["metrics"], start)
 
     long_term_gap = model_config.long_term_gap_train
     videos = eval_videos(cfg) if e.num_videos else None
