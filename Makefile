@@ -44,11 +44,11 @@ lab: course-model
 # (some show timings, which differ from run to run) untouched; `make figures` redraws them.
 NBVAL := $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 test: course-model
-	AOT_EDU_MODE=$${AOT_EDU_MODE:-quick} AOT_EDU_FIGURES=$${AOT_EDU_FIGURES:-$(CURDIR)/build/test-figures} \
+	AOT_EDU_MODE=$${AOT_EDU_MODE:-quick} AOT_EDU_FIGURES="$${AOT_EDU_FIGURES:-$(CURDIR)/build/test-figures}" \
 		$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 figures: course-model
-	AOT_EDU_MODE=$${AOT_EDU_MODE:-quick} AOT_EDU_FIGURES=$(CURDIR)/figures $(NBVAL)
+	AOT_EDU_MODE=$${AOT_EDU_MODE:-quick} AOT_EDU_FIGURES="$(CURDIR)/figures" $(NBVAL)
 
 test-fast: setup
 	$(PY) -m pytest tests -p no:cacheprovider
