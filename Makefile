@@ -42,13 +42,13 @@ lab: course-model
 # numbers the notebooks' checked cells expect; AOT_EDU_MODE=full make test runs the full one).
 # The notebooks' figures go to build/test-figures: a test run leaves the committed figures/
 # (some show timings, which differ from run to run) untouched; `make figures` redraws them.
-NBVAL := $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+NBVAL := $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider
 test: course-model
 	AOT_EDU_MODE=$${AOT_EDU_MODE:-quick} AOT_EDU_FIGURES="$${AOT_EDU_FIGURES:-$(CURDIR)/build/test-figures}" \
-		$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+		$(NBVAL) tests notebooks
 
 figures: course-model
-	AOT_EDU_MODE=$${AOT_EDU_MODE:-quick} AOT_EDU_FIGURES="$(CURDIR)/figures" $(NBVAL)
+	AOT_EDU_MODE=$${AOT_EDU_MODE:-quick} AOT_EDU_FIGURES="$(CURDIR)/figures" $(NBVAL) notebooks
 
 test-fast: setup
 	$(PY) -m pytest tests -p no:cacheprovider
