@@ -48,7 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SIZE = 129
 # trained runs of bench_training.py examined for drift and memory use: (run name, label)
 TRAINED_RUNS = (("quick_cpu", "quick configuration"),
-                ("trained_encoder_4x", "encoder trained, 4x the budget"))
+                ("trained_encoder_4x", "encoder trained, 4x the budget"),
+                ("trained_encoder_8x", "encoder trained, 8x the budget"))
 TEMPERATURE = 20.0
 
 

@@ -598,9 +598,12 @@ print(f"the course model on all held-out videos: {source}")
 #   frozen statistics; or whole, at the full rate, with batch statistics: 0.54 and 0.44 with
 #   two seeds), 129 x 129 frames, larger objects, static clips, a rate of 2e-3, feeding
 #   predictions back from a quarter of the steps on, half the batch for twice the steps.
-# - **More time does help.** The encoder trained whole, with four times the budget (3,600
-#   steps, 37 CPU minutes): held-out J&F 0.64 at 12 minutes, 0.71 at 25, 0.74 at the end -
-#   still short of 0.80 (`figures/training_comparison.png`).
+# - **More time does help, up to a point.** The encoder trained whole, with four times the
+#   budget (3,600 steps, 37 CPU minutes): held-out J&F 0.64 at 12 minutes, 0.71 at 25, 0.74
+#   at the end; with eight times (7,200 steps, 80 minutes): 0.75 at 42 minutes, 0.78 at 55,
+#   then 0.79 - it levels off just short of 0.80 (`figures/training_comparison.png`). Even
+#   then the long-term attention is not used (removing it: 0.79 -> 0.81), so the drift stays:
+#   from scratch, AOT learns to be a good short-term propagator, not yet a matcher.
 #
 # ## 7 · On a GPU: DAVIS 2017
 #
