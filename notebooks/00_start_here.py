@@ -50,8 +50,10 @@ settings = course.setup()
 # videos; DAVIS 2016 has one object per video, DAVIS 2017 several) and **YouTube-VOS** (thousands
 # of videos, many objects).
 #
-# Below: a synthetic video made by the package (textured shapes moving over a textured
-# background, plus a look-alike "distractor" that is *not* an object). Only the first mask is
+# Below: a synthetic video made by the package - textured shapes moving over a textured
+# background - with its label maps underneath (each label in its own colour: 1 red, 2 green,
+# 3 yellow; background black). One shape has no label: a look-alike **distractor**, a copy of
+# an object's shape and texture that a method must *not* follow. Only the first label map is
 # the input; the others are what a method should produce.
 
 # %%
@@ -60,7 +62,9 @@ print("frames:", frames.shape, frames.dtype, " masks:", masks.shape, masks.dtype
 print("labels in the first mask:", np.unique(masks[0]).tolist())
 
 # %%
-fig = viz.video_strip(frames, masks, title="a synthetic video with its masks; only frame 0's mask is given")
+shown = np.linspace(0, len(frames) - 1, 6).round().astype(int)
+fig = viz.show_images([*frames[shown], *masks[shown]], [f"frame {t}" for t in shown] + [f"labels, frame {t}" for t in shown],
+                      ncols=len(shown), size=2.2, suptitle="a synthetic video (top) and its label maps (bottom); only frame 0's labels are given")
 viz.save_figure(fig, settings.figures_dir / "00_vos_task.png")
 fig
 
@@ -173,7 +177,7 @@ print("pixels of disc 1 per frame:", areas[:, 1].tolist())
 
 # %%
 print("mode:", settings.mode, "| device:", settings.device.type)
-print("frames per clip in this mode:", settings.pick(6, 30))
+print("frames of the synthetic clip above in this mode:", settings.pick(6, 12))
 print("datasets go to:", settings.data_dir, "(AOT_EDU_DATA)")
 print("checkpoints go to:", settings.checkpoint_dir, "(AOT_EDU_CHECKPOINTS)")
 
@@ -220,7 +224,7 @@ print("DAVIS on disk:", course.find_davis(settings) or "none")
 # check.
 
 # %%
-model = aot_edu.build_model("aott")  # random weights: add weights="AOTT_PRE_YTB_DAV.pth" for the real thing
+model = aot_edu.build_model("aott")  # random weights; the real thing: weights=settings.checkpoint_dir / "AOTT_PRE_YTB_DAV.pth"
 result = aot_edu.segment(frames[:3], masks[0], model)
 print("masks:", result.masks.shape, "| objects:", result.labels, "| ran at input size", result.input_size)
 assert result.masks.shape == masks[:3].shape
