@@ -38,9 +38,10 @@ from matplotlib.figure import Figure
 
 import aot_edu
 from aot_edu import course, viz
-from aot_edu.engine import AOTEngine, official_input_size, prepare_frame
+from aot_edu.engine import AOTEngine, official_input_size, prepare_frame, soft_aggregation
 from aot_edu.identity import one_hot_labels
 from aot_edu.model import AOT, VARIANTS, count_parameters
+from aot_edu.post_ensemble import PostEnsembleSession, efficiency_curve
 
 settings = course.setup()
 
@@ -164,11 +165,15 @@ for label in result.labels:
 assert result.masks.shape == truth.shape and np.array_equal(result.masks[0], truth[0])
 
 # %% [markdown]
-# The result as an animation (matplotlib's own JavaScript player: the frames are embedded,
-# nothing is fetched from the internet) and as a static strip that shows everywhere.
+# The result as a static strip (prediction above, truth below) and as an animation
+# (matplotlib's own JavaScript player: the frames are embedded, nothing is fetched from the
+# internet).
 
 # %%
-fig = viz.video_strip(frames, result.masks, max_frames=6, title=f"{trained.config.title} ({trained_source}): predicted masks")
+shown = list(range(0, len(frames), max(1, len(frames) // 5)))[:6]
+fig = viz.show_images([viz.overlay(frames[t], result.masks[t]) for t in shown] + [viz.overlay(frames[t], truth[t]) for t in shown],
+                      [f"predicted, frame {t}" for t in shown] + [f"truth, frame {t}" for t in shown],
+                      ncols=len(shown), size=2.2, suptitle=f"{trained.config.title}, {trained_source}")
 if synthetic:  # DAVIS images are not ours to redistribute: only synthetic results are saved
     viz.save_figure(fig, settings.figures_dir / "04_segmentation_strip.png")
     viz.save_gif(settings.figures_dir / "04_segmentation.gif", frames, result.masks, duration=150)
@@ -180,63 +185,40 @@ HTML(viz.animation_html(frames, result.masks, interval=150, size=3.5))
 # %% [markdown]
 # ## N objects for the price of one
 #
-# The claim of the paper, measured. For a clip with N objects we time
+# The claim of the paper (Fig. 1c), measured. For a clip with N objects we time one frame of
 #
-# - **identification**: `aot_edu.segment` with all N objects - one pass per frame;
+# - **identification**: AOT as above, all N objects in one pass per frame;
 # - **post-ensemble** (Eq. 1): the same network run once per object, each run seeing only its
 #   object's mask, then merged - what a one-object-at-a-time method must do. To be fair, the
 #   encoder runs once per frame and is shared; the LSTT and the decoder run N times.
 #
-# The post-ensemble below is a small teaching version built from the package's engine (one
-# `AOTEngine` per object) and merged like the official multi-group inference (background
-# probability = product of the runs' background probabilities).
+# The package builds the post-ensemble from the identification path itself: objects are
+# normally split into groups of up to 10 identities (one engine each); the post-ensemble is
+# the same session with groups of **one** object. The engines' probabilities are merged like
+# the official multi-group inference (`soft_aggregation`: background = product of the runs'
+# background probabilities).
 
 # %%
-def post_ensemble_segment(model, frames, first_mask):
-    """Segment each object of ``first_mask`` with its own engine (Eq. 1); [T, H, W] labels."""
-    size = official_input_size(*frames.shape[1:3])
-    device = model.encoder_projector.weight.device
-    labels = torch.as_tensor(first_mask, device=device).long()
-    objects = labels.unique()[1:].tolist()
+print(inspect.getsource(PostEnsembleSession))
+print(inspect.getsource(soft_aggregation))
 
-    def to_input(mask):
-        return torch.nn.functional.interpolate(mask[None, None].float(), size=size, mode="nearest")[:, 0].long()
+# %% [markdown]
+# `efficiency_curve` runs the strategies side by side on the same frames, taking turns frame
+# by frame (so that other programs slowing the machine slow both alike), after one warm-up
+# frame, and reports the median time per frame.
 
-    engines = [AOTEngine(model, model.config.long_term_gap_test) for _ in objects]
-    out = [labels]
-    with torch.inference_mode():
-        enc = model.encode_image(prepare_frame(torch.as_tensor(frames[0], device=device), size))
-        for engine, obj in zip(engines, objects, strict=True):
-            engine.add_reference_frame(enc, one_hot_labels(to_input((labels == obj).long()), 11), [1])
-        for frame in frames[1:]:
-            enc = model.encode_image(prepare_frame(torch.as_tensor(frame, device=device), size))  # shared
-            probs = []
-            for engine in engines:  # N runs of LSTT + decoder
-                engine.propagate(enc)
-                probs.append(torch.softmax(engine.decode(enc, tuple(frames.shape[1:3]), channels=2), dim=1)[0])
-            background = torch.stack([p[0] for p in probs]).prod(0, keepdim=True)
-            merged = torch.cat([background] + [p[1:] for p in probs]).argmax(0)
-            for engine, j in zip(engines, range(1, len(objects) + 1), strict=True):
-                engine.update_memory(one_hot_labels(to_input((merged == j).long()), 11))
-            out.append(torch.tensor([0, *objects], device=device)[merged])
-    return torch.stack(out).cpu().numpy()
-
-
+# %%
 timing_model = aot_edu.build_model("aott", device=settings.device)  # speed does not depend on the weights
 object_counts = settings.pick([1, 2, 4], [1, 2, 4, 6, 8, 10])
-timing_size, timing_frames = settings.pick((193, 337), (481, 849)), settings.pick(4, 10)
-clips = {}
-for n in object_counts:
-    clips[n] = course.synthetic_clip(seed=n, num_frames=timing_frames, size=timing_size, num_objects=n, num_distractors=0)
-    assert clips[n][1][0].max() == n, "the synthetic clip shows every object in its first frame"
-runs = {}
-for n, (clip_frames, clip_masks) in clips.items():
-    runs["identification", n] = lambda f=clip_frames, m=clip_masks[0]: aot_edu.segment(f, m, timing_model)
-    runs["post-ensemble", n] = lambda f=clip_frames, m=clip_masks[0]: post_ensemble_segment(timing_model, f, m)
-seconds = course.best_times(runs, repeats=2, warmup=False)  # fastest of 2 interleaved runs
-times = {name: [seconds[name, n] for n in object_counts] for name in ("identification", "post-ensemble")}
-per_frame = {k: [t / (timing_frames - 1) * 1000 for t in v] for k, v in times.items()}
-print(f"AOT-T, {timing_frames} frames of {timing_size}, ms per frame:")
+timing_size, timing_frames = settings.pick((193, 337), (481, 849)), settings.pick(5, 10)
+timing_clip = course.synthetic_clip(seed=4, num_frames=timing_frames, size=timing_size,
+                                    num_objects=max(object_counts), num_distractors=0)
+assert timing_clip[1][0].max() == max(object_counts), "the first frame shows every object"
+rows = efficiency_curve(timing_model, timing_clip[0], timing_clip[1][0], object_counts,
+                        strategies=("identification", "post_ensemble_sequential"), warmup=1)
+per_frame = {name: [r.ms_per_frame for r in rows if r.strategy == strategy]
+             for name, strategy in (("identification", "identification"), ("post-ensemble", "post_ensemble_sequential"))}
+print(f"AOT-T, frames of {timing_size}, median ms per frame over {rows[0].frames} frames:")
 for k, v in per_frame.items():
     print(f"  {k:>14}: " + ", ".join(f"N={n}: {t:.0f}" for n, t in zip(object_counts, v, strict=True)))
 
