@@ -8,7 +8,8 @@ Every picture in the notebooks comes from a function here, so it can be tested a
 - attention: :func:`heatmap_grid` (a rows x columns grid, e.g. layers x heads),
   :func:`record_attention` (run a model over a clip keeping every layer's attention weights),
   :func:`attention_views` and :func:`plot_attention` (paper Fig. 6-7: where one query pixel looks
-  in the long- and short-term memory, and the objects' colours carried by each attention);
+  in the long- and short-term memory, and the objects' colours carried by each attention),
+  :func:`attention_entropy` with its uniform reference :func:`uniform_entropy`;
 - the identity bank: :func:`cosine_similarity_matrix`, :func:`plot_identity_similarity`
   (paper Fig. 4);
 - widgets: :class:`InteractiveFigure` redraws a figure function when its controls change;
@@ -477,7 +478,7 @@ def plot_attention(record: AttentionRecord, frame: int = 1, layer: int = 0,
     Top row, long-term attention: the query on frame ``t``; where it looks in the (first)
     memory frame; the objects' colours every token of frame ``t`` receives through long-term
     attention. Bottom row, the same for short-term attention over frame ``t - 1`` (the white
-    box is the 15x15 token window). Right: the model's prediction for frame ``t``.
+    box is the 15x15 token window, clipped to the frame). Right: the model's prediction for frame ``t``.
     """
     query = query if query is not None else default_query(record)
     views = attention_views(record, frame, layer, query, head)
