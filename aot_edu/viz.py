@@ -8,7 +8,8 @@ Every picture in the notebooks comes from a function here, so it can be tested a
 - attention: :func:`heatmap_grid` (a rows x columns grid, e.g. layers x heads),
   :func:`record_attention` (run a model over a clip keeping every layer's attention weights),
   :func:`attention_views` and :func:`plot_attention` (paper Fig. 6-7: where one query pixel looks
-  in the long- and short-term memory, and the objects' colours carried by each attention);
+  in the long- and short-term memory, and the objects' colours carried by each attention),
+  :func:`attention_entropy` with its uniform reference :func:`uniform_entropy`;
 - the identity bank: :func:`cosine_similarity_matrix`, :func:`plot_identity_similarity`
   (paper Fig. 4);
 - widgets: :class:`InteractiveFigure` redraws a figure function when its controls change;
@@ -283,7 +284,8 @@ class AttentionRecord:
 
     ``frames``/``masks`` are at the model's input size (``16k + 1`` sides), so token ``(i, j)``
     of the ``h x w`` grid sits on pixel ``(16 i, 16 j)``. ``masks[0]`` is the given mask,
-    ``masks[t]`` the prediction fed back to the memory. For propagated frame ``t``
+    ``masks[t]`` the prediction fed back to the memory; ``ground_truth`` (optional, same
+    layout) the true labels of every frame. For propagated frame ``t``
     (``1..T-1``), ``long_term[t - 1][layer]`` is ``[heads, HW, T_mem * HW]`` with the memory
     frames ``long_term_frames[t - 1]`` in token order; ``short_term[t - 1][layer]`` is
     ``[heads, HW, window^2]`` over frame ``t - 1``.
@@ -299,6 +301,7 @@ class AttentionRecord:
     max_dis: int = 7
     dilation: int = 1
     title: str = ""
+    ground_truth: np.ndarray | None = None  # int64 [T, H, W]
 
     @property
     def num_layers(self) -> int:
@@ -308,12 +311,18 @@ class AttentionRecord:
     def num_heads(self) -> int:
         return self.long_term[0][0].shape[0]
 
-    def token_labels(self, t: int) -> Tensor:
+    def token_labels(self, t: int, ground_truth: bool = False) -> Tensor:
         """Soft labels of frame ``t`` on the token grid ``[N+1, h, w]``: the fraction of each
-        object in the 17x17 patch around a token - the patch the identity bank reads (Eq. 4)."""
+        object in the 17x17 patch around a token - the patch the identity bank reads (Eq. 4).
+
+        ``masks[t]`` (for ``t > 0`` the prediction), or ``ground_truth[t]`` if ``ground_truth``.
+        """
         from .identity import one_hot_labels
 
-        one_hot = one_hot_labels(torch.as_tensor(self.masks[t])[None], self.num_objects + 1)
+        if ground_truth and self.ground_truth is None:
+            raise ValueError("this record has no ground truth: pass ground_truth= to record_attention")
+        labels = self.ground_truth[t] if ground_truth else self.masks[t]
+        one_hot = one_hot_labels(torch.as_tensor(labels)[None], self.num_objects + 1)
         pooled = F.avg_pool2d(one_hot, 17, stride=16, padding=8, count_include_pad=False)[0]
         if tuple(pooled.shape[-2:]) != tuple(self.token_size):
             raise ValueError(f"mask grid {tuple(pooled.shape[-2:])} != token grid {self.token_size}")
@@ -321,13 +330,15 @@ class AttentionRecord:
 
 
 def record_attention(model, frames, first_mask, long_term_gap: int | None = None,
-                     title: str = "") -> AttentionRecord:
+                     title: str = "", ground_truth=None) -> AttentionRecord:
     """Segment a clip with :class:`aot_edu.engine.InferenceSession` and keep the long- and
     short-term attention weights of every layer (``propagate(frame, need_weights=True)``).
 
     Frames are first resized to the model's input size (bicubic; masks nearest), so the record
     lines up with the token grid. At most ``M`` objects (one identity group). Memory: per frame
-    and layer ``heads * HW * (T_mem * HW + 225)`` floats - use small clips.
+    and layer ``heads * HW * (T_mem * HW + 225)`` floats - use small clips. ``ground_truth``:
+    optional true labels of every frame ``[T, H, W]``, kept (not used for segmenting) so that
+    :func:`default_query` can pick a token inside an object.
     """
     from PIL import Image
 
@@ -335,11 +346,22 @@ def record_attention(model, frames, first_mask, long_term_gap: int | None = None
 
     frames, first_mask = _numpy(frames), _numpy(first_mask).astype(np.int64)
     height, width = official_input_size(*frames.shape[1:3])
+    if ground_truth is not None:
+        ground_truth = _numpy(ground_truth).astype(np.int64)
+        if ground_truth.shape != frames.shape[:3]:
+            raise ValueError(f"ground_truth must be the labels of every frame {tuple(frames.shape[:3])}, "
+                             f"got shape {ground_truth.shape}")
+
+    def resize_labels(labels: np.ndarray) -> np.ndarray:
+        if labels.shape == (height, width):
+            return labels
+        return np.asarray(Image.fromarray(labels.astype(np.uint8)).resize((width, height), Image.NEAREST)).astype(np.int64)
+
     if (height, width) != tuple(frames.shape[1:3]):
         frames = np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.BICUBIC)) for f in frames])
-        first_mask = np.asarray(
-            Image.fromarray(first_mask.astype(np.uint8)).resize((width, height), Image.NEAREST)
-        ).astype(np.int64)
+    first_mask = resize_labels(first_mask)
+    if ground_truth is not None:
+        ground_truth = np.stack([resize_labels(labels) for labels in ground_truth])
     num_objects = int(first_mask.max())
     if num_objects < 1 or num_objects > model.max_obj_num:
         raise ValueError(f"record_attention needs 1..{model.max_obj_num} objects labelled 1..N, "
@@ -372,6 +394,7 @@ def record_attention(model, frames, first_mask, long_term_gap: int | None = None
         frames=frames, masks=masks, token_size=tuple(engine.size_2d), num_objects=num_objects,
         long_term=long_term, short_term=short_term, long_term_frames=memory_frames,
         max_dis=model.config.max_dis, dilation=model.config.dilation, title=title,
+        ground_truth=ground_truth,
     )
 
 
@@ -455,7 +478,7 @@ def plot_attention(record: AttentionRecord, frame: int = 1, layer: int = 0,
     Top row, long-term attention: the query on frame ``t``; where it looks in the (first)
     memory frame; the objects' colours every token of frame ``t`` receives through long-term
     attention. Bottom row, the same for short-term attention over frame ``t - 1`` (the white
-    box is the 15x15 token window). Right: the model's prediction for frame ``t``.
+    box is the 15x15 token window, clipped to the frame). Right: the model's prediction for frame ``t``.
     """
     query = query if query is not None else default_query(record)
     views = attention_views(record, frame, layer, query, head)
@@ -483,8 +506,11 @@ def plot_attention(record: AttentionRecord, frame: int = 1, layer: int = 0,
     sy, sx = (height - 1) / max(h - 1, 1), (width - 1) / max(w - 1, 1)
     from matplotlib.patches import Rectangle
 
-    axes[1, 1].add_patch(Rectangle(((query[1] - reach - 0.5) * sx, (query[0] - reach - 0.5) * sy),
-                                   (2 * reach + 1) * sx, (2 * reach + 1) * sy,
+    # The window's token cells, clipped to the frame (at the border, or on a grid smaller than
+    # the window, the part outside holds no keys and would be drawn off the axes).
+    top, bottom = max((query[0] - reach - 0.5) * sy, 0.5), min((query[0] + reach + 0.5) * sy, height - 1.5)
+    left, right = max((query[1] - reach - 0.5) * sx, 0.5), min((query[1] + reach + 0.5) * sx, width - 1.5)
+    axes[1, 1].add_patch(Rectangle((left, top), right - left, bottom - top,
                                    fill=False, edgecolor="white", linewidth=1.5))
     axes[1, 1].set_xlim(-0.5, width - 0.5)
     axes[1, 1].set_ylim(height - 0.5, -0.5)
@@ -502,15 +528,25 @@ def plot_attention(record: AttentionRecord, frame: int = 1, layer: int = 0,
 
 
 def default_query(record: AttentionRecord) -> tuple[int, int]:
-    """The token nearest the centre of object 1 in the last frame (a query worth looking at)."""
-    labels = record.token_labels(len(record.frames) - 1)
-    weights = labels[1] if labels.shape[0] > 1 else labels[0]
-    if float(weights.sum()) == 0:
-        h, w = record.token_size
+    """A token inside object 1 in the last frame (a query worth looking at).
+
+    The token whose 17x17 patch holds the largest fraction of object 1 in the ground truth
+    (the prediction if the record has none); among equals, the one nearest the object's
+    centre. (A centroid can lie outside a curved object, and a poor prediction elsewhere.)
+    The centre token when object 1 is absent.
+    """
+    t = len(record.frames) - 1
+    fraction = record.token_labels(t, ground_truth=record.ground_truth is not None)[1]
+    h, w = record.token_size
+    if float(fraction.max()) == 0:
         return h // 2, w // 2
-    ys, xs = torch.meshgrid(torch.arange(weights.shape[0]), torch.arange(weights.shape[1]), indexing="ij")
-    total = weights.sum()
-    return int(round(float((ys * weights).sum() / total))), int(round(float((xs * weights).sum() / total)))
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                            indexing="ij")
+    cy, cx = float((ys * fraction).sum() / fraction.sum()), float((xs * fraction).sum() / fraction.sum())
+    distance = (ys - cy) ** 2 + (xs - cx) ** 2
+    best = fraction >= fraction.max() - 1e-6
+    index = int(torch.where(best, distance, torch.inf).flatten().argmin())
+    return index // w, index % w
 
 
 def attention_entropy(record: AttentionRecord, kind: str = "long_term") -> np.ndarray:
@@ -526,6 +562,25 @@ def attention_entropy(record: AttentionRecord, kind: str = "long_term") -> np.nd
         for layer, a in enumerate(layers):
             out[f, layer] = float(-(a * torch.log(a.clamp_min(1e-12))).sum(-1).mean())
     return out
+
+
+def uniform_entropy(record: AttentionRecord, kind: str = "long_term") -> np.ndarray:
+    """The entropy of uniform attention, ``[frames]``: the reference for
+    :func:`attention_entropy`, ``log(number of keys a query can see)`` averaged over queries.
+
+    Long-term: every token of every memory frame. Short-term: the slots of the query's 15x15
+    window that lie inside the frame - on a grid smaller than the window, fewer than 225.
+    """
+    if kind not in ("long_term", "short_term"):
+        raise ValueError(f"kind must be 'long_term' or 'short_term', got {kind!r}")
+    if kind == "long_term":
+        return np.array([math.log(layers[0].shape[-1]) for layers in record.long_term], dtype=np.float32)
+    h, w = record.token_size
+    dy, dx = _slot_offsets(record.max_dis, record.dilation)
+    ys, xs = np.arange(h)[:, None, None] + dy, np.arange(w)[None, :, None] + dx
+    count = ((ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)).sum(-1)  # [h, w] slots inside the frame
+    value = float(np.log(count).mean())
+    return np.full(len(record.short_term), value, dtype=np.float32)
 
 
 # --- the identity bank ---------------------------------------------------------------------

@@ -45,6 +45,7 @@ from aot_edu.identity import (
     random_assignment,
 )
 from aot_edu.model import count_parameters
+from aot_edu.train import plan_step
 
 settings = course.setup()
 
@@ -103,9 +104,12 @@ assert torch.equal(P.sum(0), torch.ones(11)) and torch.equal(P.sum(1), torch.one
 # $$\mathrm{ID} = Y P D \qquad \text{(Eq. 4)}$$
 #
 # `Y P` moves object `j`'s column to its identity's column; multiplying by `D` replaces every
-# pixel's one-hot row with that identity's vector. AOT adds `ID` to the attention **values** of
-# the memory frames, `V' = V + ID`: what the attention propagates now carries, besides the
-# image features, *which object* each memory pixel belongs to.
+# pixel's one-hot row with that identity's vector. The paper adds `ID` to the attention
+# **values** of the memory frames, `Att(Q, K, V + ID)`. In code (the official implementation,
+# and this package's `LSTTBlock.memory_value`, notebook 03) it is added one step earlier, to
+# the memory frame's normalised features before the value projection:
+# `V' = linear_V(norm2(x) + ID)`. Either way, what the attention propagates now carries,
+# besides the image features, *which object* each memory pixel belongs to.
 #
 # The package does `Y P` with `assign_identities` (a scatter along the channels). Checking it
 # against the matrix product, on a toy mask of three objects:
@@ -158,8 +162,8 @@ torch.testing.assert_close(by_hand, embedding[0, :, row, col])
 print("embedding:", tuple(embedding.shape), f"- token ({row}, {col}) re-derived by hand")
 
 # %% [markdown]
-# A patch covered entirely by one identity `k` gets the bias plus the sum of identity `k`'s 289
-# vectors. That sum is the **identity vector** of `k` - what the similarity figure below
+# A patch covered entirely by one identity `k` gets the sum of identity `k`'s 289 vectors plus
+# the bias. That embedding is the **identity vector** of `k` - what the similarity figure below
 # compares; `IdentityBank.identity_vectors()` returns all of them, `[M+1, C]`.
 #
 # ### Exercise 2: find an identity vector in an embedding
@@ -209,7 +213,7 @@ print("Eq. 5 as a matrix product matches the package; assign -> decode is the id
 # ## How different are the identities? (paper Fig. 4)
 #
 # The decoder must tell identities apart from what the transformer carried. If two identity
-# vectors pointed the same way, the objects wearing them would be confused. The **cosine
+# vectors pointed the same way, the objects wearing them would be hard to tell apart. The **cosine
 # similarity** of two vectors (their dot product divided by both lengths: 1 = same direction,
 # 0 = at right angles, -1 = opposite) measures this; paper Fig. 4 shows the M x M matrix of a
 # trained AOT.
@@ -236,18 +240,29 @@ trained, trained_source = trained_model()
 print(f"{trained.config.title}: {trained_source}")
 losses = trained.course_losses
 
+# %% [markdown]
+# The run's loss, step by step. Half-way (`seq_training_start_ratio = 0.5`, dashed line) the
+# training switches from feeding the ground-truth masks back as memory to feeding the model's
+# own predictions, and freezes the identity bank: the task gets harder, so the loss jumps, then
+# falls again (notebook 05, §3, explains the switch).
+
 # %%
+recipe = course.course_config()
+switch = next(step for step in range(len(losses)) if plan_step(step, recipe).use_prev_pred)
 fig = Figure(figsize=(5, 2.8), layout="constrained")
 ax = fig.add_subplot()
 ax.plot(losses, lw=1, alpha=0.4, label="per step")
 window = max(len(losses) // 10, 1)
 ax.plot(range(window - 1, len(losses)), torch.tensor(losses).unfold(0, window, 1).mean(1), label=f"mean of {window}")
+ax.axvline(switch, color="k", ls="--", lw=1, label="predictions fed back")
 ax.set_xlabel("training step")
 ax.set_ylabel("loss (CE + soft Jaccard)")
 ax.set_title(f"{trained.config.title} on synthetic videos", fontsize=10)
 ax.legend()
 viz.save_figure(fig, settings.figures_dir / "02_course_training_loss.png")
 print(f"loss: first 10 steps {sum(losses[:10]) / 10:.2f}, last 10 steps {sum(losses[-10:]) / 10:.2f}")
+print(f"predictions fed back from step {switch}: mean loss of the 25 steps before "
+      f"{sum(losses[switch - 25:switch]) / 25:.2f}, after {sum(losses[switch:switch + 25]) / 25:.2f}")
 assert sum(losses[-10:]) < sum(losses[:10]), "the loss went down"
 fig
 
@@ -264,8 +279,11 @@ else:
     print("no official AOT-L checkpoint on disk: `aot-edu download checkpoint aotl` adds a third bank")
 for name, vectors in banks.items():
     stats = viz.similarity_stats(vectors)
+    similarity = viz.cosine_similarity_matrix(vectors[1:])  # identities 1..M
+    close = [(i + 1, j + 1) for i in range(len(similarity)) for j in range(i + 1, len(similarity))
+             if similarity[i, j] > 0.9]
     print(f"{name:>24}: off-diagonal cosine similarity mean {stats['mean']:+.2f}, "
-          f"max {stats['max']:+.2f}, min {stats['min']:+.2f}")
+          f"max {stats['max']:+.2f}, min {stats['min']:+.2f}; pairs above +0.9: {close or 'none'}")
 
 # %% [markdown]
 # The static picture (it shows on GitHub too), then a widget to explore: choose the bank, how
@@ -281,12 +299,13 @@ similarity_widget = viz.identity_similarity_widget(banks)
 display(similarity_widget)
 
 # %% [markdown]
-# What to look for: in the random bank the identities are nearly orthogonal by chance. Training
-# moves them - every identity is pushed to carry its object through the transformer so the
-# decoder can name it; the bias and the background identity are shared by all patches, which
-# tends to add a common direction. In quick mode the training is short and its picture is
-# rough (the numbers printed above are what this run measured). Compare with the official bank
-# when you have it, and with the paper's Fig. 4.
+# What to look for: in the random bank the identities are nearly orthogonal by chance. The
+# course model's bank is not what the paper describes: the pairs printed above are
+# near-duplicates, and the figure shows its identities falling into a few groups. Two objects
+# given such a pair enter the memory with almost the same vector, so the decoder has little to
+# tell them apart by - ten CPU minutes on synthetic clips did not teach this weak model to
+# keep its ten identities apart. A model trained as the paper does keeps them apart (Fig. 4);
+# full mode adds the official AOT-L bank to compare.
 #
 # ### Exercise 3: what does the bank cost?
 #

@@ -61,8 +61,10 @@ settings = course.setup()
 #      **previous frame** (frame `t - 1`, with its predicted mask); good for smooth motion, and
 #      cheap;
 #
-#    both share one query projection, and the memory's values carry the identity embedding
-#    `V + ID` (Eq. 4) - this is where the objects are matched and propagated;
+#    both share one query projection, and the memory's values carry the identity embedding:
+#    `linear_V(norm2(x) + ID)`, the memory frame's normalised tokens plus `ID` (Eq. 4), then
+#    the value projection - as in the official code (the paper writes it on the attention
+#    values, `V + ID`). This is where the objects are matched and propagated;
 # 3. **feed-forward** - per token `256 -> 1024 -> 256` channels, with, in the middle, a
 #    **GroupNorm** (normalises groups of 32 channels), a **GELU** (a smooth version of
 #    `max(0, x)`) and a **5x5 depth-wise convolution** (each of the 1024 channels filtered on
@@ -200,15 +202,20 @@ print(f"{solution:,} of the block's {count_parameters(block):,} parameters; "
 # AOT-T has 1 block, AOT-S 2, AOT-B and AOT-L 3. Each block has its *own* memories (its own
 # keys and values of every memory frame), and the decoder sees every block's output. A deeper
 # block matches with features the earlier blocks have already refined (and that already carry
-# propagated identities), so its attention can be more selective; below we look at the maps
-# block by block and measure how sharp they are.
+# propagated identities), so its attention can be more selective.
 #
 # ## Attention maps of a trained model (paper Fig. 6-7)
 #
 # Random weights attend almost uniformly. A trained model is needed: the official AOT-L if
 # its checkpoint is on disk (full mode downloads it), else the course model (AOT-T trained
-# from scratch on synthetic videos by `make course-model`, see notebook 05). We record a short
-# clip with every block's weights.
+# from scratch on synthetic videos by `make course-model`, see notebook 05). **The course
+# model has one block**, so in quick mode there is one row of maps below; the block-by-block
+# comparison needs full mode (AOT-L, three blocks).
+#
+# The course model was trained on 97x97 frames: a 7x7 token grid, smaller than the 15x15
+# window, where every query's "window" is the whole frame. AOT is made of convolutions and
+# attention only, so the same weights run on larger frames; we record a 289x289 clip (19x19
+# tokens), where the window is a visible part of the frame, keeping every block's weights.
 
 # %%
 # --- the trained model: official weights if on disk, else the course model ---------------
@@ -224,33 +231,40 @@ trained, trained_source = trained_model()
 print(f"{trained.config.title}: {trained_source}")
 
 # %%
-recipe = course.course_config().data  # the course model's frame size
-clip = course.synthetic_clip(seed=11, num_frames=settings.pick(5, 8), size=recipe.size, num_objects=2)
+recipe = course.course_config().data
+print(f"the course model's training frames: {recipe.size} x {recipe.size}, "
+      f"a {(recipe.size - 1) // 16 + 1} x {(recipe.size - 1) // 16 + 1} token grid")
+frames, labels = course.synthetic_clip(seed=11, num_frames=settings.pick(5, 8), size=289, num_objects=2)
 torch.manual_seed(0)
 records = {
-    "trained": viz.record_attention(trained, clip[0], clip[1][0], title=f"trained {trained.config.title}"),
-    "random": viz.record_attention(build_model(trained.config.name), clip[0], clip[1][0],
-                                   title=f"random {trained.config.title}"),
+    "trained": viz.record_attention(trained, frames, labels[0], title=f"trained {trained.config.title}",
+                                    ground_truth=labels),
+    "random": viz.record_attention(build_model(trained.config.name), frames, labels[0],
+                                   title=f"random {trained.config.title}", ground_truth=labels),
 }
 record = records["trained"]
 print(f"{len(record.frames)} frames at {record.frames.shape[1:3]}, token grid {record.token_size}, "
-      f"{record.num_layers} blocks x {record.num_heads} heads")
+      f"{record.num_layers} block(s) x {record.num_heads} heads")
 
 # %% [markdown]
 # How spread out is the attention? The **entropy** of a row of weights, `-sum A log A`, is
 # `log(number of keys)` when the attention is uniform and 0 when it picks one key; lower =
-# sharper. Averaged over the clip's frames, queries and heads, per block:
+# sharper. A long-term query sees every memory token (19 x 19 = 361 per memory frame); a
+# short-term query only the slots of its window that lie inside the frame - 225 in the
+# middle, fewer near the border - so its uniform reference is `log` of that count, averaged
+# over the queries. Averaged over the clip's frames, queries and heads, per block:
 
 # %%
 for name, rec in records.items():
-    for kind, keys in (("long_term", rec.long_term[0][0].shape[-1]), ("short_term", 225)):
+    for kind in ("long_term", "short_term"):
         entropy = viz.attention_entropy(rec, kind).mean(0)
         print(f"{name:>8} {kind:>10}: entropy per block {[round(float(e), 2) for e in entropy]} "
-              f"(uniform over all keys: {np.log(keys):.2f})")
+              f"(uniform: {viz.uniform_entropy(rec, kind).mean():.2f})")
 
 # %% [markdown]
 # The static picture first (it shows on GitHub too): the last frame, the last block, the mean
-# over heads, a query token in the first object. Top: where the query looks in the long-term
+# over heads, a query token inside the first object (the token whose patch holds the most of
+# it in the ground truth). Top: where the query looks in the long-term
 # memory (frame 0) and the objects' colours that long-term attention alone carries to every
 # token of the frame (`A Y` as in notebook 01, with `Y` the memory frame's masks on the token
 # grid). Bottom: the same for short-term attention over frame `t - 1`, inside the white 15x15
@@ -287,14 +301,15 @@ attention_explorer = viz.attention_widget(records)
 display(attention_explorer)
 
 # %% [markdown]
-# What to look for: with random weights the maps are flat (their entropy above is that of
-# uniform attention) and the carried colours blur over the whole frame. Training should make a
-# query look at its own object in the memory and the carried colours trace the objects; the
-# entropy numbers above say how much sharper each block became in this run. The course model
-# has trained for ten CPU minutes from scratch: its short-term attention has learned to look
-# near the query's own position, its long-term attention is still nearly uniform (notebook 05
-# says why). The official weights (full mode, or `aot-edu download checkpoint aotl`) show
-# what a fully trained AOT does, block by block.
+# What to look for: with random weights the maps are flat (their entropy above is close to
+# the uniform reference) and the carried colours blur over the whole frame. Training should
+# make a query look at its own object in the memory and the carried colours trace the
+# objects; the entropy numbers above say how much sharper each block became in this run. The
+# course model has trained for ten CPU minutes from scratch: its short-term attention has
+# learned to look near the query's own position (entropy far below uniform), its long-term
+# attention is still close to uniform (notebook 05 says why). The official weights (full
+# mode, or `aot-edu download checkpoint aotl`) show what a fully trained AOT does, block by
+# block.
 #
 # **Summary.** An LSTT block = self-attention, long-term attention to all memory frames,
 # short-term attention to a 15x15 window of the previous frame (with relative positions), and a

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -232,11 +233,60 @@ def test_attention_entropy(record):
         viz.attention_entropy(record, "self")
 
 
+def test_uniform_entropy_counts_the_keys_each_query_sees(record):
+    np.testing.assert_allclose(viz.uniform_entropy(record, "long_term"), [math.log(35)] * 3, rtol=1e-6)
+    # a 5x7 grid lies inside every 15x15 window: each query sees all 35 tokens, not 225
+    np.testing.assert_allclose(viz.uniform_entropy(record, "short_term"), [math.log(35)] * 3, rtol=1e-6)
+    assert (viz.attention_entropy(record, "short_term") <= math.log(35) + 1e-4).all()
+    h, w = 20, 9
+    by_hand = [math.log(sum(0 <= y + dy < h and 0 <= x + dx < w for dy in range(-7, 8) for dx in range(-7, 8)))
+               for y in range(h) for x in range(w)]
+    larger = dataclasses.replace(record, token_size=(h, w))
+    assert viz.uniform_entropy(larger, "short_term")[0] == pytest.approx(np.mean(by_hand), rel=1e-6)
+    with pytest.raises(ValueError, match="short_term"):
+        viz.uniform_entropy(record, "self")
+
+
+def test_record_keeps_the_ground_truth(clip):
+    frames, mask = clip
+    truth = np.stack([mask] * len(frames))
+    record = viz.record_attention(build_model("aott"), frames[:, :60, :90], mask[:60, :90],
+                                  ground_truth=truth[:, :60, :90])
+    assert record.ground_truth.shape == (4, 65, 97) and (record.ground_truth[0] == record.masks[0]).all()
+    with pytest.raises(ValueError, match="every frame"):
+        viz.record_attention(build_model("aott"), frames, mask, ground_truth=truth[:2])
+    with pytest.raises(ValueError, match="no ground truth"):
+        dataclasses.replace(record, ground_truth=None).token_labels(1, ground_truth=True)
+
+
+def test_default_query_lies_in_the_first_object(record):
+    truth = np.zeros_like(record.masks)
+    truth[-1, 0:20, 0:90] = 1  # an L: its centroid falls on the background
+    truth[-1, 20:65, 0:20] = 1
+    truth[-1, 40:65, 50:97] = 2
+    ys, xs = np.nonzero(truth[-1] == 1)
+    assert truth[-1, round(ys.mean()), round(xs.mean())] == 0
+    wrong = record.masks.copy()
+    wrong[-1] = 0  # a prediction that lost every object
+    labelled = dataclasses.replace(record, masks=wrong, ground_truth=truth)
+    qy, qx = viz.default_query(labelled)
+    fraction = labelled.token_labels(len(truth) - 1, ground_truth=True)[1]
+    assert float(fraction[qy, qx]) == pytest.approx(float(fraction.max()))
+    py, px = viz.token_to_pixel(labelled, (qy, qx))
+    assert truth[-1, round(py), round(px)] == 1, "the query token sits on object 1"
+    unlabelled = dataclasses.replace(record, masks=wrong, ground_truth=None)
+    assert viz.default_query(unlabelled) == (2, 3), "nothing to aim at: the centre token"
+
+
 def test_plot_attention(record):
     fig = viz.plot_attention(record, frame=3, layer=1, query=(2, 2), head=0)
     assert len(fig.axes) == 8
     assert "frame 3, layer 1, head 0" in fig.get_suptitle()
     assert viz.default_query(record) in {(r, c) for r in range(5) for c in range(7)}
+    # the 15x15 window is wider than this 5x7 grid: the box is clipped to the frame, visible
+    (box,) = fig.axes[5].patches
+    (x0, y0), (x1, y1) = box.get_bbox().get_points()
+    assert 0 <= x0 < x1 <= 96 and 0 <= y0 < y1 <= 64
 
 
 def test_attention_widget_controls_change_the_picture(record):
