@@ -585,8 +585,9 @@ fig
 # same budget with AOT-S's two LSTT blocks (an ablation of the paper's Table 3) and with the
 # encoder trained (two seeds), the trivial tracker that repeats the first mask, and oracles
 # that know the truth at the 1/16 token grid and at the decoder's 1/4 grid. In ten CPU
-# minutes from scratch AOT learns to find the objects, and in its better videos to keep them
-# apart, but it is a weak tracker: held-out J&F 0.53 - no better than repeating the first mask
+# minutes from scratch AOT learns to find the objects - in the median video above it keeps
+# most of them roughly apart, with ragged boundaries; in the worst one the identities mix -
+# but it is a weak tracker: held-out J&F 0.53 - no better than repeating the first mask
 # (0.53), far from the 1/4-grid oracle (0.94) and from the 0.80 we aimed for. The paper's
 # models start from ImageNet features and train two stages of 100,000 steps each at batch 16
 # (pre-training on static images, then main training on YouTube-VOS and DAVIS); the course
