@@ -15,12 +15,14 @@ Paths come from ``AOT_EDU_DATA`` (datasets), ``AOT_EDU_CHECKPOINTS`` (weights),
 The notebooks also get their material here, each with a fallback so that every notebook runs
 without downloads: :func:`davis_clip` (a DAVIS sequence if one is on disk), :func:`synthetic_clip`
 (always), :func:`official_model` (an official checkpoint if downloaded) and :func:`course_model`
-(the trained course model, :mod:`aot_edu.train`). :func:`check` is the exercises' self-check.
+(the trained course model, :mod:`aot_edu.train`). :func:`check` is the exercises' self-check;
+:func:`show_source` shows a package function's code.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import sys
@@ -156,12 +158,18 @@ def check(name: str, answer, expected, atol: float = 1e-5, rtol: float = 1e-5) -
 
     ``answer is None`` means "not attempted yet" (prints a hint); a wrong
     answer raises ``AssertionError`` saying how far off it is. Tensors and arrays are compared
-    with ``torch.testing.assert_close``, everything else with ``==``.
+    with ``torch.testing.assert_close``, a float (``expected`` or ``answer``) with
+    ``math.isclose`` to ``atol`` / ``rtol`` (``0.9 - 0.6`` is not exactly ``0.3``), everything
+    else with ``==``. Returns nothing, so an exercise cell displays only the message.
     """
     if answer is None:
         print(f"{name}: not attempted yet - replace the None with your answer and run the cell")
         return
-    if isinstance(expected, (torch.Tensor, np.ndarray)):
+    if _is_real(expected) and _is_real(answer) and (
+            _is_float(expected) or _is_float(answer)):
+        if not math.isclose(float(answer), float(expected), rel_tol=rtol, abs_tol=atol):
+            raise AssertionError(f"{name}: expected {float(expected):.6g}, got {float(answer):.6g}")
+    elif isinstance(expected, (torch.Tensor, np.ndarray)):
         try:
             torch.testing.assert_close(
                 torch.as_tensor(np.asarray(answer) if not isinstance(answer, torch.Tensor) else answer),
@@ -174,6 +182,34 @@ def check(name: str, answer, expected, atol: float = 1e-5, rtol: float = 1e-5) -
     ):
         raise AssertionError(f"{name}: expected {expected!r}, got {answer!r}")
     print(f"{name}: correct")
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _is_float(value) -> bool:
+    return isinstance(value, (float, np.floating))
+
+
+def show_source(obj) -> None:
+    """Show the code of a package function or class: highlighted in a notebook, printed elsewhere.
+
+    The notebooks explain the package's own code this way instead of keeping a copy of it.
+    """
+    import inspect
+
+    code = inspect.getsource(obj)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:
+        print(code)
+        return
+    if get_ipython() is None:
+        print(code)
+    else:
+        display(Markdown(f"```python\n{code}```"))
 
 
 # --- timing -------------------------------------------------------------------------------

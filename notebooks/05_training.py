@@ -11,7 +11,9 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/aot-edu/aot-edu/blob/main/notebooks/05_training.ipynb)
 #
-# The earlier notebooks ran AOT with the official weights. Here we train it ourselves. Training
+# Notebooks 02-04 ran AOT with the official weights when they were on disk, and otherwise with
+# the *course model*, an AOT-T trained on synthetic videos by the code of this notebook. Here we
+# see how that training works, and train AOT ourselves. Training
 # AOT is running it on a short clip exactly as it runs on a video - a reference frame becomes
 # the memory, the next frames are matched against it, and each prediction becomes memory for
 # the next frame - and comparing every prediction with the ground truth. What the paper adds
@@ -45,41 +47,24 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, str(repo))
 
 # %%
-import inspect
 import math
 import os
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from IPython.display import Markdown, display
 from matplotlib.figure import Figure
 
 import aot_edu
 from aot_edu import course
 from aot_edu import train as T
-from aot_edu.course import setup
-from aot_edu.data import SyntheticVideos, collate, davis_palette
+from aot_edu.course import setup, show_source
+from aot_edu.data import SyntheticVideos, collate
+from aot_edu.viz import overlay
 
 settings = setup()
 if settings.device.type == "cpu":
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-
-
-def show_source(obj) -> None:
-    """Print a function's code from the package."""
-    display(Markdown(f"```python\n{inspect.getsource(obj)}```"))
-
-
-PALETTE = davis_palette().reshape(-1, 3)
-
-
-def overlay(frame: np.ndarray, labels: np.ndarray, alpha: float = 0.55) -> np.ndarray:
-    """Colour the labelled pixels of an ``[H, W, 3]`` frame (DAVIS palette)."""
-    labels = np.asarray(labels).astype(np.int64)
-    colours = PALETTE[labels % len(PALETTE)].astype(np.float32)
-    mix = np.where(labels[..., None] > 0, (1 - alpha) * frame + alpha * colours, frame)
-    return mix.astype(np.uint8)
 
 
 # %% [markdown]
@@ -127,13 +112,15 @@ show_source(T.bootstrapped_cross_entropy)
 # The same from scratch: per-pixel `-log p` of the true class with `log_softmax` and `gather`,
 # sort, keep the `K` largest, average. To have something to look at we fake an imperfect
 # prediction: the ground truth of frame 1, blurred and shifted by 3 pixels, as if the model
-# lagged behind the motion.
+# lagged behind the motion. (The blur averages only over pixels inside the frame,
+# `count_include_pad=False`: zero padding would make the frame's border look uncertain.)
 
 # %%
 labels = sample["masks"][1:2]  # [1, H, W]
 n = sample["obj_num"]
 one_hot = F.one_hot(labels, n + 1).permute(0, 3, 1, 2).float()
-blurred = F.avg_pool2d(torch.roll(one_hot, shifts=(3, 3), dims=(2, 3)), 7, stride=1, padding=3)
+blurred = F.avg_pool2d(torch.roll(one_hot, shifts=(3, 3), dims=(2, 3)), 7, stride=1, padding=3,
+                       count_include_pad=False)
 logits = 6.0 * blurred  # confident where the shifted mask is solid, unsure near its edges
 
 pixel_loss = -F.log_softmax(logits, dim=1).gather(1, labels[:, None])[:, 0]  # [1, H, W]
@@ -144,22 +131,48 @@ print(f"by hand {mine:.6f}   package {package.item():.6f}")
 assert torch.allclose(mine, package[0], atol=1e-6)
 
 # %% [markdown]
-# Which pixels does it keep? At 100 % every pixel counts and the big easy regions dominate
-# the average; at 15 % only the boundaries and the mistakes of the lagging prediction remain.
+# Which pixels does it keep? Easy pixels all have the same small loss here (the fake prediction
+# is equally sure of every pixel far from an edge), so when `K` is larger than the number of
+# harder pixels, the last places go to pixels **tied** with the `K`-th loss (equal up to float
+# rounding). Which of the tied
+# pixels `topk` returns is arbitrary, and it does not matter: they add the same value to the
+# mean. The maps below show kept pixels in black, and the tied pool that the last kept pixels
+# are drawn from in grey.
 
 # %%
-fig = Figure(figsize=(11, 2.6), layout="constrained")
+def same_loss(a, b):
+    return torch.isclose(a, b, rtol=1e-4, atol=0.0)  # equal up to float rounding
+
+
+easy = same_loss(pixel_loss, pixel_loss.min())
+print(f"{int((~easy).sum())} of {pixel_loss.numel()} pixels ({(~easy).float().mean():.0%}) have a "
+      f"loss above the easy pixels' {pixel_loss.min():.4f}")
+fig = Figure(figsize=(11, 2.7), layout="constrained")
 axes = fig.subplots(1, 4)
 axes[0].imshow(pixel_loss[0], cmap="magma")
-axes[0].set_title("per-pixel cross-entropy")
+axes[0].set_title("per-pixel cross-entropy", fontsize=10)
 for ax, fraction in zip(axes[1:], (1.0, 0.5, 0.15), strict=True):
-    _, kept = T.hardest_pixels(pixel_loss, fraction)
-    ax.imshow(overlay(sample["frames"][1].permute(1, 2, 0).numpy(), kept[0].numpy().astype(int) * 2))
-    ax.set_title(f"k = {fraction:.0%}: loss {T.bootstrapped_cross_entropy(logits, labels, fraction).item():.3f}")
+    values, kept = T.hardest_pixels(pixel_loss, fraction)
+    # the K-th loss and every pixel equal to it (none when every pixel is kept)
+    tied = same_loss(pixel_loss, values.min()) & ~kept.all()
+    picture = np.ones(kept.shape[1:])  # white: not kept
+    picture[tied[0].numpy()] = 0.65  # grey: tied with the K-th loss, kept or not
+    picture[(kept & ~tied)[0].numpy()] = 0.0  # black: kept, harder than the K-th
+    ax.imshow(picture, cmap="gray", vmin=0, vmax=1)
+    ax.contour(labels[0].numpy(), levels=np.arange(n) + 0.5, colors="tab:orange", linewidths=0.6)
+    loss = T.bootstrapped_cross_entropy(logits, labels, fraction).item()
+    ax.set_title(f"k = {fraction:.0%}: {int(tied.sum())} tied, loss {loss:.3f}", fontsize=10)
 for ax in axes:
     ax.axis("off")
 fig.savefig(settings.figures_dir / "05_hardest_pixels.png", dpi=100)
 fig
+
+# %% [markdown]
+# At 100 % every pixel counts and the big easy regions dominate the average. At 50 % all the
+# harder pixels are kept and the rest of the quota is filled from the tied easy background
+# (grey: which of them is arbitrary). At 15 % only pixels near the true outlines (orange) and
+# the lagging prediction's mistakes remain, and the loss is several times larger: the gradient
+# goes where the model is wrong.
 
 # %% [markdown]
 # ### Soft Jaccard
@@ -188,36 +201,31 @@ print(f"by hand {mine:.6f}   package {T.soft_jaccard_loss(logits, labels).item()
 assert torch.allclose(mine, T.soft_jaccard_loss(logits, labels)[0], atol=1e-6)
 
 # %% [markdown]
-# **Exercise 1.** A run of 100,000 steps (the paper's). What fraction of the pixels does the
-# bootstrapped cross-entropy keep at step 20,000? Write it as a formula in `step`, then run the
-# cell: it checks your answer against `aot_edu.train.hard_mining_fraction`.
+# ### Exercise 1: the kept fraction
+#
+# Each stage of the paper's training (pre-training on static images, then main training on
+# YouTube-VOS and DAVIS) lasts 100,000 steps. What fraction of the pixels does the
+# bootstrapped cross-entropy keep at step 20,000 of such a stage? Write it as a formula in
+# `step`; the check compares it with `aot_edu.train.hard_mining_fraction`.
 
 # %%
 def my_fraction(step: int, total: int = 100_000) -> float | None:
     return None  # your formula here
 
 
-answer = my_fraction(20_000)
-if answer is None:
-    print("not answered yet: replace `return None` with your formula")
-else:
-    expected = T.hard_mining_fraction(20_000, 100_000)
-    print("correct!" if math.isclose(answer, expected, rel_tol=1e-9) else
-          f"not quite: {answer} (expected {expected:.4f})")
+course.check("kept fraction at step 20,000", my_fraction(20_000), T.hard_mining_fraction(20_000, 100_000))
 
-# %% [markdown]
-# <details><summary>Solution</summary>
-#
-# The hard-mining phase lasts `0.5 * total = 50,000` steps; at step 20,000 it is
-# `r = 20,000 / 50,000 = 0.4` of the way, so the kept fraction is
-# `r * 0.15 + (1 - r) = 0.06 + 0.6 = 0.66`:
-#
-# ```python
-# def my_fraction(step, total=100_000):
-#     r = min(1.0, step / (0.5 * total))
-#     return r * 0.15 + (1 - r)
-# ```
-# </details>
+# %% cellView="form" jupyter={"source_hidden": true} expected_output="kept fraction at step 20,000 (solution): correct\n"
+# @title Solution (double-click to show)
+def my_fraction_solution(step: int, total: int = 100_000) -> float:
+    # hard mining lasts 0.5 * total = 50,000 steps; step 20,000 is r = 0.4 of the way:
+    # r * 0.15 + (1 - r) = 0.06 + 0.6 = 0.66
+    r = min(1.0, step / (0.5 * total))
+    return r * 0.15 + (1 - r)
+
+
+course.check("kept fraction at step 20,000 (solution)", my_fraction_solution(20_000),
+             T.hard_mining_fraction(20_000, 100_000))
 
 # %% [markdown]
 # ## 2 · The schedule and the moving average
@@ -329,9 +337,11 @@ print("gradient reaches the LSTT:", model.LSTT.layers[0].linear_V.weight.grad is
 assert model.patch_wise_id_bank.weight.grad is None and out.frame_losses.shape == (5,)
 
 # %% [markdown]
-# **Exercise 2.** With `long_term_gap_train = 2` (AOT-L), a 5-frame clip and predictions fed
-# back, which frames are in the long-term memory when frame 4 is segmented? Give the frame
-# indices; the cell checks them by running `AOTEngine` itself (which counts its memory frames).
+# ### Exercise 2: the long-term memory while training AOT-L
+#
+# With `long_term_gap_train = 2` (AOT-L), a 5-frame clip and predictions fed back, which frames
+# are in the long-term memory when frame 4 is segmented? Give the frame indices; the cell
+# checks them by running `AOTEngine` itself (which counts its memory frames).
 
 # %%
 my_long_term = None  # e.g. [0, 1]
@@ -352,19 +362,15 @@ for t in range(1, 4):
     if t - last >= 2:
         expected, last = expected + [t], t
 assert engine.long_term_frames == len(expected)  # the engine agrees with the rule
-if my_long_term is None:
-    print("not answered yet: set my_long_term to a list of frame indices")
-else:
-    print("correct!" if sorted(my_long_term) == expected else
-          f"not quite: the long-term memory holds {engine.long_term_frames} frames")
+course.check("long-term memory frames", None if my_long_term is None else sorted(my_long_term),
+             expected)
 
-# %% [markdown]
-# <details><summary>Solution</summary>
-#
-# `[0, 2]`: the reference frame, and frame 2 (a frame joins when it is at least 2 frames after
-# the last one that did: frame 1 is 1 after frame 0, frame 2 is 2 after; frame 3 is only 1 after
-# frame 2). Frame 3 is the short-term memory. AOT-T/S/B (gap 9999) keep only frame 0.
-# </details>
+# %% cellView="form" jupyter={"source_hidden": true} expected_output="long-term memory frames (solution): correct\n"
+# @title Solution (double-click to show)
+# Frame 1 is 1 frame after frame 0 (too close), frame 2 is 2 after it (joins), frame 3 is only 1
+# after frame 2. Frame 3 is the short-term memory. AOT-T/S/B (gap 9999) keep only frame 0.
+my_long_term_solution = [0, 2]
+course.check("long-term memory frames (solution)", my_long_term_solution, expected)
 
 # %% [markdown]
 # ## 4 · One optimiser step, on one process or many
@@ -457,10 +463,10 @@ for strength in (0.0, 2.0):
 assert own > 0.3
 
 # %% [markdown]
-# It raised the held-out J&F of an earlier quick configuration (clips of 1-4 objects, rate
-# 4e-4) from 0.29 to 0.36, but in the final one (2-4 objects, 1e-3) it *lowers* it from 0.53 to
-# 0.44 (an earlier benchmark run, one run each), so `configs/quick_cpu.toml` keeps the
-# official initialisation. An idea has to be measured in the configuration it will run in.
+# In exploratory single runs (not part of `bench/RESULTS.md`) it raised the held-out J&F of an
+# earlier quick configuration (clips of 1-4 objects, rate 4e-4) but lowered it in the final one
+# (2-4 objects, 1e-3), so `configs/quick_cpu.toml` keeps the official initialisation. An idea
+# has to be measured in the configuration it will run in - and, at this scale, more than once.
 
 # %% [markdown]
 # In quick mode (CI, a laptop) we train for a few dozen steps to see the loss fall. The whole
@@ -482,8 +488,14 @@ changes |= {"run.output_dir": run_dir.as_posix(),
             "run.device": "cuda" if settings.device.type == "cuda" else "cpu"}
 T.retire_outdated_run(run_dir, T.load_config(config_path, changes))  # a run of an older config
 result = T.train(config_path, changes)
-print(f"{result.step} steps, {result.train_time / 60:.1f} min of training; held-out "
-      f"J&F {result.metrics['J&F']:.3f} (J {result.metrics['J']:.3f}, F {result.metrics['F']:.3f})")
+if result.resumed_from == result.step:  # the run was finished already: loaded, nothing trained
+    print(f"reused the finished run in {run_dir.relative_to(settings.root)} (delete it to train "
+          f"again): {result.step} steps, trained earlier in {result.train_time / 60:.1f} min")
+else:
+    begun = "" if result.resumed_from is None else f", continued from step {result.resumed_from}"
+    print(f"trained {result.step} steps{begun}: {result.train_time / 60:.1f} min of training")
+print(f"held-out J&F {result.metrics['J&F']:.3f} (J {result.metrics['J']:.3f}, "
+      f"F {result.metrics['F']:.3f})")
 assert result.step == result.config.optim.steps and 0 <= result.metrics["J&F"] <= 1
 
 # %% [markdown]
@@ -522,45 +534,64 @@ print("loaded the finished run; nothing retrained")
 #
 # The course model (the whole quick configuration; `make course-model`) on the held-out
 # videos: their own seed, 3-4 objects. `aot_edu.segment` runs the trained model exactly as it
-# runs the official weights.
+# runs the official weights; `evaluate_sequence` scores each video with the DAVIS protocol
+# (first and last frames not scored). One video alone says little, so we score them all and
+# then look at two: the one with the median score and the worst.
 
 # %%
+from tqdm.auto import tqdm  # noqa: E402
+
+from aot_edu.metrics import evaluate_sequence  # noqa: E402
+
 trained, source = course.course_model(settings)
 print(f"{trained.config.title}: {source}")
 held_out = T.eval_videos(course.course_config())
-frames, truth = held_out.video(0)
-pred = aot_edu.segment(frames, truth[0], trained).masks
-show = [0, len(frames) // 3, 2 * len(frames) // 3, len(frames) - 1]
-fig = Figure(figsize=(11, 4.6), layout="constrained")
-axes = fig.subplots(2, len(show))
-for ax, t in zip(axes[0], show, strict=True):
-    ax.imshow(overlay(frames[t], truth[t]))
-    ax.set_title(f"ground truth, frame {t}")
-for ax, t in zip(axes[1], show, strict=True):
-    ax.imshow(overlay(frames[t], pred[t]))
-    ax.set_title(f"prediction, frame {t}")
-for ax in axes.flat:
-    ax.axis("off")
-fig.savefig(settings.figures_dir / "05_trained_segmentation.png", dpi=100)
-fig
+runs, j_all, f_all = [], [], []
+for i in tqdm(range(len(held_out)), desc="held-out videos", leave=False):
+    frames, truth = held_out.video(i)
+    pred = aot_edu.segment(frames, truth[0], trained).masks
+    j, f = evaluate_sequence(truth, pred)  # [objects, scored frames]
+    runs.append((frames, truth, pred))
+    j_all.append(np.nanmean(j, axis=1))  # per object, as aot_edu.train.evaluate_model
+    f_all.append(np.nanmean(f, axis=1))
+per_video = np.array([(j.mean() + f.mean()) / 2 for j, f in zip(j_all, f_all, strict=True)])
+overall = (np.concatenate(j_all).mean() + np.concatenate(f_all).mean()) / 2  # over all objects
+print(f"J&F of the {len(per_video)} videos, sorted:", np.round(np.sort(per_video), 2))
+print(f"over all {len(np.concatenate(j_all))} objects: J&F {overall:.3f}")
+order = np.argsort(per_video)
+picks = {"median": order[len(order) // 2], "worst": order[0]}
 
 # %%
-from aot_edu.metrics import evaluate_sequence  # noqa: E402
-
-j, f = evaluate_sequence(truth, pred)
-print(f"this video: J {j.mean():.3f}, F {f.mean():.3f} over {j.shape[0]} objects "
-      f"(first and last frames not scored, DAVIS protocol)")
-print(f"the course model on all held-out videos: {source}")
+fig = Figure(figsize=(11, 9.2), layout="constrained")
+rows = fig.subfigures(2, 1)
+for row, (kind, index) in zip(rows, picks.items(), strict=True):
+    frames, truth, pred = runs[index]
+    show = [0, len(frames) // 3, 2 * len(frames) // 3, len(frames) - 1]
+    row.suptitle(f"{kind} video (held-out video {index}): J&F {per_video[index]:.2f}")
+    axes = row.subplots(2, len(show))
+    for ax, t in zip(axes[0], show, strict=True):
+        ax.imshow(overlay(frames[t], truth[t]))
+        ax.set_title(f"ground truth, frame {t}", fontsize=9)
+    for ax, t in zip(axes[1], show, strict=True):
+        ax.imshow(overlay(frames[t], pred[t]))
+        ax.set_title(f"prediction, frame {t}", fontsize=9)
+    for ax in axes.flat:
+        ax.axis("off")
+fig.savefig(settings.figures_dir / "05_trained_segmentation.png", dpi=100)
+fig
 
 # %% [markdown]
 # **Read this honestly.** `bench/RESULTS.md` has the course model's held-out J&F next to the
 # same budget with AOT-S's two LSTT blocks (an ablation of the paper's Table 3) and with the
 # encoder trained (two seeds), the trivial tracker that repeats the first mask, and oracles
 # that know the truth at the 1/16 token grid and at the decoder's 1/4 grid. In ten CPU
-# minutes from scratch AOT learns to find the objects and often to keep them apart, but it is
-# a weak tracker: held-out J&F 0.53 - no better than repeating the first mask (0.53), far from
-# the 1/4-grid oracle (0.94) and from the 0.80 we aimed for. The paper's models train 200,000 steps of batch 16
-# from ImageNet features. What we measured about why (`bench/RESULTS.md`, *Training on a CPU*
+# minutes from scratch AOT learns to find the objects - in the median video above it keeps
+# most of them roughly apart, with ragged boundaries; in the worst one the identities mix -
+# but it is a weak tracker: held-out J&F 0.53 - no better than repeating the first mask
+# (0.53), far from the 1/4-grid oracle (0.94) and from the 0.80 we aimed for. The paper's
+# models start from ImageNet features and train two stages of 100,000 steps each at batch 16
+# (pre-training on static images, then main training on YouTube-VOS and DAVIS); the course
+# model gets 1,100 steps of batch 4. What we measured about why (`bench/RESULTS.md`, *Training on a CPU*
 # and *Why training from scratch is slow*):
 #
 # - **Matching needs features.** A softmax over the cosine similarities of the random
@@ -591,13 +622,14 @@ print(f"the course model on all held-out videos: {source}")
 #   carry the previous mask forward without good features; long-term attention can only match
 #   by features, and with random ones there is nothing to learn. AOT's defence against drift -
 #   finding every object again in the reference frame - never switches on here.
-# - What helped (exploratory runs, then the benchmark): clips with 2-4 objects instead of
-#   1-4 and a rate of 1e-3 instead of the pre-training's 4e-4 (the schedule is 1/90 as long):
-#   0.29 -> 0.53. What did not: the locality prior in the final configuration, AOT-S's second
-#   block at the same number of steps, training the encoder (at a tenth of the rate with
-#   frozen statistics; or whole, at the full rate, with batch statistics: 0.54 and 0.44 with
-#   two seeds), 129 x 129 frames, larger objects, static clips, a rate of 2e-3, feeding
-#   predictions back from a quarter of the steps on, half the batch for twice the steps.
+# - What helped, in exploratory single runs (not in `bench/RESULTS.md`, which has only the
+#   final configuration): clips with 2-4 objects instead of 1-4, and a rate of 1e-3 instead of
+#   the pre-training's 4e-4 (the schedule is 1/90 as long). What did not: in the benchmark,
+#   AOT-S's second block at the same number of steps and training the whole encoder at the
+#   full rate with batch statistics (0.54 and 0.44 with two seeds); in exploratory runs, the
+#   locality prior in the final configuration, training the encoder at a tenth of the rate
+#   with frozen statistics, 129 x 129 frames, larger objects, static clips, a rate of 2e-3,
+#   feeding predictions back from a quarter of the steps on, half the batch for twice the steps.
 # - **More time does help, up to a point.** The encoder trained whole, with four times the
 #   budget (3,600 steps, 37 CPU minutes): held-out J&F 0.64 at 12 minutes, 0.71 at 25, 0.74
 #   at the end; with eight times (7,200 steps, 80 minutes): 0.75 at 42 minutes, 0.78 at 55,

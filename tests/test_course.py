@@ -86,6 +86,26 @@ def test_check_reports_right_wrong_and_missing_answers(capsys):
         course.check("shape", torch.ones(3), torch.ones(2))
 
 
+def test_check_compares_floats_with_a_tolerance_and_returns_nothing(capsys):
+    # 0.9 - 0.6 != 0.3 exactly: a learner's float answer must not fail on rounding
+    assert course.check("decay", 0.3, 0.9 - 0.6) is None
+    assert course.check("decay", np.float64(0.3), 0.9 - 0.6) is None
+    assert course.check("radius", 18, np.int64(18)) is None
+    assert course.check("not attempted", None, 0.3) is None  # no stray value for a cell to show
+    assert capsys.readouterr().out.count("correct") == 3
+    with pytest.raises(AssertionError, match="decay: expected 0.3, got 0.31"):
+        course.check("decay", 0.31, 0.9 - 0.6)
+    course.check("loose", 0.31, 0.3, atol=0.02)
+    with pytest.raises(AssertionError, match="expected 18, got 17"):
+        course.check("radius", 17, 18)
+
+
+def test_show_source_prints_the_package_code_outside_a_notebook(capsys):
+    course.show_source(course.seed_everything)
+    out = capsys.readouterr().out
+    assert out.startswith("def seed_everything(seed: int = 0)") and "manual_seed(seed)" in out
+
+
 def test_synthetic_clip_is_a_pure_function_of_its_arguments():
     frames, masks = course.synthetic_clip(seed=4, num_frames=3, size=(33, 49), num_objects=2)
     assert frames.shape == (3, 33, 49, 3) and frames.dtype == np.uint8
