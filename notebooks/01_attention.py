@@ -24,8 +24,6 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, str(repo))
 
 # %%
-import inspect
-
 import numpy as np
 import torch
 from PIL import Image
@@ -56,7 +54,7 @@ settings = course.setup()
 # with the vector length `d`. Here is the package's implementation:
 
 # %%
-print(inspect.getsource(scaled_dot_product_attention))
+course.show_source(scaled_dot_product_attention)
 
 # %% [markdown]
 # It works on **multi-head** tensors `[B, heads, tokens, d]`: the `C` channels of a token are

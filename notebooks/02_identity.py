@@ -29,8 +29,6 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, str(repo))
 
 # %%
-import inspect
-
 import torch
 import torch.nn.functional as F
 from IPython.display import display
@@ -65,7 +63,7 @@ settings = course.setup()
 # `j` in clip `b`:
 
 # %%
-print(inspect.getsource(random_assignment))
+course.show_source(random_assignment)
 generator = torch.Generator().manual_seed(0)
 assignment = random_assignment(2, 11, generator)  # 2 clips, M + 1 = 11 identities
 print("assignment (clip, object -> identity):", assignment.tolist())
@@ -141,7 +139,7 @@ print("ID:", tuple(id_equation.shape), "- Eq. 4 as a matrix product matches the 
 # boundary inside the patch is encoded too. It is a plain `nn.Conv2d`:
 
 # %%
-print(inspect.getsource(IdentityBank))
+course.show_source(IdentityBank)
 
 # %% [markdown]
 # Re-deriving one token by hand - cut out its 17x17 patch of the one-hot map (`F.unfold` with
@@ -200,7 +198,7 @@ course.check("identity vector 2 (solution)", interior_embedding_of_identity_2_so
 # Row `j` of `P L` is the logit of object `j`'s identity. The package does it with a gather:
 
 # %%
-print(inspect.getsource(decode_identities))
+course.show_source(decode_identities)
 identity_logits = torch.randn(1, 11, 8, 12, generator=generator)
 object_logits = decode_identities(identity_logits, assignment[:1])
 by_matrix = torch.einsum("ji,bihw->bjhw", P, identity_logits)  # P L

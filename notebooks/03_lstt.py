@@ -27,8 +27,6 @@ if "google.colab" in sys.modules:
     sys.path.insert(0, str(repo))
 
 # %%
-import inspect
-
 import numpy as np
 import torch
 from IPython.display import display
@@ -73,7 +71,7 @@ settings = course.setup()
 # The package's block, exactly in that order:
 
 # %%
-print(inspect.getsource(LSTTBlock.forward))
+course.show_source(LSTTBlock.forward)
 
 # %% [markdown]
 # ## Running it on two frames

@@ -199,8 +199,8 @@ HTML(viz.animation_html(frames, result.masks, interval=150, size=3.5))
 # background probabilities).
 
 # %%
-print(inspect.getsource(PostEnsembleSession))
-print(inspect.getsource(soft_aggregation))
+course.show_source(PostEnsembleSession)
+course.show_source(soft_aggregation)
 
 # %% [markdown]
 # `efficiency_curve` runs the strategies side by side on the same frames, taking turns frame
