@@ -640,7 +640,8 @@ def train_step(
 
 
 class ConfigError(ValueError):
-    """A training configuration that cannot run; the message says what to change."""
+    """A training configuration that cannot run (its run folder included: a damaged checkpoint,
+    a folder of other files); the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -1145,18 +1146,50 @@ def set_rng_state(state: Mapping) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+_KEEP_RUN = ("Restore the file from a copy to resume; or, to start over and keep this folder as "
+             "it is, set run.output_dir to a new folder (e.g. --set run.output_dir=\"runs/new\")")
+
+
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a training checkpoint (``weights_only=True``) and check its format."""
+    """Read a training checkpoint (``weights_only=True``) and check its format.
+
+    Raises :class:`ConfigError` (the ``aot-edu`` command prints it as a one-line error) when the
+    file is damaged or is not a training checkpoint.
+    """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a damaged file: say which and what to do
-        raise RuntimeError(
-            f"cannot read training checkpoint {path}: {error}. Checkpoints are written "
-            "atomically, so this file was damaged afterwards; delete it to start over"
+        reason = str(error).strip().rstrip(".")
+        raise ConfigError(
+            f"cannot read the training checkpoint {path} ({reason}). Checkpoints are written "
+            f"atomically, so the file was damaged after it was written. {_KEEP_RUN}."
         ) from error
     if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
-        raise RuntimeError(f"{path} is not an aot-edu training checkpoint ({CHECKPOINT_FORMAT})")
+        raise ConfigError(f"{path} is not an aot-edu training checkpoint ({CHECKPOINT_FORMAT}). "
+                          f"{_KEEP_RUN}.")
     return state
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    """Refuse a ``run.output_dir`` that holds other files than a run's: training writes
+    ``log.csv``, ``model_ema.pt``, ... there and would overwrite files of those names."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run.output_dir {run_dir} is a file; set run.output_dir to a folder")
+    if not run_dir.is_dir() or any((run_dir / n).is_file() for n in ("checkpoint.pt",
+                                                                      "config.json")):
+        return  # new, or a run (maybe stopped before its first checkpoint) to continue
+    # ignore file browsers' files and our own atomic-write temporaries (another process's)
+    entries = sorted(p.name for p in run_dir.iterdir()
+                     if p.name not in (".DS_Store", "Thumbs.db", "desktop.ini")
+                     and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+    if entries:
+        raise ConfigError(
+            f"run.output_dir {run_dir} is not empty ({len(entries)} entries, e.g. "
+            f"{', '.join(entries[:3])}) and holds no aot-edu run (no checkpoint.pt or "
+            "config.json); training there would overwrite files such as log.csv and "
+            "model_ema.pt. Set run.output_dir to a new or empty folder (e.g. --set "
+            "run.output_dir=\"runs/new\"), or move those files away first."
+        )
 
 
 # ============================================================================================
@@ -1487,6 +1520,7 @@ def _train(cfg: TrainConfig, info: DistInfo, use_cuda: bool, progress: bool) -> 
         local = int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
 
+    _check_run_dir(run_dir)
     state = None
     if ckpt_path.is_file():
         if not cfg.run.resume:

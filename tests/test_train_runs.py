@@ -291,6 +291,44 @@ def test_a_run_refuses_to_overwrite_or_mix_configurations(tmp_path):
     assert train(newer).step == 2
 
 
+def test_a_damaged_checkpoint_gets_a_one_line_error_and_the_run_is_kept(tmp_path, capsys):
+    config = tiny_config(tmp_path, steps=2, every=2)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "log.csv").write_text("step,loss\n1,0.5\n")
+    (run / "checkpoint.pt").write_bytes(b"PK\x03\x04 cut short by a failed copy")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(ConfigError, match=r"cannot read the training checkpoint .*damaged.*"
+                                          r"Restore the file.*run.output_dir to a new folder"):
+        train(config)
+    assert cli_main(["train", "--config", str(config), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("aot-edu: error: cannot read the training checkpoint")
+    assert "Traceback" not in err and ".." not in err
+    torch.save({"step": 1}, run / "checkpoint.pt")  # readable, but not a training checkpoint
+    before["checkpoint.pt"] = (run / "checkpoint.pt").read_bytes()
+    with pytest.raises(ConfigError, match="not an aot-edu training checkpoint"):
+        train(config)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing lost
+
+
+def test_a_folder_of_other_files_is_not_taken_for_a_run(tmp_path, capsys):
+    config = tiny_config(tmp_path, steps=2, every=2)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.csv").write_text("my own log\n")
+    with pytest.raises(ConfigError, match=r"run.output_dir .* is not empty .*log.csv.* holds no "
+                                          r"aot-edu run .*new or empty folder"):
+        train(config)
+    assert cli_main(["train", "--config", str(config), "--quiet"]) == 1
+    assert "is not empty" in capsys.readouterr().err
+    assert [p.name for p in run.iterdir()] == ["log.csv"]
+    assert (run / "log.csv").read_text() == "my own log\n"
+    with pytest.raises(ConfigError, match="is a file"):
+        train(config, [f'run.output_dir="{(run / "log.csv").as_posix()}"'])
+
+
 def test_sigkill_then_restart_continues_to_the_same_weights(tmp_path):
     """Kill a CLI run with SIGKILL after its first checkpoint; the restart resumes there and
     ends with exactly the weights of an uninterrupted run."""
