@@ -518,12 +518,13 @@ def evaluate(
     if not names:
         raise ValueError("no sequences to evaluate")
     seqs = [reader.sequence(n) for n in names]
-    without = [s.name for s in seqs if not s.has_frames]
+    without = [s for s in seqs if not s.has_frames]
     if without:
         raise FileNotFoundError(
             f"{len(without)} of {len(seqs)} sequences have no frame images in {reader.root} "
-            f"(e.g. {', '.join(without[:3])}); evaluate the others with sequences=[...] "
-            "(`--sequences`), or download the full dataset with `aot-edu download dataset`"
+            f"(e.g. {', '.join(s.name for s in without[:3])}); evaluate the others with "
+            "sequences=[...] (`--sequences`), or, for the full dataset, "
+            f"{without[0].download_hint}"
         )
     out = Path(out)
     _check_output_folder(out, reader)

@@ -975,7 +975,7 @@ def data_root(config: TrainConfig) -> Path:
         root = base / folder
     if not root.is_dir():
         how = {"davis2017": "run `aot-edu download dataset davis2017 --part trainval`",
-               "youtubevos": "download YouTube-VOS 2019 train (see `aot-edu download list`)",
+               "youtubevos": "run `aot-edu download dataset youtubevos2019 --part train`",
                "static": "put images in <root>/images and masks in <root>/masks"}[d.dataset]
         raise ConfigError(f"data.root: the {d.dataset} folder {root} does not exist; {how}, or "
                           "set data.root to the folder that holds it")

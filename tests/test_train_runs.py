@@ -106,6 +106,10 @@ def test_real_data_configs_name_the_missing_folder(tmp_path):
         load_config(davis[0], {"data.root": str(tmp_path / "nowhere"), "model.init_weights": ""})
     with pytest.raises(ConfigError, match="download checkpoint aott --stage PRE"):
         load_config(davis[0], {"model.init_weights": str(tmp_path / "AOTT_PRE.pth")})
+    with pytest.raises(ConfigError, match=r"`aot-edu download dataset youtubevos2019 --part "
+                                          r"train`"):  # a command that exists
+        load_config(tiny_config(tmp_path), {"data.dataset": "youtubevos",
+                                            "data.root": str(tmp_path / "nowhere")})
 
 
 @pytest.mark.parametrize(
