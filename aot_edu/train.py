@@ -874,8 +874,12 @@ def load_config(
 
 
 def _positive(where: str, value, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         raise ConfigError(f"{where} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+# A synthetic video's label map is uint8 with 255 = void: at most 254 objects.
+MAX_SYNTHETIC_OBJECTS = 254
 
 
 def validate_config(config: TrainConfig) -> TrainConfig:
@@ -920,6 +924,28 @@ def validate_config(config: TrainConfig) -> TrainConfig:
     if d.num_objects[1] > model_config.max_obj_num:
         raise ConfigError(f"data.num_objects max is {d.num_objects[1]} but one AOT handles at "
                           f"most M = {model_config.max_obj_num} objects per clip")
+    # Held-out videos may hold more than M objects: inference splits them into object groups
+    # (aot_edu.engine), as the official evaluator does; training clips cannot.
+    for where, (low, high) in (("data.num_objects", d.num_objects),
+                               ("eval.num_objects", e.num_objects)):
+        if low < 1:
+            raise ConfigError(f"{where} min must be >= 1 (a clip needs an object to segment), "
+                              f"got [{low}, {high}]")
+        if high > MAX_SYNTHETIC_OBJECTS:
+            raise ConfigError(f"{where} max must be <= {MAX_SYNTHETIC_OBJECTS} (labels are 8-bit, "
+                              f"255 = void), got [{low}, {high}]")
+    # synthetic videos (both sections): motion 0 = static shapes, noise 0 = clean frames
+    for section, sec in (("data", d), ("eval", e)):
+        _positive(f"{section}.motion", sec.motion, allow_zero=True)
+        _positive(f"{section}.noise", sec.noise, allow_zero=True)
+        _positive(f"{section}.scale", sec.scale)
+    _positive("seed", config.seed, allow_zero=True)
+    _positive("eval.seed", e.seed, allow_zero=True)
+    _positive("data.max_gap", d.max_gap, allow_zero=True)
+    _positive("data.repeat", d.repeat, allow_zero=True)
+    if not d.merge_prob <= 1.0:
+        raise ConfigError(f"data.merge_prob must be <= 1 (a probability; < 0 = the official "
+                          f"value), got {d.merge_prob}")
     if d.dataset != "synthetic":
         data_root(config)  # raises when the folder is missing
     for where, value in (("optim.steps", o.steps), ("optim.batch_size", o.batch_size),

@@ -133,11 +133,36 @@ def test_real_data_configs_name_the_missing_folder(tmp_path):
         ({"model": {"batch_statistics": True, "train_encoder": False}},
          r"model.batch_statistics = true needs model.train_encoder = true"),
         ({"data": "big"}, r"\[data\] must be a table"),
+        # the reviewer's cases: accepted and trained on, or failed late without the key
+        ({"data": {"motion": -5.0}}, r"data.motion must be >= 0, got -5.0"),
+        ({"data": {"noise": -1.0}}, r"data.noise must be >= 0, got -1.0"),
+        ({"data": {"scale": 0.0}}, r"data.scale must be > 0, got 0.0"),
+        ({"eval": {"motion": -1.0}}, r"eval.motion must be >= 0"),
+        ({"eval": {"noise": float("nan")}}, r"eval.noise must be >= 0, got nan"),
+        ({"eval": {"scale": -2.0}}, r"eval.scale must be > 0"),
+        ({"optim": {"lr": float("inf")}}, r"optim.lr must be > 0, got inf"),
+        ({"data": {"num_objects": [0, 2]}}, r"data.num_objects min must be >= 1"),
+        ({"eval": {"num_objects": [0, 0]}}, r"eval.num_objects min must be >= 1"),
+        ({"eval": {"num_objects": [3, 300]}}, r"eval.num_objects max must be <= 254"),
+        ({"seed": -1}, r"seed must be >= 0"),
+        ({"eval": {"seed": -3}}, r"eval.seed must be >= 0"),
+        ({"data": {"max_gap": -1}}, r"data.max_gap must be >= 0"),
+        ({"data": {"repeat": -1}}, r"data.repeat must be >= 0"),
+        ({"data": {"merge_prob": 1.5}}, r"data.merge_prob must be <= 1"),
     ],
 )
 def test_bad_configs_are_refused_before_training(changes, message):
     with pytest.raises(ConfigError, match=message):
         load_config(changes)
+
+
+def test_held_out_videos_may_hold_more_objects_than_one_aot_trains_on():
+    # eval.num_objects above M is not the data.num_objects error: inference splits the objects
+    # into groups of M (the official evaluator's way), so held-out videos can test that.
+    config = load_config({"eval": {"num_objects": [12, 12]}})
+    assert config.eval.num_objects == (12, 12)
+    with pytest.raises(ConfigError, match="data.num_objects max is 12"):
+        load_config({"data": {"num_objects": [12, 12]}})
 
 
 def test_overrides_and_defaults():
