@@ -47,6 +47,7 @@ __all__ = [
     "identify_variants",
     "load_state_dict_file",
     "load_weights",
+    "resolve_checkpoint_path",
     "variant_title",
 ]
 
@@ -252,12 +253,47 @@ def _describe_unreadable(path: Path, error: BaseException) -> str:
     return f"Cannot load checkpoint {path}: {what} [{reason}]."
 
 
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """The checkpoint file ``path`` names.
+
+    A path that exists is used as it is. A bare file name (no folder, e.g.
+    ``"AOTT_PRE_YTB_DAV.pth"``) that is not in the working directory is looked up in the
+    checkpoint folder (``AOT_EDU_CHECKPOINTS``, else ``checkpoints/`` in the project), where
+    ``aot-edu download checkpoint`` puts files. Raises :class:`CheckpointError` for a folder, or
+    for a file found nowhere (naming every place looked at and the download command).
+    """
+    path = Path(path).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.suffix in (".pth", ".pt"))
+        found = (f" (checkpoint files there: {', '.join(inside[:3])}"
+                 f"{' ...' if len(inside) > 3 else ''})" if inside else "")
+        raise CheckpointError(
+            f"Checkpoint {path} is a folder, not a file{found}. What to do: give the checkpoint "
+            f"file itself, e.g. {path / (inside[0] if inside else CHECKPOINTS[0].filename)}."
+        )
+    if len(path.parts) == 1:  # a bare name: also look where downloads go
+        from .course import get_settings
+
+        folder = get_settings().checkpoint_dir
+        if (folder / path.name).is_file():
+            return folder / path.name
+        raise CheckpointError(
+            f"Checkpoint {path} not found: looked in the working directory ({Path.cwd()}) and "
+            f"in the checkpoint folder ({folder}; set AOT_EDU_CHECKPOINTS to change it). What "
+            f"to do: {_download_hint(folder / path.name, again=False)}."
+        )
+    raise CheckpointError(f"Checkpoint {path} does not exist. What to do: "
+                          f"{_download_hint(path, again=False)}.")
+
+
 def load_state_dict_file(
     path_or_dict: str | Path | Mapping[str, object], *, check_sidecar: bool = True
 ) -> dict[str, torch.Tensor]:
     """Read a checkpoint safely and return its bare state dict ``{key: tensor}``.
 
-    Accepts a file (loaded with ``torch.load(map_location="cpu", weights_only=True)``) or an
+    Accepts a file (see :func:`resolve_checkpoint_path`; loaded with ``torch.load(map_location="cpu", weights_only=True)``) or an
     already loaded object. Unwraps the containers checkpoints come in (``{'state_dict': ...}``
     as the official ``save_step_*.pth``, ``{'model': ...}``, ``{'ema': ...}``, nested ones) and
     strips a ``module.`` prefix (``DataParallel``). A file with a sidecar ``<file>.sha256``
@@ -269,10 +305,7 @@ def load_state_dict_file(
     """
     if isinstance(path_or_dict, Mapping):
         return _unwrap(path_or_dict, "the given object")
-    path = Path(path_or_dict)
-    if not path.is_file():
-        raise CheckpointError(f"Checkpoint {path} does not exist. What to do: "
-                              f"{_download_hint(path, again=False)}.")
+    path = resolve_checkpoint_path(path_or_dict)
     recorded = read_sidecar(path) if check_sidecar else None
     if recorded is not None:
         actual = hash_file(path)
