@@ -378,6 +378,31 @@ def test_download_checkpoint_full_layout_check(tmp_path):
         download_checkpoint("aotl", root=tmp_path, expected=wrong, fetch=drive, progress=False)
 
 
+def test_download_checkpoint_over_a_truncated_file_says_exactly_what_happens(tmp_path,
+                                                                              capsys):
+    from aot_edu.download import DownloadError
+
+    dest = tmp_path / "AOTT_PRE_YTB_DAV.pth"
+    torch.save({"state_dict": small_state()}, dest)
+    dest.write_bytes(dest.read_bytes()[:200])  # truncated
+
+    def offline(file_id, output, quiet):
+        raise ConnectionError("Failed to resolve 'drive.google.com'")
+
+    with pytest.raises(DownloadError) as info:
+        download_checkpoint("aott", root=tmp_path, fetch=offline, progress=False)
+    message, printed = str(info.value), capsys.readouterr().err
+    for text in (message, printed):
+        assert f"moved to {dest}.corrupt" in text
+        assert ".." not in text.replace("...", "")  # one full stop (an ellipsis cuts torch's)
+        assert "delete it and" not in text  # it was moved aside, not to be deleted
+    assert "truncated" in printed and "What to do" not in printed  # the download's own words
+    assert "a fresh download started from the first byte" in message
+    assert "No bytes of it were received, so the next run starts from the beginning" in message
+    assert "resumes" not in message
+    assert (tmp_path / "AOTT_PRE_YTB_DAV.pth.corrupt").stat().st_size == 200
+
+
 def test_download_checkpoint_default_folder_and_unsupported(tmp_path, monkeypatch):
     monkeypatch.setenv("AOT_EDU_CHECKPOINTS", str(tmp_path / "ckpts"))
     drive = FakeDrive({"state_dict": fingerprint_state(512, 3)})
