@@ -1173,7 +1173,7 @@ def set_rng_state(state: Mapping) -> None:
 
 
 _KEEP_RUN = ("Restore the file from a copy to resume; or, to start over and keep this folder as "
-             "it is, set run.output_dir to a new folder (e.g. --set run.output_dir=\"runs/new\")")
+             "it is, set run.output_dir to a new folder (e.g. --set run.output_dir=runs/new)")
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -1214,7 +1214,7 @@ def _check_run_dir(run_dir: Path) -> None:
             f"{', '.join(entries[:3])}) and holds no aot-edu run (no checkpoint.pt or "
             "config.json); training there would overwrite files such as log.csv and "
             "model_ema.pt. Set run.output_dir to a new or empty folder (e.g. --set "
-            "run.output_dir=\"runs/new\"), or move those files away first."
+            "run.output_dir=runs/new), or move those files away first."
         )
 
 
