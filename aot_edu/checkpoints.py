@@ -47,6 +47,7 @@ __all__ = [
     "identify_variants",
     "load_state_dict_file",
     "load_weights",
+    "resolve_checkpoint_path",
     "variant_title",
 ]
 
@@ -218,7 +219,9 @@ _WRAPPER_KEYS = ("state_dict", "model", "ema", "model_ema", "module", "net", "ne
 
 
 def _download_hint(path: Path, *, again: bool = True) -> str:
-    start = "delete it and download it again" if again else "download it"
+    # The download verifies a file already at the path and moves a bad one to <file>.corrupt.
+    start = ("download it again (the bad copy is moved to "
+             f"{path.name}.corrupt, not deleted)" if again else "download it")
     for entry in CHECKPOINTS:
         if entry.filename == path.name:
             stage = "" if entry.stage == "PRE_YTB_DAV" else f" --stage {entry.stage}"
@@ -233,7 +236,8 @@ def _describe_unreadable(path: Path, error: BaseException) -> str:
     with open(path, "rb") as f:
         head = f.read(64)
     size = path.stat().st_size
-    reason = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+    text = " ".join(str(error).split())
+    reason = f"{type(error).__name__}: {text if len(text) <= 200 else text[:197] + '...'}"
     if size == 0:
         what = "it is empty (0 bytes): the download never wrote anything"
     elif head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
@@ -252,13 +256,48 @@ def _describe_unreadable(path: Path, error: BaseException) -> str:
     return f"Cannot load checkpoint {path}: {what} [{reason}]."
 
 
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """The checkpoint file ``path`` names.
+
+    A path that exists is used as it is. A bare file name (no folder, e.g.
+    ``"AOTT_PRE_YTB_DAV.pth"``) that is not in the working directory is looked up in the
+    checkpoint folder (``AOT_EDU_CHECKPOINTS``, else ``checkpoints/`` in the project), where
+    ``aot-edu download checkpoint`` puts files. Raises :class:`CheckpointError` for a folder, or
+    for a file found nowhere (naming every place looked at and the download command).
+    """
+    path = Path(path).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.suffix in (".pth", ".pt"))
+        found = (f" (checkpoint files there: {', '.join(inside[:3])}"
+                 f"{' ...' if len(inside) > 3 else ''})" if inside else "")
+        raise CheckpointError(
+            f"Checkpoint {path} is a folder, not a file{found}. What to do: give the checkpoint "
+            f"file itself, e.g. {path / (inside[0] if inside else CHECKPOINTS[0].filename)}."
+        )
+    if len(path.parts) == 1:  # a bare name: also look where downloads go
+        from .course import get_settings
+
+        folder = get_settings().checkpoint_dir
+        if (folder / path.name).is_file():
+            return folder / path.name
+        raise CheckpointError(
+            f"Checkpoint {path} not found: looked in the working directory ({Path.cwd()}) and "
+            f"in the checkpoint folder ({folder}; set AOT_EDU_CHECKPOINTS to change it). What "
+            f"to do: {_download_hint(folder / path.name, again=False)}."
+        )
+    raise CheckpointError(f"Checkpoint {path} does not exist. What to do: "
+                          f"{_download_hint(path, again=False)}.")
+
+
 def load_state_dict_file(
     path_or_dict: str | Path | Mapping[str, object], *, check_sidecar: bool = True
 ) -> dict[str, torch.Tensor]:
     """Read a checkpoint safely and return its bare state dict ``{key: tensor}``.
 
-    Accepts a file (loaded with ``torch.load(map_location="cpu", weights_only=True)``) or an
-    already loaded object. Unwraps the containers checkpoints come in (``{'state_dict': ...}``
+    Accepts a file (found as :func:`resolve_checkpoint_path` says; loaded with
+    ``torch.load(map_location="cpu", weights_only=True)``) or an already loaded object. Unwraps the containers checkpoints come in (``{'state_dict': ...}``
     as the official ``save_step_*.pth``, ``{'model': ...}``, ``{'ema': ...}``, nested ones) and
     strips a ``module.`` prefix (``DataParallel``). A file with a sidecar ``<file>.sha256``
     (written at its first verified download) must still match it, which catches damage that
@@ -269,10 +308,16 @@ def load_state_dict_file(
     """
     if isinstance(path_or_dict, Mapping):
         return _unwrap(path_or_dict, "the given object")
-    path = Path(path_or_dict)
-    if not path.is_file():
-        raise CheckpointError(f"Checkpoint {path} does not exist. What to do: "
-                              f"{_download_hint(path, again=False)}.")
+    return _read_state_dict(resolve_checkpoint_path(path_or_dict), check_sidecar, advise=True)
+
+
+def _read_state_dict(path: Path, check_sidecar: bool, *, advise: bool) -> dict[str, torch.Tensor]:
+    """:func:`load_state_dict_file` of a file; ``advise=False`` leaves out the "What to do"
+    (a download checking its own bytes says what it does with them)."""
+
+    def todo() -> str:
+        return f" What to do: {_download_hint(path)}." if advise else ""
+
     recorded = read_sidecar(path) if check_sidecar else None
     if recorded is not None:
         actual = hash_file(path)
@@ -280,20 +325,17 @@ def load_state_dict_file(
             raise CheckpointError(
                 f"Checkpoint {path} is corrupt: its SHA-256 ({actual}) differs from the one "
                 f"recorded when it was downloaded and verified ({recorded}, in "
-                f"{path.name}.sha256). What to do: {_download_hint(path)}."
+                f"{path.name}.sha256).{todo()}"
             )
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError,
             UnicodeDecodeError, zipfile.BadZipFile, KeyError, AttributeError,
             IndexError) as error:
-        raise CheckpointError(
-            f"{_describe_unreadable(path, error)} What to do: {_download_hint(path)}."
-        ) from error
+        raise CheckpointError(f"{_describe_unreadable(path, error)}{todo()}") from error
     if not isinstance(loaded, Mapping):
         raise CheckpointError(
-            f"Checkpoint {path} holds a {type(loaded).__name__}, not a dict of tensors. "
-            f"What to do: {_download_hint(path)}."
+            f"Checkpoint {path} holds a {type(loaded).__name__}, not a dict of tensors.{todo()}"
         )
     return _unwrap(loaded, str(path))
 
@@ -347,7 +389,7 @@ def identify_variants(state_dict: Mapping[str, torch.Tensor]) -> tuple[str, ...]
 
 
 def _check_fingerprint(path: Path, entry: OfficialCheckpoint) -> None:
-    state = load_state_dict_file(path, check_sidecar=False)
+    state = _read_state_dict(path, False, advise=False)
     found = identify_variants(state)
     if entry.variant not in found:
         seems = " / ".join(variant_title(v) for v in found) or "no AOT variant aot-edu knows"
@@ -393,7 +435,7 @@ def download_checkpoint(
         if expected is None:
             _check_fingerprint(path, entry)
         else:
-            check_state_dict(load_state_dict_file(path, check_sidecar=False), expected,
+            check_state_dict(_read_state_dict(path, False, advise=False), expected,
                              variant=entry.variant, layouts=official_layouts())
 
     return download_gdrive(entry.gdrive_id, Path(root) / entry.filename, sha256=entry.sha256,

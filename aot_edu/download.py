@@ -14,6 +14,8 @@ through :func:`download_url` or :func:`download_gdrive`. Both follow the same ru
   corruption after the first download is still detected (trust on first use);
 - a file that fails verification is never deleted: it is renamed ``<file>.corrupt`` and the
   error says how to get a good copy (run again, or download by hand and put it at the path).
+  Only staging files resume; a bad file at the destination itself is not resumed from (which
+  of its bytes are bad is unknown), so its fresh download starts from the first byte.
 
 The dataset registry (:data:`DATASETS`) says where each evaluation dataset comes from and which
 folder layout its archives unpack to; reading the datasets is :mod:`aot_edu.data`'s job.
@@ -184,6 +186,12 @@ def _say(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
+def _sentence(text: object) -> str:
+    """``text`` ending in exactly one full stop (messages quoted inside ours often end in
+    one already)."""
+    return str(text).rstrip().rstrip(".") + "."
+
+
 def _obtain(
     dest: Path,
     fetch: Callable[[Path], None],
@@ -202,27 +210,40 @@ def _obtain(
     ``manual`` is the sentence telling the user how to fetch the file by hand.
     """
     checks = dict(sha256=sha256, md5=md5, size=size, validate=validate)
+    earlier = ""  # what happened to a bad file found at ``dest``, for a later error
     if dest.is_file():
         try:
             digest = verify_file(dest, **checks, progress=progress)
         except VerificationError as error:
+            # A file at ``dest`` was complete once (it got there by a rename) or was put there
+            # by hand: which of its bytes are bad is unknown, so it is not resumed from.
             moved = _quarantine(dest)
-            _say(f"{error}.\nThe bad copy was moved to {moved} (delete it when you no longer "
-                 "need it); downloading a fresh copy.")
+            earlier = (f"The earlier copy at {dest} failed verification and was moved to "
+                       f"{moved} (kept; delete it when you no longer need it); a fresh "
+                       "download started from the first byte, as a damaged finished file "
+                       "cannot be resumed.")
+            _say(f"{_sentence(error)}\n{earlier}")
         else:
             if read_sidecar(dest) is None:  # placed by hand or by an older version
                 write_sidecar(dest, digest)
             return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fetch(staging)
+    try:
+        fetch(staging)
+    except DownloadError as error:
+        if not earlier:
+            raise
+        head, todo, rest = str(error).partition("\nWhat to do:")
+        raise type(error)(f"{head}\n{earlier}{todo}{rest}") from error
     try:
         digest = verify_file(staging, **checks, use_sidecar=False, progress=progress)
     except VerificationError as error:
         moved = _quarantine(staging, target=dest)
         raise VerificationError(
-            f"The download of {dest.name} failed verification: {error}.\n"
+            f"The download of {dest.name} failed verification: {_sentence(error)}\n"
             f"Nothing was deleted: the downloaded bytes are kept in {moved}.\n"
-            f"What to do: run the same command again to download a fresh copy; if it fails "
+            + (f"{earlier}\n" if earlier else "")
+            + f"What to do: run the same command again to download a fresh copy; if it fails "
             f"again, {manual}"
         ) from error
     os.replace(staging, dest)
@@ -399,6 +420,21 @@ def _gdown_fetch(file_id: str, output: Path, quiet: bool) -> object:
     return result
 
 
+def _gdown_progress(staging: Path) -> str:
+    """What an interrupted gdown transfer to ``staging`` left for the next run to resume from.
+
+    gdown (``resume=True``) writes to ``<staging name><8 characters>.part`` beside ``staging``
+    and continues from such a file next time.
+    """
+    parts = [p for p in staging.parent.glob(f"{staging.name}*.part")
+             if p.is_file() and p.stat().st_size] if staging.parent.is_dir() else []
+    if not parts:
+        return "No bytes of it were received, so the next run starts from the beginning."
+    part = max(parts, key=lambda p: p.stat().st_mtime)
+    return (f"The {part.stat().st_size:,} bytes received so far are kept in {part}; running the "
+            "same command again resumes from there.")
+
+
 # Phrases in gdown's errors that mean "Drive said no" rather than "the network broke".
 _REFUSAL = ("too many users", "quota", "cannot retrieve the public link",
             "failed to retrieve file url", "permission", "access denied", "403")
@@ -444,15 +480,15 @@ def download_gdrive(
             text = text if len(text) <= 300 else text[:297] + "..."
             if any(phrase in text.lower() for phrase in _REFUSAL):
                 raise GoogleDriveError(
-                    f"Google Drive refused to serve {dest.name} ({text}).\n"
+                    f"Google Drive refused to serve {dest.name} ({text.rstrip('.')}).\n"
                     "This usually means the file's daily download quota is used up "
                     "(\"Too many users have viewed or downloaded this file recently\"); it "
                     "resets within a day.\n"
                     f"What to do: wait and run the same command again, or {manual}"
                 ) from error
             raise GoogleDriveError(
-                f"Downloading {dest.name} from Google Drive failed: {text}.\n"
-                "Bytes received so far are kept and the next run resumes.\n"
+                f"Downloading {dest.name} from Google Drive failed: {_sentence(text)}\n"
+                f"{_gdown_progress(staging)}\n"
                 f"What to do: check the connection and run the same command again, or {manual}"
             ) from error
         if not staging.is_file():
@@ -853,7 +889,7 @@ def _fetch_from_folder(
         try:
             listing = (list_folder or _gdown_list_folder)(archive.gdrive_folder)
         except GoogleDriveError as error:
-            raise GoogleDriveError(f"{error}.\n{manual}") from error
+            raise GoogleDriveError(f"{_sentence(error)}\n{manual}") from error
         if archive.filename not in listing:
             raise GoogleDriveError(
                 f"{archive.filename} is not among the files visible in the Google Drive "

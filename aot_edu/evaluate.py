@@ -361,6 +361,50 @@ def _finished(out: Path, sequence: VideoSequence) -> SequenceRecord | None:
         return None  # unreadable marker: redo the sequence
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _check_output_folder(out: Path, reader: DAVIS | YouTubeVOS) -> None:
+    """Refuse an output folder whose writing could destroy or mix with files that are not ours.
+
+    Result PNGs are ``<out>/<sequence>/<frame>.png``: the very layout of the dataset's
+    annotations. An ``out`` equal to, inside, or holding the dataset folder would overwrite the
+    ground truth with the predictions (which then score J&F 100). A non-empty folder that no
+    earlier run wrote (no ``.aot-edu/run.json``) may hold the user's own files of the same names.
+    """
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"output folder {out} is a file; give a folder (`out`, `--out`) instead")
+    target = out.resolve()
+    # most specific first, so that the message names the folder at stake
+    for what, folder in (("annotation folder", reader.label_root),
+                         ("frame folder", reader.image_root), ("folder", reader.root)):
+        folder = Path(folder).resolve()
+        if _inside(target, folder) or _inside(folder, target):
+            where = ("is" if target == folder else
+                     "is inside" if _inside(target, folder) else "contains")
+            raise ValueError(
+                f"output folder {out} {where} the dataset's {what} {folder}: the result PNGs "
+                "(<out>/<sequence>/<frame>.png) would overwrite or mix with the dataset's own "
+                "files, e.g. its ground-truth annotations. Choose an output folder outside the "
+                "dataset (`out`, `--out`), e.g. leave out --out for results/<dataset>-<split>-"
+                "<variant>."
+            )
+    if out.is_dir() and not (out / PROGRESS_DIR / "run.json").is_file():
+        entries = [p.name for p in out.iterdir() if p.name not in _SYSTEM_FILES]
+        if entries:
+            raise ValueError(
+                f"output folder {out} is not empty ({len(entries)} entries, e.g. "
+                f"{', '.join(sorted(entries)[:3])}) and holds no earlier aot-edu results (no "
+                f"{PROGRESS_DIR}/run.json); results written there could overwrite your files. "
+                "Give a new or empty output folder (`out`, `--out`), or, if these files may go, "
+                "remove them first."
+            )
+
+
+_SYSTEM_FILES = {".DS_Store", "Thumbs.db", "desktop.ini"}  # made by file browsers, not users
+
+
 def _check_run(out: Path, run: dict, resume: bool) -> None:
     """Refuse to mix results of different runs in one folder; start a new run description."""
     path = out / PROGRESS_DIR / "run.json"
@@ -474,14 +518,16 @@ def evaluate(
     if not names:
         raise ValueError("no sequences to evaluate")
     seqs = [reader.sequence(n) for n in names]
-    without = [s.name for s in seqs if not s.has_frames]
+    without = [s for s in seqs if not s.has_frames]
     if without:
         raise FileNotFoundError(
             f"{len(without)} of {len(seqs)} sequences have no frame images in {reader.root} "
-            f"(e.g. {', '.join(without[:3])}); evaluate the others with sequences=[...] "
-            "(`--sequences`), or download the full dataset with `aot-edu download dataset`"
+            f"(e.g. {', '.join(s.name for s in without[:3])}); evaluate the others with "
+            "sequences=[...] (`--sequences`), or, for the full dataset, "
+            f"{without[0].download_hint}"
         )
     out = Path(out)
+    _check_output_folder(out, reader)
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = model_fingerprint(model)
     config = model.config

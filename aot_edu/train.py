@@ -640,7 +640,8 @@ def train_step(
 
 
 class ConfigError(ValueError):
-    """A training configuration that cannot run; the message says what to change."""
+    """A training configuration that cannot run (its run folder included: a damaged checkpoint,
+    a folder of other files); the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -873,8 +874,12 @@ def load_config(
 
 
 def _positive(where: str, value, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
         raise ConfigError(f"{where} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+# A synthetic video's label map is uint8 with 255 = void: at most 254 objects.
+MAX_SYNTHETIC_OBJECTS = 254
 
 
 def validate_config(config: TrainConfig) -> TrainConfig:
@@ -919,6 +924,28 @@ def validate_config(config: TrainConfig) -> TrainConfig:
     if d.num_objects[1] > model_config.max_obj_num:
         raise ConfigError(f"data.num_objects max is {d.num_objects[1]} but one AOT handles at "
                           f"most M = {model_config.max_obj_num} objects per clip")
+    # Held-out videos may hold more than M objects: inference splits them into object groups
+    # (aot_edu.engine), as the official evaluator does; training clips cannot.
+    for where, (low, high) in (("data.num_objects", d.num_objects),
+                               ("eval.num_objects", e.num_objects)):
+        if low < 1:
+            raise ConfigError(f"{where} min must be >= 1 (a clip needs an object to segment), "
+                              f"got [{low}, {high}]")
+        if high > MAX_SYNTHETIC_OBJECTS:
+            raise ConfigError(f"{where} max must be <= {MAX_SYNTHETIC_OBJECTS} (labels are 8-bit, "
+                              f"255 = void), got [{low}, {high}]")
+    # synthetic videos (both sections): motion 0 = static shapes, noise 0 = clean frames
+    for section, sec in (("data", d), ("eval", e)):
+        _positive(f"{section}.motion", sec.motion, allow_zero=True)
+        _positive(f"{section}.noise", sec.noise, allow_zero=True)
+        _positive(f"{section}.scale", sec.scale)
+    _positive("seed", config.seed, allow_zero=True)
+    _positive("eval.seed", e.seed, allow_zero=True)
+    _positive("data.max_gap", d.max_gap, allow_zero=True)
+    _positive("data.repeat", d.repeat, allow_zero=True)
+    if not d.merge_prob <= 1.0:
+        raise ConfigError(f"data.merge_prob must be <= 1 (a probability; < 0 = the official "
+                          f"value), got {d.merge_prob}")
     if d.dataset != "synthetic":
         data_root(config)  # raises when the folder is missing
     for where, value in (("optim.steps", o.steps), ("optim.batch_size", o.batch_size),
@@ -974,7 +1001,7 @@ def data_root(config: TrainConfig) -> Path:
         root = base / folder
     if not root.is_dir():
         how = {"davis2017": "run `aot-edu download dataset davis2017 --part trainval`",
-               "youtubevos": "download YouTube-VOS 2019 train (see `aot-edu download list`)",
+               "youtubevos": "run `aot-edu download dataset youtubevos2019 --part train`",
                "static": "put images in <root>/images and masks in <root>/masks"}[d.dataset]
         raise ConfigError(f"data.root: the {d.dataset} folder {root} does not exist; {how}, or "
                           "set data.root to the folder that holds it")
@@ -1145,18 +1172,50 @@ def set_rng_state(state: Mapping) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+_KEEP_RUN = ("Restore the file from a copy to resume; or, to start over and keep this folder as "
+             "it is, set run.output_dir to a new folder (e.g. --set run.output_dir=runs/new)")
+
+
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a training checkpoint (``weights_only=True``) and check its format."""
+    """Read a training checkpoint (``weights_only=True``) and check its format.
+
+    Raises :class:`ConfigError` (the ``aot-edu`` command prints it as a one-line error) when the
+    file is damaged or is not a training checkpoint.
+    """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a damaged file: say which and what to do
-        raise RuntimeError(
-            f"cannot read training checkpoint {path}: {error}. Checkpoints are written "
-            "atomically, so this file was damaged afterwards; delete it to start over"
+        reason = str(error).strip().rstrip(".")
+        raise ConfigError(
+            f"cannot read the training checkpoint {path} ({reason}). Checkpoints are written "
+            f"atomically, so the file was damaged after it was written. {_KEEP_RUN}."
         ) from error
     if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
-        raise RuntimeError(f"{path} is not an aot-edu training checkpoint ({CHECKPOINT_FORMAT})")
+        raise ConfigError(f"{path} is not an aot-edu training checkpoint ({CHECKPOINT_FORMAT}). "
+                          f"{_KEEP_RUN}.")
     return state
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    """Refuse a ``run.output_dir`` that holds other files than a run's: training writes
+    ``log.csv``, ``model_ema.pt``, ... there and would overwrite files of those names."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run.output_dir {run_dir} is a file; set run.output_dir to a folder")
+    if not run_dir.is_dir() or any((run_dir / n).is_file() for n in ("checkpoint.pt",
+                                                                      "config.json")):
+        return  # new, or a run (maybe stopped before its first checkpoint) to continue
+    # ignore file browsers' files and our own atomic-write temporaries (another process's)
+    entries = sorted(p.name for p in run_dir.iterdir()
+                     if p.name not in (".DS_Store", "Thumbs.db", "desktop.ini")
+                     and not (p.name.startswith(".") and p.name.endswith(".tmp")))
+    if entries:
+        raise ConfigError(
+            f"run.output_dir {run_dir} is not empty ({len(entries)} entries, e.g. "
+            f"{', '.join(entries[:3])}) and holds no aot-edu run (no checkpoint.pt or "
+            "config.json); training there would overwrite files such as log.csv and "
+            "model_ema.pt. Set run.output_dir to a new or empty folder (e.g. --set "
+            "run.output_dir=runs/new), or move those files away first."
+        )
 
 
 # ============================================================================================
@@ -1487,6 +1546,7 @@ def _train(cfg: TrainConfig, info: DistInfo, use_cuda: bool, progress: bool) -> 
         local = int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
 
+    _check_run_dir(run_dir)
     state = None
     if ckpt_path.is_file():
         if not cfg.run.resume:

@@ -164,6 +164,43 @@ def test_missing_file_says_how_to_download(tmp_path):
         load_state_dict_file(tmp_path / "AOTL_PRE_YTB_DAV.pth")
 
 
+def test_a_folder_is_called_a_folder(tmp_path):
+    # build_model(..., weights="/tmp") said "Checkpoint /tmp does not exist"
+    from aot_edu import build_model
+
+    with pytest.raises(CheckpointError, match=r"is a folder, not a file.*give the checkpoint "
+                                              r"file itself"):
+        build_model("aott", weights=tmp_path)
+    torch.save(small_state(), tmp_path / "mine.pth")
+    with pytest.raises(CheckpointError, match=r"is a folder.*files there: mine\.pth"):
+        load_state_dict_file(tmp_path)
+
+
+def test_a_bare_file_name_is_also_looked_up_in_the_checkpoint_folder(tmp_path, monkeypatch):
+    from aot_edu import build_model
+
+    folder, work = tmp_path / "checkpoints", tmp_path / "work"
+    folder.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("AOT_EDU_CHECKPOINTS", str(folder))
+    monkeypatch.chdir(work)
+    name = "AOTT_PRE_YTB_DAV.pth"
+    with pytest.raises(CheckpointError) as caught:
+        build_model("aott", weights=name)
+    message = str(caught.value)
+    assert f"looked in the working directory ({work})" in message
+    assert f"in the checkpoint folder ({folder}" in message and "AOT_EDU_CHECKPOINTS" in message
+    assert f"`aot-edu download checkpoint aott --dir {folder}`" in message
+    torch.manual_seed(0)
+    reference = build_model("aott")
+    torch.save(reference.state_dict(), folder / name)
+    model = build_model("aott", weights=name)  # found in the checkpoint folder
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                  reference.state_dict().values(), strict=True))
+    torch.save(small_state(), work / name)  # a file in the working directory comes first
+    assert load_state_dict_file(name).keys() == small_state().keys()
+
+
 def test_sidecar_catches_damage_torch_cannot_see(tmp_path):
     path = tmp_path / "ckpt.pth"
     state = {"w": torch.arange(4096, dtype=torch.float32)}
@@ -339,6 +376,31 @@ def test_download_checkpoint_full_layout_check(tmp_path):
     wrong = {**expected, "decoder.conv_out.weight": torch.Size([11, 128, 1, 1])}
     with pytest.raises(VerificationError, match="1 missing"):
         download_checkpoint("aotl", root=tmp_path, expected=wrong, fetch=drive, progress=False)
+
+
+def test_download_checkpoint_over_a_truncated_file_says_exactly_what_happens(tmp_path,
+                                                                              capsys):
+    from aot_edu.download import DownloadError
+
+    dest = tmp_path / "AOTT_PRE_YTB_DAV.pth"
+    torch.save({"state_dict": small_state()}, dest)
+    dest.write_bytes(dest.read_bytes()[:200])  # truncated
+
+    def offline(file_id, output, quiet):
+        raise ConnectionError("Failed to resolve 'drive.google.com'")
+
+    with pytest.raises(DownloadError) as info:
+        download_checkpoint("aott", root=tmp_path, fetch=offline, progress=False)
+    message, printed = str(info.value), capsys.readouterr().err
+    for text in (message, printed):
+        assert f"moved to {dest}.corrupt" in text
+        assert ".." not in text.replace("...", "")  # one full stop (an ellipsis cuts torch's)
+        assert "delete it and" not in text  # it was moved aside, not to be deleted
+    assert "truncated" in printed and "What to do" not in printed  # the download's own words
+    assert "a fresh download started from the first byte" in message
+    assert "No bytes of it were received, so the next run starts from the beginning" in message
+    assert "resumes" not in message
+    assert (tmp_path / "AOTT_PRE_YTB_DAV.pth.corrupt").stat().st_size == 200
 
 
 def test_download_checkpoint_default_folder_and_unsupported(tmp_path, monkeypatch):

@@ -231,6 +231,65 @@ def test_youtubevos_layouts_and_errors(youtubevos, tmp_path):
         YouTubeVOS(youtubevos)
 
 
+# -- download hints ----------------------------------------------------------------------------
+
+
+def _hints(call) -> str:
+    """The message of the error ``call()`` raises."""
+    with pytest.raises((FileNotFoundError, ValueError)) as caught:
+        call()
+    return str(caught.value)
+
+
+def _assert_names_a_download_that_exists(message: str, dataset: str) -> None:
+    """Every ``aot-edu download dataset ...`` in ``message`` parses and names a registered
+    dataset and part; without one, the message says where else to get ``dataset``."""
+    import re
+    import shlex
+
+    from aot_edu.cli import build_parser
+    from aot_edu.download import get_dataset
+
+    commands = re.findall(r"`(aot-edu download[^`]*)`", message)
+    for command in commands:
+        args = build_parser().parse_args(shlex.split(command)[1:])  # SystemExit if invalid
+        source = get_dataset(args.name)
+        for part in args.part or []:
+            source.archive(part)
+    if not commands:
+        assert f"aot-edu does not download {dataset}" in message and "--data-root" in message, \
+            message
+
+
+def test_every_dataset_error_names_a_download_that_exists(tmp_path, youtubevos, davis2017):
+    # The reviewer's case: `aot-edu eval --dataset youtubevos2018` said to run
+    # `aot-edu download dataset youtubevos2018`, which the command rejects.
+    from aot_edu.evaluate import BENCHMARKS, evaluate, open_benchmark
+
+    messages = []
+    for name in BENCHMARKS:
+        messages.append((name, _hints(lambda n=name: open_benchmark(n, data_root=tmp_path / "no"))))
+    ytb2018 = youtubevos / "2018"
+    (youtubevos / "2019").rename(ytb2018)
+    (ytb2018 / "valid_all_frames").rename(tmp_path / "elsewhere")
+    messages.append(("youtubevos2018", _hints(lambda: YouTubeVOS(ytb2018, year=2018,
+                                                                 all_frames=True))))
+    (ytb2018 / "valid/JPEGImages/vid/00005.jpg").unlink()
+    messages.append(("youtubevos2018",
+                     _hints(lambda: YouTubeVOS(ytb2018, year=2018)["vid"].frames())))
+    messages.append(("youtubevos2018", _hints(lambda: evaluate(
+        YouTubeVOS(ytb2018, year=2018), None, None, tmp_path / "out"))))
+    (ytb2018 / "valid/meta.json").unlink()
+    messages.append(("youtubevos2018", _hints(lambda: YouTubeVOS(ytb2018, year=2018))))
+    messages.append(("davis2016", _hints(lambda: DAVIS(davis2017, year=2016).sequence("solo").frames())))
+    messages.append(("davis2017", _hints(lambda: DAVIS(davis2017, split="train"))))
+    (davis2017 / "ImageSets/2017/val.txt").write_text("multi\nbear\n")
+    messages.append(("davis2017", _hints(lambda: DAVIS(davis2017)["bear"])))
+    for dataset, message in messages:
+        _assert_names_a_download_that_exists(message, dataset)
+    assert "youtube-vos.org" in messages[4][1]  # where to get 2018 instead
+
+
 # -- DAVIS layout writer -----------------------------------------------------------------------
 
 

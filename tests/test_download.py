@@ -284,10 +284,53 @@ def test_gdrive_quota_error_gives_manual_link_and_path(tmp_path):
     assert not dest.exists()
 
 
-def test_gdrive_network_error_says_it_resumes(tmp_path):
-    with pytest.raises(GoogleDriveError, match="resumes"):
+def test_gdrive_network_error_says_where_the_next_run_starts(tmp_path):
+    # nothing received: nothing to resume from (the message used to promise a resume anyway)
+    with pytest.raises(GoogleDriveError, match="No bytes of it were received, so the next run "
+                                               "starts from the beginning"):
         download_gdrive("ID", tmp_path / "x.pth", fetch=FakeFetch(error=ConnectionError("reset")),
                         progress=False)
+
+
+class PartialFetch(FakeFetch):
+    """gdown cut off mid-transfer: some bytes in its ``<output>XXXXXXXX.part`` file."""
+
+    def __call__(self, file_id: str, output: Path, quiet: bool):
+        self.calls.append((file_id, Path(output), quiet))
+        Path(f"{output}abcd1234.part").write_bytes(PAYLOAD[:1000])
+        raise ConnectionError("reset")
+
+
+def test_gdrive_messages_say_what_was_kept_and_where_the_next_run_starts(tmp_path):
+    dest = tmp_path / "x.pth"
+    with pytest.raises(GoogleDriveError) as info:
+        download_gdrive("ID", dest, fetch=PartialFetch(), progress=False)
+    message = str(info.value)
+    part = tmp_path / "x.pth.downloadabcd1234.part"
+    assert f"The 1,000 bytes received so far are kept in {part}" in message
+    assert "resumes from there" in message and ".." not in message
+
+
+def test_a_truncated_final_file_is_moved_aside_and_the_message_says_so(tmp_path, capsys):
+    # The reviewer's case: the bad file went to .corrupt and the download restarted from zero,
+    # but the error said "Bytes received so far are kept and the next run resumes".
+    dest = tmp_path / "x.pth"
+    dest.write_bytes(PAYLOAD[:500])
+    with pytest.raises(GoogleDriveError) as info:
+        download_gdrive("ID", dest, sha256=SHA, fetch=FakeFetch(error=ConnectionError("reset.")),
+                        progress=False)
+    message = str(info.value)
+    corrupt = tmp_path / "x.pth.corrupt"
+    assert corrupt.read_bytes() == PAYLOAD[:500] and not dest.exists()  # kept, not deleted
+    assert "failed: reset.\n" in message  # one full stop, not two
+    assert "No bytes of it were received, so the next run starts from the beginning" in message
+    assert (f"The earlier copy at {dest} failed verification and was moved to {corrupt} "
+            "(kept; delete it when you no longer need it); a fresh download started from the "
+            "first byte") in message
+    assert message.index("The earlier copy") < message.index("What to do:")
+    assert "kept and the next run resumes" not in message and ".." not in message
+    printed = capsys.readouterr().err
+    assert f"moved to {corrupt}" in printed and ".." not in printed.replace("...", "")
 
 
 def test_gdrive_default_fetch_calls_gdown_with_resume(monkeypatch, tmp_path):

@@ -322,3 +322,58 @@ def test_cli_official_downloads_the_variants_checkpoint(davis_root, weights, tmp
     printed = capsys.readouterr().out
     assert "davis2017-val: 1 sequences, J&F" in printed and "results.md" in printed
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_dir()) == [PROGRESS_DIR, name]
+
+
+def _digest(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def test_an_output_folder_in_the_dataset_is_refused_and_the_ground_truth_kept(
+        davis_root, weights, model, tmp_path, capsys):
+    # The reviewer's case: --out <data>/Annotations/480p overwrote every ground-truth PNG with
+    # the predictions and reported J&F 100.
+    data = tmp_path / "d"
+    shutil.copytree(davis_root, data)
+    before = _digest(data)
+    gt = data / "Annotations" / "480p"
+    for out, where in ((gt, "is the dataset's annotation folder"),
+                       (data, "contains the dataset's annotation folder"),
+                       (data / "results", "is inside the dataset's folder"),
+                       (gt / "x", "is inside the dataset's annotation folder"),
+                       (data / "JPEGImages", "contains the dataset's frame folder"),
+                       (tmp_path, "contains the dataset's annotation folder")):
+        with pytest.raises(ValueError, match=f"{where}.*outside the dataset"):
+            evaluate("davis2017", "val", model, out, data_root=data, progress=False)
+    for dataset in ("davis2017", "davis2016"):
+        assert main(["eval", "--dataset", dataset, "--variant", "aott", "--weights",
+                     str(weights), "--data-root", str(data), "--out", str(gt), "--quiet"]) == 1
+        assert "outside the dataset" in capsys.readouterr().err
+    assert _digest(data) == before  # nothing written, nothing changed
+    assert not (data / "results").exists()
+
+
+def test_a_non_empty_folder_of_other_files_is_refused(davis_root, model, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("my notes")
+    with pytest.raises(ValueError, match=r"not empty .*notes\.txt.*no earlier aot-edu results"):
+        evaluate("davis2017", "val", model, out, data_root=davis_root, progress=False)
+    with pytest.raises(ValueError, match="not empty"):  # --restart does not make it ours either
+        evaluate("davis2017", "val", model, out, data_root=davis_root, resume=False,
+                 progress=False)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert (out / "notes.txt").read_text() == "my notes"
+    with pytest.raises(ValueError, match="is a file"):
+        evaluate("davis2017", "val", model, out / "notes.txt", data_root=davis_root,
+                 progress=False)
+    # an empty folder (a file browser's .DS_Store aside) and an earlier run's folder are fine
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / ".DS_Store").write_bytes(b"\0")
+    name = DAVIS(davis_root).names[0]
+    evaluate("davis2017", "val", model, empty, data_root=davis_root, sequences=[name],
+             metrics=False, progress=False)
+    evaluate("davis2017", "val", model, empty, data_root=davis_root, sequences=[name],
+             metrics=False, progress=False)
+    assert (empty / name).is_dir()

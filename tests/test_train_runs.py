@@ -106,6 +106,10 @@ def test_real_data_configs_name_the_missing_folder(tmp_path):
         load_config(davis[0], {"data.root": str(tmp_path / "nowhere"), "model.init_weights": ""})
     with pytest.raises(ConfigError, match="download checkpoint aott --stage PRE"):
         load_config(davis[0], {"model.init_weights": str(tmp_path / "AOTT_PRE.pth")})
+    with pytest.raises(ConfigError, match=r"`aot-edu download dataset youtubevos2019 --part "
+                                          r"train`"):  # a command that exists
+        load_config(tiny_config(tmp_path), {"data.dataset": "youtubevos",
+                                            "data.root": str(tmp_path / "nowhere")})
 
 
 @pytest.mark.parametrize(
@@ -129,11 +133,36 @@ def test_real_data_configs_name_the_missing_folder(tmp_path):
         ({"model": {"batch_statistics": True, "train_encoder": False}},
          r"model.batch_statistics = true needs model.train_encoder = true"),
         ({"data": "big"}, r"\[data\] must be a table"),
+        # the reviewer's cases: accepted and trained on, or failed late without the key
+        ({"data": {"motion": -5.0}}, r"data.motion must be >= 0, got -5.0"),
+        ({"data": {"noise": -1.0}}, r"data.noise must be >= 0, got -1.0"),
+        ({"data": {"scale": 0.0}}, r"data.scale must be > 0, got 0.0"),
+        ({"eval": {"motion": -1.0}}, r"eval.motion must be >= 0"),
+        ({"eval": {"noise": float("nan")}}, r"eval.noise must be >= 0, got nan"),
+        ({"eval": {"scale": -2.0}}, r"eval.scale must be > 0"),
+        ({"optim": {"lr": float("inf")}}, r"optim.lr must be > 0, got inf"),
+        ({"data": {"num_objects": [0, 2]}}, r"data.num_objects min must be >= 1"),
+        ({"eval": {"num_objects": [0, 0]}}, r"eval.num_objects min must be >= 1"),
+        ({"eval": {"num_objects": [3, 300]}}, r"eval.num_objects max must be <= 254"),
+        ({"seed": -1}, r"seed must be >= 0"),
+        ({"eval": {"seed": -3}}, r"eval.seed must be >= 0"),
+        ({"data": {"max_gap": -1}}, r"data.max_gap must be >= 0"),
+        ({"data": {"repeat": -1}}, r"data.repeat must be >= 0"),
+        ({"data": {"merge_prob": 1.5}}, r"data.merge_prob must be <= 1"),
     ],
 )
 def test_bad_configs_are_refused_before_training(changes, message):
     with pytest.raises(ConfigError, match=message):
         load_config(changes)
+
+
+def test_held_out_videos_may_hold_more_objects_than_one_aot_trains_on():
+    # eval.num_objects above M is not the data.num_objects error: inference splits the objects
+    # into groups of M (the official evaluator's way), so held-out videos can test that.
+    config = load_config({"eval": {"num_objects": [12, 12]}})
+    assert config.eval.num_objects == (12, 12)
+    with pytest.raises(ConfigError, match="data.num_objects max is 12"):
+        load_config({"data": {"num_objects": [12, 12]}})
 
 
 def test_overrides_and_defaults():
@@ -289,6 +318,44 @@ def test_a_run_refuses_to_overwrite_or_mix_configurations(tmp_path):
     assert kept.name.startswith("run-outdated-") and (kept / "checkpoint.pt").is_file()
     assert not Path(loaded.run.output_dir).exists()
     assert train(newer).step == 2
+
+
+def test_a_damaged_checkpoint_gets_a_one_line_error_and_the_run_is_kept(tmp_path, capsys):
+    config = tiny_config(tmp_path, steps=2, every=2)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "log.csv").write_text("step,loss\n1,0.5\n")
+    (run / "checkpoint.pt").write_bytes(b"PK\x03\x04 cut short by a failed copy")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(ConfigError, match=r"cannot read the training checkpoint .*damaged.*"
+                                          r"Restore the file.*run.output_dir to a new folder"):
+        train(config)
+    assert cli_main(["train", "--config", str(config), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("aot-edu: error: cannot read the training checkpoint")
+    assert "Traceback" not in err and ".." not in err
+    torch.save({"step": 1}, run / "checkpoint.pt")  # readable, but not a training checkpoint
+    before["checkpoint.pt"] = (run / "checkpoint.pt").read_bytes()
+    with pytest.raises(ConfigError, match="not an aot-edu training checkpoint"):
+        train(config)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing lost
+
+
+def test_a_folder_of_other_files_is_not_taken_for_a_run(tmp_path, capsys):
+    config = tiny_config(tmp_path, steps=2, every=2)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.csv").write_text("my own log\n")
+    with pytest.raises(ConfigError, match=r"run.output_dir .* is not empty .*log.csv.* holds no "
+                                          r"aot-edu run .*new or empty folder"):
+        train(config)
+    assert cli_main(["train", "--config", str(config), "--quiet"]) == 1
+    assert "is not empty" in capsys.readouterr().err
+    assert [p.name for p in run.iterdir()] == ["log.csv"]
+    assert (run / "log.csv").read_text() == "my own log\n"
+    with pytest.raises(ConfigError, match="is a file"):
+        train(config, [f'run.output_dir="{(run / "log.csv").as_posix()}"'])
 
 
 def test_sigkill_then_restart_continues_to_the_same_weights(tmp_path):

@@ -43,8 +43,24 @@ DAVIS_SPLITS = ("train", "val", "test-dev", "test-challenge")
 YOUTUBEVOS_YEARS = (2018, 2019)
 
 
+# Benchmarks aot-edu reads but does not download (no official source it may fetch from).
+_MANUAL_DOWNLOAD = {
+    "youtubevos2018": "get YouTube-VOS 2018 from https://youtube-vos.org/dataset/vos/ (its "
+                      "valid.zip unpacks to valid/JPEGImages, valid/Annotations, valid/meta.json)",
+}
+
+
 def _download_hint(dataset: str) -> str:
-    return f"run `aot-edu download dataset {dataset}` to get it (or pass the folder that holds it)"
+    """What to do when ``dataset`` (a name such as ``davis2017``) is not on disk: the
+    ``aot-edu download dataset`` command when aot-edu downloads it, else where to get it."""
+    from ..download import DATASETS  # lazy: the registry pulls in urllib and tqdm
+
+    if dataset in {source.name for source in DATASETS}:
+        return (f"run `aot-edu download dataset {dataset}` to get it (or pass the folder that "
+                "holds it)")
+    where = _MANUAL_DOWNLOAD.get(dataset, f"get {dataset} from its official site")
+    return (f"aot-edu does not download {dataset}: {where}, then pass the folder that holds it "
+            "(`--data-root`)")
 
 
 @dataclass(frozen=True)
@@ -137,16 +153,17 @@ class VideoSequence:
                 f"{missing[0]}. This copy of the dataset has the annotations of this sequence but "
                 "not its frames (the reference DAVIS 2016 copy beside a development checkout has "
                 "frames for 5 of its 20 sequences). Check `sequence.has_frames` or use "
-                f"`dataset.with_frames()`; for the full dataset, {_download_hint(self._download_name())}"
+                f"`dataset.with_frames()`; for the full dataset, {self.download_hint}"
             )
 
-    def _download_name(self) -> str:
+    @property
+    def download_hint(self) -> str:
+        """How to get this sequence's dataset (an ``aot-edu download dataset`` command when
+        aot-edu downloads it)."""
         # DAVIS 2016 ships inside the DAVIS 2017 trainval download.
-        return (
-            "davis2017"
-            if self.dataset.startswith("davis")
-            else self.dataset.split("-")[0] or "davis2017"
-        )
+        name = ("davis2017" if self.dataset.startswith("davis")
+                else self.dataset.split("-")[0] or "davis2017")
+        return _download_hint(name)
 
     def frame(self, index: int) -> np.ndarray:
         """The RGB image of frame ``index``, ``uint8 [H, W, 3]``."""
