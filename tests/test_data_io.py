@@ -151,3 +151,17 @@ def test_video_file_gets_an_extraction_hint(tmp_path):
 def test_write_mask_leaves_no_partial_file(tmp_path):
     write_mask(tmp_path / "out" / "00000.png", blob_labels())
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["00000.png"]
+
+
+def test_frame_sizes_are_checked_from_headers_and_truncated_files_named(tmp_path):
+    from aot_edu.data.io import frame_sizes_agree, read_frame
+
+    folder = save_frames(tmp_path / "f", ["00000.jpg", "00001.jpg"])
+    assert frame_sizes_agree(list_frames(folder)) == (24, 32)
+    save_frames(folder, ["00002.jpg"], size=(24, 40))
+    with pytest.raises(ValueError, match=r"00002\.jpg is 40x24"):
+        frame_sizes_agree(list_frames(folder))
+    data = (folder / "00001.jpg").read_bytes()
+    (folder / "00001.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"00001\.jpg: could not be read"):
+        read_frame(folder / "00001.jpg")

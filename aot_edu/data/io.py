@@ -270,6 +270,36 @@ def read_frame(path: str | Path) -> np.ndarray:
             f"{path}: not a readable image; remove it from the frame folder (or re-export it "
             "as .jpg/.png)"
         ) from None
+    except OSError as error:  # e.g. a truncated JPEG: PIL's message does not name the file
+        raise ValueError(f"{path}: could not be read ({error}); re-export or remove it") from None
+
+
+def frame_sizes_agree(paths: Sequence[str | Path]) -> tuple[int, int]:
+    """Check from the file headers (no decoding) that every frame opens and has the first
+    frame's size (EXIF orientation applied); return that size ``(H, W)``.
+
+    Lets a long run fail at the start, not at frame 900. Raises ``ValueError`` naming the
+    first unreadable or odd-sized file.
+    """
+    first_size = None
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+                if image.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+                    width, height = height, width  # stored sideways
+        except UnidentifiedImageError:
+            raise ValueError(
+                f"{path}: not a readable image; remove it from the frame folder (or re-export "
+                "it as .jpg/.png)"
+            ) from None
+        if first_size is None:
+            first_size = (height, width)
+        elif (height, width) != first_size:
+            raise ValueError(frame_size_error(path, (height, width), paths[0], first_size))
+    if first_size is None:
+        raise ValueError("no frames to read")
+    return first_size
 
 
 def read_frames(paths: Sequence[str | Path] | str | Path) -> np.ndarray:
