@@ -9,6 +9,7 @@ command does is also one function call away in a notebook.
     aot-edu download checkpoint aotl [--stage PRE_YTB_DAV] [--dir DIR]
     aot-edu download dataset davis2017 [--part trainval] [--dir DIR]
     aot-edu segment --frames DIR --mask FIRST.png --out DIR (--weights PATH | --official) [--variant aotl]
+                    [--overwrite] [--max-long-term-frames N]
     aot-edu eval --dataset davis2017 [--split val] (--weights PATH | --official) [--variant aotl] [--out DIR]
     aot-edu train --config configs/quick_cpu.toml [--set optim.steps=100 ...]
 """
@@ -78,7 +79,8 @@ def _add_download(subparsers) -> None:
     ckpt.add_argument("--allow-unsupported", action="store_true",
                       help="download a model aot-edu does not build (Swin-B)")
     ckpt.add_argument("--quiet", action="store_true", help="no progress bar")
-    ckpt.set_defaults(handler=_download_checkpoint)
+    ckpt.set_defaults(handler=_download_checkpoint,
+                      interrupted="run the same command again to resume the download")
 
     data = what.add_parser("dataset", help="an evaluation dataset (official sources)")
     data.add_argument("name", choices=[s.name for s in DATASETS])
@@ -90,40 +92,167 @@ def _add_download(subparsers) -> None:
     data.add_argument("--remove-archive", action="store_true",
                       help="delete each zip after it is unpacked")
     data.add_argument("--quiet", action="store_true", help="no progress bars")
-    data.set_defaults(handler=_download_dataset)
+    data.set_defaults(handler=_download_dataset,
+                      interrupted="run the same command again to resume the download")
 
     listing = what.add_parser("list", help="show what can be downloaded and where it goes")
     listing.set_defaults(handler=_download_list)
 
 
+# --- shared options ----------------------------------------------------------------------
+
+def _checkpoint_path(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty path; give the checkpoint file, or use --official for the official one")
+    return value
+
+
+def _add_weights_options(parser: argparse.ArgumentParser) -> None:
+    """--weights PATH and --official, which exclude each other."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--weights", default=None, type=_checkpoint_path,
+                       help="checkpoint file of that variant")
+    group.add_argument("--official", action="store_true",
+                       help="download (once) and use the official checkpoint of the variant")
+
+
+def _require_weights(args: argparse.Namespace) -> None:
+    if args.weights is None and not args.official:
+        raise ValueError("give --weights PATH (a checkpoint) or --official (download the "
+                         f"official {args.variant} checkpoint); random weights segment nothing")
+
+
+def resolve_device(name: str | None) -> str:
+    """``--device``: ``None`` -> cuda when present, else cpu; anything else is checked here,
+    so that a wrong name or a missing GPU is a one-line message before any work starts."""
+    import torch
+
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {name!r} is not a device name; use cpu, cuda or cuda:N "
+                         "(or leave --device out: cuda when present, else cpu)") from None
+    if device.type == "cpu":
+        return "cpu"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {name}: CUDA is not available here (no NVIDIA GPU or "
+                             "driver, or a CPU-only PyTorch build); use --device cpu")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"--device {name}: this machine has {count} CUDA device(s), "
+                             f"cuda:0..cuda:{count - 1}")
+        return str(device)
+    if device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"--device {name}: Apple's MPS backend is not available here; "
+                             "use --device cpu")
+        return "mps"
+    raise ValueError(f"--device {name}: aot-edu runs on cpu or cuda (mps on Apple silicon)")
+
+
 # --- segment -------------------------------------------------------------------------------
+
+def _check_output(out, frames_dir, mask_path, targets, overwrite: bool) -> None:
+    """Refuse an --out that would overwrite the inputs, or earlier masks without --overwrite."""
+    out_r = out.resolve()
+    if out_r == frames_dir.resolve():
+        raise ValueError(f"--out {out} is the frames folder: the masks would overwrite or mix "
+                         f"with the frames; give a separate folder, e.g. --out {frames_dir}_masks")
+    if out_r == mask_path.resolve().parent:
+        raise ValueError(f"--out {out} is the folder of --mask {mask_path}: the masks could "
+                         "overwrite it (and the annotations beside it); give a separate folder")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder for the masks")
+    existing = [t.name for t in targets if t.exists()]
+    if existing and not overwrite:
+        shown = ", ".join(existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise ValueError(f"--out {out} already holds {len(existing)} of the masks this run "
+                         f"would write ({shown}); pass --overwrite to replace them, or give "
+                         "another --out")
+
 
 def _segment(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import torch
+    import numpy as np
 
     from .checkpoints import download_checkpoint
-    from .data import list_frames, read_frames, read_mask, write_mask
-    from .engine import segment
+    from .data.io import frame_sizes_agree, list_frames, read_frame, read_mask, write_mask
+    from .engine import segment_frames
     from .model import build_model
 
-    if args.weights is None and not args.official:
-        raise ValueError("give --weights PATH (a checkpoint) or --official (download the "
-                         f"official {args.variant} checkpoint); random weights segment nothing")
-    paths = list_frames(args.frames)
+    _require_weights(args)
+    # Everything the user gave is checked before any download, model or frame decoding.
+    frames_dir, mask_path, out = Path(args.frames), Path(args.mask), Path(args.out)
+    paths = list_frames(frames_dir, exclude=[mask_path])
     if not paths:
-        raise ValueError(f"no .jpg/.png frames in {args.frames}")
+        raise ValueError(f"no .jpg/.png frames in {frames_dir}")
+    first_mask = read_mask(mask_path)
+    height, width = frame_sizes_agree(paths)
+    if first_mask.shape != (height, width):
+        raise ValueError(
+            f"--mask {mask_path} is {first_mask.shape[1]}x{first_mask.shape[0]} (WxH) but the "
+            f"first frame {paths[0].name} is {width}x{height}; give the first frame's mask at "
+            "the frame size (resize it with nearest-neighbour)")
+    if not first_mask.any():
+        raise ValueError(f"--mask {mask_path} is empty (all background); label at least one "
+                         "object with a value > 0")
+    targets = [out / f"{p.stem}.png" for p in paths]
+    _check_output(out, frames_dir, mask_path, targets, args.overwrite)
+    device = resolve_device(args.device)
     weights = args.weights or download_checkpoint(args.variant, progress=not args.quiet)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = build_model(args.variant, weights=weights, device=device)
-    result = segment(read_frames(paths), read_mask(args.mask).astype("int64"), model,
-                     long_term_gap=args.long_term_gap, progress=not args.quiet)
-    out = Path(args.out)
-    for path, mask in zip(paths, result.masks, strict=True):
-        write_mask(out / f"{path.stem}.png", mask)
-    print(f"wrote {len(paths)} masks ({len(result.labels)} objects) to {out}")
+
+    # One frame in memory at a time: read, propagate, write.
+    steps = segment_frames((read_frame(p) for p in paths), first_mask, model,
+                           long_term_gap=args.long_term_gap,
+                           max_long_term_frames=args.max_long_term_frames)
+    if not args.quiet:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="segment", unit="frame", total=len(paths))
+    written = 0
+    try:
+        for step in steps:
+            write_mask(targets[step.index], step.mask.numpy())
+            written += 1
+    except KeyboardInterrupt:
+        print(f"aot-edu: interrupted after writing {written} of {len(paths)} masks to {out}. "
+              "AOT needs the memory of every earlier frame, so a rerun starts again from the "
+              "first frame: run the same command with --overwrite.", file=sys.stderr)
+        return 130
+    except BaseException:
+        if written:
+            print(f"aot-edu: {written} of {len(paths)} masks were written to {out} before the "
+                  "error below", file=sys.stderr)
+        raise
+    objects = len(np.unique(first_mask[first_mask > 0]))
+    print(f"wrote {written} masks ({objects} objects) to {out}")
     return 0
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number >= 1")
+    return number
+
+
+def _add_memory_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--long-term-gap", type=_positive_int, default=None,
+                        help="frames between long-term memory updates (default: the variant's)")
+    parser.add_argument("--max-long-term-frames", type=_positive_int, default=None,
+                        help="bound the long-term memory to this many frames, the first frame "
+                             "included (default: unbounded, as the official code; AOT-L's "
+                             "memory grows by a frame every 5 and fills GPU memory on long "
+                             "videos)")
 
 
 def _add_segment(subparsers) -> None:
@@ -132,44 +261,45 @@ def _add_segment(subparsers) -> None:
     parser = subparsers.add_parser(
         "segment", help="segment the objects of a first-frame mask through a folder of frames",
         description="Semi-supervised video object segmentation of your own video: a folder of "
-                    "frames (sorted by name) and the mask of the first frame (a palette or "
-                    "grayscale PNG whose values are object labels). Writes one palette PNG per "
-                    "frame, same names, same label values.")
-    parser.add_argument("--frames", required=True, help="folder of .jpg/.png frames")
+                    "frames (natural order: frame2 before frame10; hidden files skipped) and "
+                    "the mask of the first frame (a palette or grayscale PNG whose values are "
+                    "object labels; not JPEG, not anti-aliased). Writes one palette PNG per "
+                    "frame, same names, same label values, each as soon as it is predicted; "
+                    "frames are read one at a time, so memory does not grow with the video.")
+    parser.add_argument("--frames", required=True,
+                        help="folder of .jpg/.png frames (extract a video first, e.g. ffmpeg "
+                             "-i video.mp4 frames/%%05d.jpg)")
     parser.add_argument("--mask", required=True, help="label PNG of the first frame")
-    parser.add_argument("--out", required=True, help="folder for the predicted masks")
+    parser.add_argument("--out", required=True,
+                        help="folder for the predicted masks (not the frames' or the mask's)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace masks already in --out (otherwise refused)")
     parser.add_argument("--variant", default="aotl", choices=list(VARIANTS))
-    parser.add_argument("--weights", default=None, help="checkpoint file of that variant")
-    parser.add_argument("--official", action="store_true",
-                        help="download (once) and use the official checkpoint of the variant")
-    parser.add_argument("--long-term-gap", type=int, default=None,
-                        help="frames between long-term memory updates (default: the variant's)")
+    _add_weights_options(parser)
+    _add_memory_options(parser)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(handler=_segment)
+    parser.set_defaults(handler=_segment, interrupted="no mask was written yet")
 
 
 # --- eval ----------------------------------------------------------------------------------
 
 def _eval(args: argparse.Namespace) -> int:
-    import torch
-
     from .checkpoints import download_checkpoint
     from .course import get_settings
     from .evaluate import BENCHMARKS, evaluate
     from .model import build_model
 
-    if args.weights is None and not args.official:
-        raise ValueError("give --weights PATH (a checkpoint) or --official (download the "
-                         f"official {args.variant} checkpoint); random weights segment nothing")
+    _require_weights(args)
     split = args.split or BENCHMARKS[args.dataset].default_split
     out = args.out or get_settings().root / "results" / f"{args.dataset}-{split}-{args.variant}"
+    device = resolve_device(args.device)
     weights = args.weights or download_checkpoint(args.variant, progress=not args.quiet)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = build_model(args.variant, weights=weights, device=device)
     report = evaluate(
         args.dataset, split, model, out, data_root=args.data_root, sequences=args.sequences,
-        long_term_gap=args.long_term_gap, all_frames=args.all_frames, resume=not args.restart,
+        long_term_gap=args.long_term_gap, max_long_term_frames=args.max_long_term_frames,
+        all_frames=args.all_frames, resume=not args.restart,
         metrics=not args.no_metrics, weights=str(weights), progress=not args.quiet,
     )
     glob = report.global_metrics()
@@ -197,17 +327,14 @@ def _add_eval(subparsers) -> None:
     parser.add_argument("--split", default=None,
                         help="val (DAVIS, default) or valid (YouTube-VOS, default)")
     parser.add_argument("--variant", default="aotl", choices=list(VARIANTS))
-    parser.add_argument("--weights", default=None, help="checkpoint file of that variant")
-    parser.add_argument("--official", action="store_true",
-                        help="download (once) and use the official checkpoint of the variant")
+    _add_weights_options(parser)
     parser.add_argument("--out", default=None,
                         help="output folder (default: results/<dataset>-<split>-<variant>)")
     parser.add_argument("--data-root", default=None,
                         help="dataset folder (default: where `aot-edu download dataset` puts it, "
                              "under $AOT_EDU_DATA or data/)")
     parser.add_argument("--sequences", nargs="+", default=None, help="only these sequences")
-    parser.add_argument("--long-term-gap", type=int, default=None,
-                        help="frames between long-term memory updates (default: the variant's)")
+    _add_memory_options(parser)
     parser.add_argument("--all-frames", action="store_true",
                         help="YouTube-VOS: run on every frame (valid_all_frames)")
     parser.add_argument("--restart", action="store_true",
@@ -215,7 +342,8 @@ def _add_eval(subparsers) -> None:
     parser.add_argument("--no-metrics", action="store_true", help="write results only, no J&F")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(handler=_eval)
+    parser.set_defaults(handler=_eval, interrupted="run the same command again to resume: "
+                                                   "finished sequences are skipped")
 
 
 # --- train ---------------------------------------------------------------------------------
@@ -246,7 +374,8 @@ def _add_train(subparsers) -> None:
                         help="override a config value (TOML syntax), e.g. --set optim.steps=100; "
                              "repeatable")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(handler=_train)
+    parser.set_defaults(handler=_train, interrupted="run the same command again to resume from "
+                                                    "the last saved checkpoint")
 
 
 # A new command adds its ``_add_<command>`` here.
@@ -257,8 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aot-edu",
         description="aot-edu: Associating Objects with Transformers (AOT), reproduced for "
-                    "learning.")
+                    "learning.",
+        epilog="Errors in what you gave (files, options, downloads) are reported in one line; "
+               "--debug (or AOT_EDU_DEBUG=1) shows their traceback. Unexpected errors always "
+               "show it: please report them.")
     parser.add_argument("--version", action="version", version=f"aot-edu {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of every error")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="command")
     for add in COMMANDS:
         add(subparsers)
@@ -266,18 +400,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``aot-edu`` console script; returns the exit status."""
+    """Entry point of the ``aot-edu`` console script; returns the exit status.
+
+    Expected errors (bad input, missing files, failed downloads, wrong checkpoints) become
+    one-line messages; any other exception keeps its traceback, as do all with ``--debug`` or
+    ``AOT_EDU_DEBUG=1``.
+    """
     from .checkpoints import CheckpointError
     from .download import DownloadError
 
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("AOT_EDU_DEBUG", "") not in ("", "0")
     try:
         return int(args.handler(args) or 0)
-    except (DownloadError, CheckpointError, ValueError, FileNotFoundError) as error:
+    except (DownloadError, CheckpointError, ValueError, OSError) as error:
+        if debug:
+            raise
         print(f"aot-edu: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("aot-edu: interrupted; run the same command again to resume.", file=sys.stderr)
+        hint = getattr(args, "interrupted", None)
+        print(f"aot-edu: interrupted{'; ' + hint if hint else ''}.", file=sys.stderr)
         return 130
 
 

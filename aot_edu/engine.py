@@ -21,7 +21,8 @@ maps (in the first mask's label values) and optionally probabilities out.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import numbers
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,6 +109,18 @@ def resize_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
 
 
+def check_max_long_term_frames(max_long_term_frames: int | None) -> None:
+    """``None`` (unbounded) or a whole number >= 1 (1: the reference frame only)."""
+    if max_long_term_frames is None:
+        return
+    if isinstance(max_long_term_frames, bool) or not isinstance(max_long_term_frames, numbers.Integral) \
+            or max_long_term_frames < 1:
+        raise ValueError(
+            f"max_long_term_frames must be a whole number >= 1 (1 keeps only the reference "
+            f"frame, which is never dropped) or None (unbounded), got {max_long_term_frames!r}"
+        )
+
+
 # --- one group of up to M objects ------------------------------------------------------------
 
 class AOTEngine:
@@ -123,7 +136,10 @@ class AOTEngine:
         short_term_skip: the short-term memory is frame ``t - skip`` (1 in AOT).
         max_long_term_frames: optional bound on the long-term memory (the official code lets it
             grow without limit, which costs memory on long videos). When full, the oldest
-            non-reference frame is dropped. ``None`` = unbounded (official).
+            non-reference frame is dropped. Reference frames (frame 0, and frames where new
+            objects appear) are never dropped, so ``1`` keeps the reference frame only; the
+            memory holds ``max(max_long_term_frames, reference frames)`` frames. ``None`` =
+            unbounded (official).
     """
 
     def __init__(
@@ -132,8 +148,7 @@ class AOTEngine:
     ) -> None:
         if long_term_gap < 1:
             raise ValueError(f"long_term_gap must be >= 1, got {long_term_gap}")
-        if max_long_term_frames is not None and max_long_term_frames < 1:
-            raise ValueError("max_long_term_frames must be >= 1 or None")
+        check_max_long_term_frames(max_long_term_frames)
         self.model = model
         self.long_term_gap = long_term_gap
         self.short_term_skip = short_term_skip
@@ -265,11 +280,14 @@ class AOTEngine:
     def _append_long_term(self, memories: list[tuple[Tensor, Tensor]]) -> None:
         assert self.long_term is not None and self.size_2d is not None
         hw = self.size_2d[0] * self.size_2d[1]
+        cap = self.max_long_term_frames
+        if cap is not None and cap <= self.reference_frames:
+            return  # references fill the bound and are never dropped: nothing propagated joins
         updated = []
         for (k, v), (nk, nv) in zip(self.long_term, memories, strict=True):
-            if self.max_long_term_frames is not None and k.shape[0] // hw >= self.max_long_term_frames:
-                # drop the oldest propagated frame; the references at the end stay
-                keep_new = max(self.max_long_term_frames - 1 - self.reference_frames, 0) * hw
+            if cap is not None and k.shape[0] // hw >= cap:
+                # drop the oldest propagated frames; the references at the end stay
+                keep_new = (cap - 1 - self.reference_frames) * hw
                 ref = self.reference_frames * hw
                 k = torch.cat([k[:keep_new], k[k.shape[0] - ref:]])
                 v = torch.cat([v[:keep_new], v[v.shape[0] - ref:]])
@@ -318,6 +336,7 @@ class InferenceSession:
         self.long_term_gap = config.long_term_gap_test if long_term_gap is None else int(long_term_gap)
         if self.long_term_gap < 1:
             raise ValueError(f"long_term_gap must be a positive number of frames, got {long_term_gap}")
+        check_max_long_term_frames(max_long_term_frames)
         self.max_long_term_frames = max_long_term_frames
         self.max_long_edge = max_long_edge
         self.group_size = model.max_obj_num
@@ -433,11 +452,36 @@ class InferenceSession:
 class SegmentationResult:
     """Output of :func:`segment`."""
 
-    masks: np.ndarray | Tensor  # int64 [T, H, W], label values of the first mask
+    masks: np.ndarray | Tensor  # [T, H, W], label values of the first mask (see mask_dtype)
     labels: list[int]  # the object label values, ascending (probs channel 1.. order)
     probs: Tensor | None = None  # float32 [T, N+1, H, W] when asked for
     input_size: tuple[int, int] = (0, 0)  # size the model ran at
     info: dict = field(default_factory=dict)
+
+
+@dataclass
+class SegmentedFrame:
+    """One frame from :func:`segment_frames`."""
+
+    index: int  # frame number, 0 = the reference frame
+    mask: Tensor  # [H, W] on the CPU, label values of the first mask, dtype mask_dtype(labels)
+    probs: Tensor | None  # float32 [N+1, H, W] on the CPU when asked for
+    session: InferenceSession  # the memories; input_size, engines (object groups)
+
+
+def mask_dtype(max_label: int) -> torch.dtype:
+    """The smallest integer dtype that holds labels ``0..max_label``: ``uint8`` up to 255
+    (every DAVIS / YouTube-VOS mask), then ``int16``, ``int32``, ``int64``."""
+    for dtype in (torch.uint8, torch.int16, torch.int32):
+        if max_label <= torch.iinfo(dtype).max:
+            return dtype
+    return torch.int64
+
+
+_GRAY_HINT = (
+    " They look grayscale: repeat the gray channel, e.g. np.repeat(frames[..., None], 3, "
+    "axis=-1) (numpy) or frames[..., None].expand(-1, -1, -1, 3) (torch)."
+)
 
 
 def _as_frames(frames) -> Tensor:
@@ -445,6 +489,8 @@ def _as_frames(frames) -> Tensor:
         frames = np.stack([np.asarray(f) for f in frames])
     if not isinstance(frames, (np.ndarray, Tensor)):
         raise TypeError(f"frames must be a numpy array or torch tensor, got {type(frames).__name__}")
+    if isinstance(frames, np.ndarray):
+        frames = np.ascontiguousarray(frames)  # views such as frames[..., ::-1] (BGR -> RGB)
     frames_t = torch.as_tensor(frames)
     if frames_t.dim() == 3 and frames_t.shape[-1] == 3:
         frames_t = frames_t[None]
@@ -452,6 +498,13 @@ def _as_frames(frames) -> Tensor:
         hint = ""
         if frames_t.dim() == 4 and frames_t.shape[1] == 3:
             hint = " They look channel-first: use frames.permute(0, 2, 3, 1) (torch) or frames.transpose(0, 2, 3, 1) (numpy)."
+        elif frames_t.dim() == 4 and frames_t.shape[-1] == 4:
+            hint = " They look RGBA: drop the alpha channel with frames[..., :3]."
+        elif frames_t.dim() == 4 and frames_t.shape[-1] == 1:
+            hint = (" They look grayscale: repeat the gray channel, e.g. np.repeat(frames, 3, "
+                    "axis=-1) (numpy) or frames.expand(-1, -1, -1, 3) (torch).")
+        elif frames_t.dim() in (2, 3):
+            hint = _GRAY_HINT
         raise ValueError(
             f"frames must be RGB with shape [T, H, W, 3], got {tuple(frames_t.shape)}.{hint}"
         )
@@ -469,6 +522,8 @@ def _as_frames(frames) -> Tensor:
 def _as_first_mask(first_mask, frame_size: tuple[int, int]) -> Tensor:
     if not isinstance(first_mask, (np.ndarray, Tensor)):
         raise TypeError(f"first_mask must be a numpy array or torch tensor, got {type(first_mask).__name__}")
+    if isinstance(first_mask, np.ndarray):
+        first_mask = np.ascontiguousarray(first_mask)
     mask = torch.as_tensor(first_mask)
     if mask.dim() == 3 and mask.shape[-1] in (3, 4) and not mask.dtype == torch.bool:
         raise ValueError(
@@ -505,6 +560,73 @@ def _as_first_mask(first_mask, frame_size: tuple[int, int]) -> Tensor:
     return mask
 
 
+def _label_values(mask: Tensor) -> tuple[Tensor, Tensor]:
+    """User labels ``[H, W]`` -> ``(internal labels 0..N [H, W], values [N+1])``.
+
+    ``values[i]`` is the user's value of internal label ``i`` (``values[0] = 0``). Uses
+    ``torch.unique``'s inverse, so label values as large as 10**9 cost nothing extra.
+    """
+    values, inverse = torch.unique(mask, sorted=True, return_inverse=True)
+    if int(values[0]) == 0:
+        return inverse, values
+    return inverse + 1, torch.cat([values.new_zeros(1), values])  # no background pixel
+
+
+def segment_frames(
+    frames: Iterable,
+    first_mask,
+    model: AOT,
+    *,
+    long_term_gap: int | None = None,
+    return_probs: bool = False,
+    max_long_term_frames: int | None = None,
+) -> Iterator[SegmentedFrame]:
+    """Segment a stream of frames, yielding each frame's mask as soon as it is predicted.
+
+    The streaming form of :func:`segment`: ``frames`` is any iterable of uint8 RGB ``[H, W, 3]``
+    arrays or tensors (e.g. read one by one from disk), so memory does not grow with the
+    video's length (only the long-term memory does; ``max_long_term_frames`` bounds it).
+    Frame 0 is yielded first, its mask being ``first_mask``. Arguments as :func:`segment`.
+
+    The model is in eval mode while the generator runs and is restored when it finishes or is
+    closed; each step runs under ``torch.inference_mode``, the caller's code between frames
+    does not.
+    """
+    if not isinstance(model, AOT):
+        raise TypeError(
+            f"model must be an aot_edu AOT model (aot_edu.build_model(...)), got {type(model).__name__}"
+        )
+    session = InferenceSession(model, long_term_gap, max_long_term_frames)
+    iterator = iter(frames)
+    was_training = model.training
+    model.eval()
+    try:
+        first = next(iterator, None)
+        if first is None:
+            raise ValueError("frames must not be empty: give at least the first frame")
+        frame = _as_frames(first)[0]
+        mask = _as_first_mask(first_mask, tuple(frame.shape[:2]))
+        internal, values = _label_values(mask)
+        out_values = values.to(mask_dtype(int(values[-1])))
+        n = len(values) - 1
+        with torch.inference_mode():
+            session.add_reference(frame, internal)
+            probs = one_hot_labels(internal[None], n + 1)[0] if return_probs else None
+        yield SegmentedFrame(0, mask.to(out_values.dtype), probs, session)
+        for t, raw in enumerate(iterator, start=1):
+            frame = _as_frames(raw)
+            if frame.shape[0] != 1:
+                raise ValueError(f"frame {t}: give one frame [H, W, 3] at a time, got {tuple(frame.shape)}")
+            with torch.inference_mode():
+                result = session.propagate(frame[0])
+                session.update_memory(result.labels)
+                labels = out_values[result.labels.cpu()]
+                probs = result.probs[0].float().cpu() if return_probs else None
+            yield SegmentedFrame(t, labels, probs, session)
+    finally:
+        model.train(was_training)
+
+
 def segment(
     frames,
     first_mask,
@@ -519,21 +641,26 @@ def segment(
 
     Args:
         frames: uint8 RGB ``[T, H, W, 3]``, numpy or torch (any size; the model runs at the
-            official input size and outputs are resized back to ``H x W``).
+            official input size and outputs are resized back to ``H x W``). Grayscale
+            ``[T, H, W]`` is refused with a hint (it could be a stack of masks): repeat the
+            channel to RGB first.
         first_mask: integer labels ``[H, W]`` for frame 0, 0 = background; any label values
-            (e.g. ``{0, 3, 7}``) and any number of objects.
+            (e.g. ``{0, 3, 7}`` or ``10**9``) and any number of objects.
         model: an :class:`~aot_edu.model.AOT` from :func:`aot_edu.build_model`.
         long_term_gap: frames between long-term memory updates; ``None`` = the variant's
             test-time default (AOT-L: 5, AOT-T/S/B: never).
         return_probs: also return per-pixel probabilities.
-        max_long_term_frames: optional bound on the long-term memory (``None``: unbounded, as
-            the official implementation).
+        max_long_term_frames: optional bound on the long-term memory, in frames, the reference
+            frame included (``1``: the reference only; ``None``: unbounded, as the official
+            implementation).
         progress: show a progress bar.
 
-    Returns a :class:`SegmentationResult` with ``masks`` (int64 ``[T, H, W]``, numpy if the
-    frames were numpy, frame 0 = ``first_mask``, values from ``first_mask``) and, when asked,
-    ``probs`` (float32 ``[T, N+1, H, W]``: background, then objects in ascending label order;
-    frame 0 is the one-hot of ``first_mask``).
+    Returns a :class:`SegmentationResult` with ``masks`` (``[T, H, W]``, numpy if the frames
+    were numpy, frame 0 = ``first_mask``, values from ``first_mask``, dtype the smallest that
+    holds them: ``uint8`` when every label is <= 255, else int16 / int32 / int64, see
+    :func:`mask_dtype`) and, when asked, ``probs`` (float32 ``[T, N+1, H, W]``: background,
+    then objects in ascending label order; frame 0 is the one-hot of ``first_mask``).
+    For videos too long to hold in memory use :func:`segment_frames`.
     """
     if not isinstance(model, AOT):
         raise TypeError(
@@ -542,44 +669,26 @@ def segment(
     as_numpy = not isinstance(frames, Tensor)
     frames_t = _as_frames(frames)
     t_total, height, width, _ = frames_t.shape
-    mask = _as_first_mask(first_mask, (height, width))
-    values = torch.unique(mask)
-    values = values[values > 0]
-    lookup = torch.zeros(int(values.max()) + 1, dtype=torch.long)
-    lookup[values] = torch.arange(1, len(values) + 1)
-    internal = lookup[mask]
-    out_values = torch.cat([torch.zeros(1, dtype=torch.long), values])
-    n = len(values)
-
-    session = InferenceSession(model, long_term_gap, max_long_term_frames)
-    masks = torch.empty(t_total, height, width, dtype=torch.long)
-    masks[0] = mask
-    probs = None
-    if return_probs:
-        probs = torch.empty(t_total, n + 1, height, width, dtype=torch.float32)
-        probs[0] = one_hot_labels(internal[None], n + 1)[0]
-
-    iterator = range(1, t_total)
+    steps = segment_frames(frames_t, first_mask, model, long_term_gap=long_term_gap,
+                           return_probs=return_probs, max_long_term_frames=max_long_term_frames)
     if progress:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(iterator, desc="segment", unit="frame", total=t_total - 1)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            session.add_reference(frames_t[0], internal)
-            for t in iterator:
-                result = session.propagate(frames_t[t])
-                session.update_memory(result.labels)
-                masks[t] = out_values[result.labels.cpu()]
-                if probs is not None:
-                    probs[t] = result.probs[0].float().cpu()
-    finally:
-        model.train(was_training)
+        steps = tqdm(steps, desc="segment", unit="frame", total=t_total)
+    masks = probs = session = None
+    for step in steps:
+        if masks is None:
+            masks = torch.empty(t_total, height, width, dtype=step.mask.dtype)
+            if return_probs:
+                probs = torch.empty(t_total, *step.probs.shape, dtype=torch.float32)
+        masks[step.index] = step.mask
+        if probs is not None:
+            probs[step.index] = step.probs
+        session = step.session
+    labels = [int(v) for v in torch.unique(masks[0]) if v > 0]
     return SegmentationResult(
         masks=masks.numpy() if as_numpy else masks,
-        labels=[int(v) for v in values],
+        labels=labels,
         probs=probs,
         input_size=session.input_size or (height, width),
         info={"long_term_gap": session.long_term_gap, "groups": len(session.engines)},

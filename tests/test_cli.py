@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from aot_edu import cli
 from aot_edu import download as dl
 from aot_edu.checkpoints import VARIANTS, get_checkpoint
+from aot_edu.data import read_mask, write_mask
 from aot_edu.download import DATASETS
 from aot_edu.model import build_model, state_dict_layout
 
@@ -109,26 +112,36 @@ def test_other_commands_plug_in(monkeypatch, capsys):
     assert cli.main(["download", "list"]) == 0  # download is still there
 
 
-def test_segment_command_writes_one_mask_per_frame(tmp_path, capsys):
-    import numpy as np
-    from PIL import Image
-
-    from aot_edu.data import read_mask, write_mask
-
-    frames = tmp_path / "frames"
-    frames.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(frames / f"{i:05d}.jpg")
-    first = np.zeros((40, 60), np.uint8)
-    first[10:30, 5:25], first[10:30, 35:55] = 2, 5
-    write_mask(tmp_path / "first.png", first)
+@pytest.fixture(scope="module")
+def aott_weights(tmp_path_factory):
     torch.manual_seed(0)
-    weights = tmp_path / "w.pth"
+    weights = tmp_path_factory.mktemp("weights") / "w.pth"
     torch.save({"state_dict": build_model("aott").state_dict()}, weights)
-    status = cli.main(["segment", "--frames", str(frames), "--mask", str(tmp_path / "first.png"),
-                   "--out", str(tmp_path / "out"), "--variant", "aott", "--weights", str(weights),
-                   "--quiet"])
+    return weights
+
+
+def make_video(root, t=3, size=(40, 60), mask_name="first.png"):
+    """A folder of noise frames and a two-object first mask (labels 2 and 5)."""
+    frames = root / "frames"
+    frames.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(t):
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(frames / f"{i:05d}.jpg")
+    first = np.zeros(size, np.uint8)
+    first[10:30, 5:25], first[10:30, 35:55] = 2, 5
+    write_mask(root / mask_name, first)
+    return frames, root / mask_name, first
+
+
+def segment_argv(frames, mask, out, weights, *extra):
+    return ["segment", "--frames", str(frames), "--mask", str(mask), "--out", str(out),
+            "--variant", "aott", "--weights", str(weights), "--quiet", *extra]
+
+
+def test_segment_command_writes_one_mask_per_frame(tmp_path, capsys, aott_weights):
+    frames, mask, first = make_video(tmp_path)
+    status = cli.main(segment_argv(frames, mask, tmp_path / "out", aott_weights,
+                                   "--max-long-term-frames", "2"))
     assert status == 0
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == ["00000.png", "00001.png", "00002.png"]
@@ -140,3 +153,137 @@ def test_segment_command_writes_one_mask_per_frame(tmp_path, capsys):
 def test_segment_command_needs_weights(tmp_path, capsys):
     assert cli.main(["segment", "--frames", str(tmp_path), "--mask", "m.png", "--out", "o"]) == 1
     assert "--weights PATH" in capsys.readouterr().err
+
+
+def test_segment_streams_and_an_interrupt_says_what_was_written(tmp_path, monkeypatch, capsys,
+                                                               aott_weights):
+    """Each mask is written before the next frame is read; Ctrl-C keeps what was written."""
+    from aot_edu.data import io
+
+    frames, mask, _ = make_video(tmp_path, t=4)
+    events = []
+    read_frame, write = io.read_frame, io.write_mask
+
+    def reading(path):
+        events.append(f"read {Path(path).stem}")
+        return read_frame(path)
+
+    def writing(path, labels):
+        if len(events) > 4:  # after mask 00001 is written
+            raise KeyboardInterrupt
+        events.append(f"write {Path(path).stem}")
+        write(path, labels)
+
+    monkeypatch.setattr(io, "read_frame", reading)
+    monkeypatch.setattr(io, "write_mask", writing)
+    assert cli.main(segment_argv(frames, mask, tmp_path / "out", aott_weights)) == 130
+    assert events == ["read 00000", "write 00000", "read 00001", "write 00001", "read 00002"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["00000.png", "00001.png"]
+    err = capsys.readouterr().err
+    assert "after writing 2 of 4 masks" in err and "--overwrite" in err and "resume" not in err
+
+
+def test_segment_never_overwrites_inputs_or_earlier_masks(tmp_path, capsys, aott_weights):
+    frames, mask, _ = make_video(tmp_path)
+    png_frames = tmp_path / "png_frames"
+    png_frames.mkdir()
+    for path in frames.iterdir():
+        Image.open(path).save(png_frames / f"{path.stem}.png")
+    before = {p.name: p.read_bytes() for p in png_frames.iterdir()}
+    assert cli.main(segment_argv(png_frames, mask, png_frames, aott_weights)) == 1
+    assert "is the frames folder" in capsys.readouterr().err
+    assert cli.main(segment_argv(png_frames, mask, tmp_path, aott_weights)) == 1
+    assert "is the folder of --mask" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in png_frames.iterdir()} == before
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "00001.png").write_bytes(b"an earlier result")
+    assert cli.main(segment_argv(frames, mask, out, aott_weights)) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "00001.png").read_bytes() == b"an earlier result"
+    assert cli.main(segment_argv(frames, mask, out, aott_weights, "--overwrite")) == 0
+    assert read_mask(out / "00001.png").shape == (40, 60)
+
+
+def test_segment_skips_the_mask_kept_among_the_frames(tmp_path, capsys, aott_weights):
+    frames, _, first = make_video(tmp_path)
+    write_mask(frames / "mask.png", first)
+    assert cli.main(segment_argv(frames, frames / "mask.png", tmp_path / "out", aott_weights)) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "00000.png", "00001.png", "00002.png"]
+    assert "wrote 3 masks" in capsys.readouterr().out
+
+
+def test_segment_checks_the_mask_before_any_download(tmp_path, monkeypatch, capsys):
+    import aot_edu.checkpoints as checkpoints
+    import aot_edu.model as model_module
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the checkpoint was fetched before the input was checked")
+
+    monkeypatch.setattr(checkpoints, "download_checkpoint", forbidden)
+    monkeypatch.setattr(model_module, "build_model", forbidden)
+    frames, mask, first = make_video(tmp_path)
+    official = ["--variant", "aott", "--official", "--quiet"]
+    base = ["segment", "--frames", str(frames), "--out", str(tmp_path / "out")]
+    assert cli.main([*base, "--mask", str(tmp_path / "missing.png"), *official]) == 1
+    assert "mask file not found" in capsys.readouterr().err
+    write_mask(tmp_path / "small.png", first[:20])
+    assert cli.main([*base, "--mask", str(tmp_path / "small.png"), *official]) == 1
+    assert "is 60x20 (WxH) but the first frame 00000.jpg is 60x40" in capsys.readouterr().err
+    write_mask(tmp_path / "empty.png", first * 0)
+    assert cli.main([*base, "--mask", str(tmp_path / "empty.png"), *official]) == 1
+    assert "empty" in capsys.readouterr().err
+    assert cli.main([*base, "--mask", str(mask), *official, "--device", "gpu"]) == 1
+    assert "not a device name" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_devices_are_checked_with_a_message(monkeypatch):
+    assert cli.resolve_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cli.resolve_device(None) == "cpu"
+    for name, message in [("cuda", "CUDA is not available"), ("gpu", "not a device name"),
+                          ("mps", "MPS backend is not available")]:
+        if name == "mps" and torch.backends.mps.is_available():
+            continue
+        with pytest.raises(ValueError, match=message):
+            cli.resolve_device(name)
+
+
+def test_weights_must_be_a_path_or_official_not_both(tmp_path, capsys):
+    base = ["segment", "--frames", str(tmp_path), "--mask", "m.png", "--out", "o"]
+    for extra, message in [(["--weights", ""], "an empty path"),
+                           (["--weights", "w.pt", "--official"], "not allowed with")]:
+        with pytest.raises(SystemExit) as info:
+            cli.main([*base, *extra])
+        assert info.value.code == 2 and message in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["eval", "--dataset", "davis2017", "--weights", "w.pt", "--official"])
+
+
+def test_expected_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch, capsys):
+    def add_failing(subparsers):
+        parser = subparsers.add_parser("fail")
+        parser.add_argument("kind")
+
+        def handler(args):
+            raise {"value": ValueError("bad input"), "bug": RuntimeError("a bug"),
+                   "interrupt": KeyboardInterrupt()}[args.kind]
+
+        parser.set_defaults(handler=handler, interrupted="nothing to redo")
+
+    monkeypatch.setattr(cli, "COMMANDS", [*cli.COMMANDS, add_failing])
+    monkeypatch.delenv("AOT_EDU_DEBUG", raising=False)
+    assert cli.main(["fail", "value"]) == 1
+    assert capsys.readouterr().err == "aot-edu: error: bad input\n"
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["fail", "bug"])
+    with pytest.raises(ValueError, match="bad input"):
+        cli.main(["--debug", "fail", "value"])
+    monkeypatch.setenv("AOT_EDU_DEBUG", "1")
+    with pytest.raises(ValueError, match="bad input"):
+        cli.main(["fail", "value"])
+    assert cli.main(["fail", "interrupt"]) == 130
+    assert capsys.readouterr().err == "aot-edu: interrupted; nothing to redo.\n"

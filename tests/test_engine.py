@@ -15,6 +15,7 @@ from aot_edu.engine import (
     official_input_size,
     prepare_frame,
     resize_labels,
+    segment_frames,
 )
 from aot_edu.identity import one_hot_labels, random_assignment
 from conftest import random_frames
@@ -55,7 +56,7 @@ def test_labels_come_back_in_the_first_masks_values(model):
     frames = random_frames()
     first = blocks_mask(65, 97, [3, 7])
     result = segment(frames, first, model, return_probs=True)
-    assert isinstance(result.masks, np.ndarray) and result.masks.dtype == np.int64
+    assert isinstance(result.masks, np.ndarray) and result.masks.dtype == np.uint8
     assert result.masks.shape == (4, 65, 97)
     assert np.array_equal(result.masks[0], first)
     assert set(np.unique(result.masks)) <= {0, 3, 7}
@@ -192,7 +193,9 @@ def test_training_engine_with_random_identities_backpropagates(model):
     "frames, mask, match",
     [
         (np.zeros((2, 3, 65, 97), np.uint8), None, "channel-first"),
-        (np.zeros((2, 65, 97), np.uint8), None, r"\[T, H, W, 3\]"),
+        (np.zeros((2, 65, 97), np.uint8), None, r"\[T, H, W, 3\].*grayscale.*np.repeat"),
+        (np.zeros((2, 65, 97, 1), np.uint8), None, r"grayscale.*np.repeat\(frames, 3"),
+        (np.zeros((2, 65, 97, 4), np.uint8), None, r"RGBA.*frames\[\.\.\., :3\]"),
         (np.zeros((2, 65, 97, 3), np.float32), None, "0..1 floats"),
         (np.full((2, 65, 97, 3), 200.0), None, "uint8"),
         (np.zeros((2, 65, 97, 3), np.uint8), np.ones((60, 97), np.int64), "resize the mask"),
@@ -217,3 +220,75 @@ def test_wrong_model_type_is_named(model):
 def test_boolean_mask_is_one_object(model):
     result = segment(random_frames(2), blocks_mask(65, 97, [1]) > 0, model)
     assert result.labels == [1]
+
+
+def test_mask_dtype_is_the_smallest_that_holds_the_labels(model):
+    frames = random_frames(2)
+    assert segment(frames, blocks_mask(65, 97, [1, 255]), model).masks.dtype == np.uint8
+    assert segment(frames, blocks_mask(65, 97, [1, 256]), model).masks.dtype == np.int16
+    assert segment(torch.as_tensor(frames), torch.as_tensor(blocks_mask(65, 97, [3, 7])),
+                   model).masks.dtype == torch.uint8
+
+
+def test_huge_label_values_are_mapped_without_a_lookup_table(model):
+    """Labels up to 10**9 used to allocate a lookup table of max_label + 1 entries (GBs)."""
+    first = blocks_mask(65, 97, [5, 10**9])
+    result = segment(random_frames(2), first, model)
+    assert result.labels == [5, 10**9] and result.masks.dtype == np.int32
+    assert np.array_equal(result.masks[0], first)
+    assert set(np.unique(result.masks[1])) <= {0, 5, 10**9}
+
+
+def test_mask_without_background_pixels(model):
+    first = blocks_mask(65, 97, [2, 4])
+    first[first == 0] = 2  # every pixel belongs to an object
+    result = segment(random_frames(2), first, model, return_probs=True)
+    assert result.labels == [2, 4] and result.probs.shape[1] == 3
+    assert np.array_equal(result.masks[0], first)
+
+
+def test_negative_stride_views_are_accepted(model):
+    """frames[..., ::-1] (OpenCV's BGR -> RGB) and flipped masks are views torch cannot wrap."""
+    frames, first = random_frames(3), blocks_mask(65, 97, [1, 2])
+    flipped = segment(frames[:, ::-1, :, ::-1], first[::-1], model)
+    expected = segment(np.ascontiguousarray(frames[:, ::-1, :, ::-1]), np.ascontiguousarray(first[::-1]), model)
+    assert np.array_equal(flipped.masks, expected.masks)
+
+
+def test_segment_frames_streams_the_same_masks_as_segment(model):
+    frames, first = random_frames(4), blocks_mask(65, 97, [3, 7])
+    expected = segment(frames, first, model, return_probs=True)
+    seen = []
+
+    def one_at_a_time():
+        for t in range(len(frames)):
+            seen.append(t)
+            yield frames[t]
+
+    for step in segment_frames(one_at_a_time(), first, model, return_probs=True):
+        assert seen[-1] == step.index  # the mask comes before the next frame is read
+        assert np.array_equal(step.mask.numpy(), expected.masks[step.index])
+        torch.testing.assert_close(step.probs, expected.probs[step.index])
+    assert seen == [0, 1, 2, 3] and not model.training
+
+
+@pytest.mark.parametrize("bound, expected", [(1, [1] * 5), (2, [2] * 5), (3, [2, 3, 3, 3, 3])])
+def test_long_term_bound_is_exact_and_keeps_the_reference(model, bound, expected):
+    frames = torch.as_tensor(random_frames(6))
+    labels = torch.as_tensor(blocks_mask(65, 97, [1, 2]))
+    session = InferenceSession(model, long_term_gap=1, max_long_term_frames=bound)
+    counts = []
+    with torch.inference_mode():
+        session.add_reference(frames[0], labels)
+        reference = session.engines[0].long_term[0][0].clone()
+        for t in range(1, 6):
+            session.update_memory(session.propagate(frames[t]).labels)
+            counts.append(session.engines[0].long_term_frames)
+    assert counts == expected
+    assert torch.equal(session.engines[0].long_term[0][0][-reference.shape[0]:], reference)
+
+
+@pytest.mark.parametrize("bound", [0, -1, 2.5, True])
+def test_bad_long_term_bound_is_refused(model, bound):
+    with pytest.raises(ValueError, match="max_long_term_frames must be a whole number >= 1"):
+        segment(random_frames(2), blocks_mask(65, 97, [1]), model, max_long_term_frames=bound)
