@@ -88,11 +88,12 @@ with torch.inference_mode():
 
 # %% [markdown]
 # `aot_edu.segment` does all this for every frame (and feeds each prediction back into the
-# memories). Its loop, from the package:
+# memories). It collects what `aot_edu.segment_frames` yields, frame by frame as each is
+# predicted (what a long video or a camera stream needs). Its loop, from the package:
 
 # %%
-source = inspect.getsource(aot_edu.segment)
-print(source[source.index("    session = InferenceSession"):source.index("    return SegmentationResult")])
+source = inspect.getsource(aot_edu.segment_frames)
+print(source[source.index("    session = InferenceSession"):source.index("    finally:")])
 
 # %% [markdown]
 # ## The variants (paper Table 3d)
