@@ -125,21 +125,27 @@ def test_segment_with_twelve_objects_returns_all_labels(model):
     torch.testing.assert_close(result.probs[1:].sum(1), torch.ones(2, 65, 97), atol=2e-4, rtol=0)
 
 
-def test_long_term_memory_grows_every_gap_frames_and_can_be_bounded(model):
+@pytest.mark.parametrize("gap, bound, expected", [
+    (2, None, [1, 2, 2, 3, 3, 4, 4]),  # a memory frame every 2 frames, unbounded
+    (2, 3, [1, 2, 2, 3, 3, 3, 3]),
+    (1, 1, [1] * 7),  # the bound is exact: 1 keeps the reference frame only
+    (1, 2, [2] * 7),
+    (1, 3, [2, 3, 3, 3, 3, 3, 3]),
+])
+def test_long_term_memory_grows_every_gap_frames_and_the_bound_is_exact(model, gap, bound, expected):
     frames = torch.as_tensor(random_frames(8))
     labels = torch.as_tensor(blocks_mask(65, 97, [1, 2]))
-    for bound, expected in [(None, [1, 2, 2, 3, 3, 4, 4]), (3, [1, 2, 2, 3, 3, 3, 3])]:
-        session = InferenceSession(model, long_term_gap=2, max_long_term_frames=bound)
-        counts = []
-        with torch.inference_mode():
-            session.add_reference(frames[0], labels)
-            reference = session.engines[0].long_term[0][0].clone()
-            for t in range(1, 8):
-                session.update_memory(session.propagate(frames[t]).labels)
-                counts.append(session.engines[0].long_term_frames)
-        assert counts == expected
-        hw = reference.shape[0]
-        assert torch.equal(session.engines[0].long_term[0][0][-hw:], reference)  # kept last
+    session = InferenceSession(model, long_term_gap=gap, max_long_term_frames=bound)
+    counts = []
+    with torch.inference_mode():
+        session.add_reference(frames[0], labels)
+        reference = session.engines[0].long_term[0][0].clone()
+        for t in range(1, 8):
+            session.update_memory(session.propagate(frames[t]).labels)
+            counts.append(session.engines[0].long_term_frames)
+    assert counts == expected
+    hw = reference.shape[0]
+    assert torch.equal(session.engines[0].long_term[0][0][-hw:], reference)  # the reference is kept, last
 
 
 def test_variant_default_gap_and_validation(model):
@@ -270,22 +276,6 @@ def test_segment_frames_streams_the_same_masks_as_segment(model):
         assert np.array_equal(step.mask.numpy(), expected.masks[step.index])
         torch.testing.assert_close(step.probs, expected.probs[step.index])
     assert seen == [0, 1, 2, 3] and not model.training
-
-
-@pytest.mark.parametrize("bound, expected", [(1, [1] * 5), (2, [2] * 5), (3, [2, 3, 3, 3, 3])])
-def test_long_term_bound_is_exact_and_keeps_the_reference(model, bound, expected):
-    frames = torch.as_tensor(random_frames(6))
-    labels = torch.as_tensor(blocks_mask(65, 97, [1, 2]))
-    session = InferenceSession(model, long_term_gap=1, max_long_term_frames=bound)
-    counts = []
-    with torch.inference_mode():
-        session.add_reference(frames[0], labels)
-        reference = session.engines[0].long_term[0][0].clone()
-        for t in range(1, 6):
-            session.update_memory(session.propagate(frames[t]).labels)
-            counts.append(session.engines[0].long_term_frames)
-    assert counts == expected
-    assert torch.equal(session.engines[0].long_term[0][0][-reference.shape[0]:], reference)
 
 
 @pytest.mark.parametrize("bound", [0, -1, 2.5, True])
