@@ -229,6 +229,7 @@ ax = fig.add_subplot()
 for name, values in per_frame.items():
     ax.plot(object_counts, values, "o-", label=name)
 ax.set_xlabel("objects N")
+ax.set_xticks(object_counts)
 ax.set_ylabel("ms per frame")
 ax.set_ylim(bottom=0)
 ax.set_title(f"AOT-T on {settings.device.type}, {timing_size[0]}x{timing_size[1]}", fontsize=10)
