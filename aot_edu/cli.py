@@ -20,6 +20,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from . import __version__
 
@@ -287,17 +288,20 @@ def _add_segment(subparsers) -> None:
 def _eval(args: argparse.Namespace) -> int:
     from .checkpoints import download_checkpoint
     from .course import get_settings
-    from .evaluate import BENCHMARKS, evaluate
+    from .evaluate import BENCHMARKS, check_output_folder, evaluate, open_benchmark
     from .model import build_model
 
     _require_weights(args)
     split = args.split or BENCHMARKS[args.dataset].default_split
-    out = args.out or get_settings().root / "results" / f"{args.dataset}-{split}-{args.variant}"
+    out = Path(args.out or get_settings().root / "results" / f"{args.dataset}-{split}-{args.variant}")
     device = resolve_device(args.device)
+    # the dataset and the output folder are checked before a checkpoint is downloaded
+    reader = open_benchmark(args.dataset, split, args.data_root, args.all_frames)
+    check_output_folder(out, reader)
     weights = args.weights or download_checkpoint(args.variant, progress=not args.quiet)
     model = build_model(args.variant, weights=weights, device=device)
     report = evaluate(
-        args.dataset, split, model, out, data_root=args.data_root, sequences=args.sequences,
+        reader, split, model, out, sequences=args.sequences,
         long_term_gap=args.long_term_gap, max_long_term_frames=args.max_long_term_frames,
         all_frames=args.all_frames, resume=not args.restart,
         metrics=not args.no_metrics, weights=str(weights), progress=not args.quiet,

@@ -365,7 +365,7 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def _check_output_folder(out: Path, reader: DAVIS | YouTubeVOS) -> None:
+def check_output_folder(out: Path, reader: DAVIS | YouTubeVOS) -> None:
     """Refuse an output folder whose writing could destroy or mix with files that are not ours.
 
     Result PNGs are ``<out>/<sequence>/<frame>.png``: the very layout of the dataset's
@@ -527,7 +527,7 @@ def evaluate(
             f"{without[0].download_hint}"
         )
     out = Path(out)
-    _check_output_folder(out, reader)
+    check_output_folder(out, reader)
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = model_fingerprint(model)
     config = model.config

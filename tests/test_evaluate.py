@@ -353,6 +353,21 @@ def test_an_output_folder_in_the_dataset_is_refused_and_the_ground_truth_kept(
     assert not (data / "results").exists()
 
 
+def test_cli_refuses_a_bad_output_folder_before_downloading_weights(davis_root, monkeypatch,
+                                                                   tmp_path, capsys):
+    # with --official the checkpoint (hundreds of MB) came first, the refusal only after it
+    import aot_edu.checkpoints as checkpoints
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("the checkpoint was fetched before the output folder was checked")
+
+    monkeypatch.setattr(checkpoints, "download_checkpoint", no_download)
+    out = davis_root / "Annotations" / "480p"
+    assert main(["eval", "--dataset", "davis2017", "--variant", "aott", "--official",
+                 "--data-root", str(davis_root), "--out", str(out), "--quiet"]) == 1
+    assert "outside the dataset" in capsys.readouterr().err
+
+
 def test_a_non_empty_folder_of_other_files_is_refused(davis_root, model, tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
