@@ -232,7 +232,7 @@ def _segment(args: argparse.Namespace) -> int:
                   "error below", file=sys.stderr)
         raise
     objects = len(np.unique(first_mask[first_mask > 0]))
-    print(f"wrote {written} masks ({objects} objects) to {out}")
+    print(f"wrote {written} mask{'' if written == 1 else 's'} ({objects} object{'' if objects == 1 else 's'}) to {out}")
     return 0
 
 
