@@ -177,7 +177,6 @@ def _check_output(out, frames_dir, mask_path, targets, overwrite: bool) -> None:
 
 
 def _segment(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     import numpy as np
 
