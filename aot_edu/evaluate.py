@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from .data.datasets import DAVIS, VOID_LABEL, VideoSequence, YouTubeVOS
-from .data.io import read_mask, write_mask
+from .data.io import FILE_BROWSER_FILES, read_mask, write_mask
 from .engine import InferenceSession
 from .model import AOT
 
@@ -391,7 +391,7 @@ def check_output_folder(out: Path, reader: DAVIS | YouTubeVOS) -> None:
                 "<variant>."
             )
     if out.is_dir() and not (out / PROGRESS_DIR / "run.json").is_file():
-        entries = [p.name for p in out.iterdir() if p.name not in _SYSTEM_FILES]
+        entries = [p.name for p in out.iterdir() if p.name not in FILE_BROWSER_FILES]
         if entries:
             raise ValueError(
                 f"output folder {out} is not empty ({len(entries)} entries, e.g. "
@@ -400,9 +400,6 @@ def check_output_folder(out: Path, reader: DAVIS | YouTubeVOS) -> None:
                 "Give a new or empty output folder (`out`, `--out`), or, if these files may go, "
                 "remove them first."
             )
-
-
-_SYSTEM_FILES = {".DS_Store", "Thumbs.db", "desktop.ini"}  # made by file browsers, not users
 
 
 def _check_run(out: Path, run: dict, resume: bool) -> None:

@@ -88,6 +88,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .data.io import FILE_BROWSER_FILES
 from .encoders import freeze_stages, use_batch_statistics
 from .engine import AOTEngine, normalize
 from .identity import one_hot_labels, random_assignment
@@ -1206,7 +1207,7 @@ def _check_run_dir(run_dir: Path) -> None:
         return  # new, or a run (maybe stopped before its first checkpoint) to continue
     # ignore file browsers' files and our own atomic-write temporaries (another process's)
     entries = sorted(p.name for p in run_dir.iterdir()
-                     if p.name not in (".DS_Store", "Thumbs.db", "desktop.ini")
+                     if p.name not in FILE_BROWSER_FILES
                      and not (p.name.startswith(".") and p.name.endswith(".tmp")))
     if entries:
         raise ConfigError(
@@ -1368,32 +1369,47 @@ def eval_videos(config: TrainConfig):
                            scale=e.scale)
 
 
-def evaluate_model(model: AOT, videos, progress: bool = False) -> dict:
-    """Segment every video from its first mask (:func:`aot_edu.segment`) and score it with the
-    DAVIS semi-supervised protocol (:mod:`aot_edu.metrics`: first and last frames excluded).
+def score_videos(videos, predict, progress: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Score ``predict`` on every video with the DAVIS semi-supervised protocol
+    (:mod:`aot_edu.metrics`: first and last frames excluded).
 
-    ``videos`` has ``len()`` and ``video(i) -> (frames [T, H, W, 3], labels [T, H, W])``.
-    Returns the global figures: ``J&F``, ``J``, ``F`` (means over all objects of all videos,
-    as the DAVIS tables), ``videos``, ``objects``.
+    ``videos`` has ``len()`` and ``video(i) -> (frames [T, H, W, 3], labels [T, H, W])``;
+    ``predict(frames, labels) -> masks [T, H, W]`` may use ``labels[0]`` only (the given mask).
+    Returns, per video, ``(J, F)``: each object's mean over the scored frames, ``[objects]``.
     """
-    from .engine import segment
     from .metrics import evaluate_sequence
 
-    per_object_j, per_object_f = [], []
     indices = range(len(videos))
     if progress:
         from tqdm.auto import tqdm
 
         indices = tqdm(indices, desc="evaluate", unit="video", leave=False)
+    scores = []
     for i in indices:
         frames, labels = videos.video(i)
-        masks = segment(frames, labels[0], model).masks
-        j, f = evaluate_sequence(labels, masks)
-        per_object_j += list(np.nanmean(j, axis=1))
-        per_object_f += list(np.nanmean(f, axis=1))
-    jm, fm = float(np.mean(per_object_j)), float(np.mean(per_object_f))
-    return {"J&F": (jm + fm) / 2, "J": jm, "F": fm, "videos": len(videos),
-            "objects": len(per_object_j)}
+        j, f = evaluate_sequence(labels, predict(frames, labels))
+        scores.append((np.nanmean(j, axis=1), np.nanmean(f, axis=1)))
+    return scores
+
+
+def global_scores(scores: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """The global figures of :func:`score_videos`' result, as the DAVIS tables give them:
+    ``J&F``, ``J``, ``F`` (means over all objects of all videos), ``videos``, ``objects``."""
+    j = np.concatenate([j for j, _ in scores])
+    f = np.concatenate([f for _, f in scores])
+    jm, fm = float(j.mean()), float(f.mean())
+    return {"J&F": (jm + fm) / 2, "J": jm, "F": fm, "videos": len(scores), "objects": len(j)}
+
+
+def evaluate_model(model: AOT, videos, progress: bool = False) -> dict:
+    """Segment every video from its first mask (:func:`aot_edu.segment`) and score it
+    (:func:`score_videos`); the global figures of :func:`global_scores`."""
+    from .engine import segment
+
+    def predict(frames: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return segment(frames, labels[0], model).masks
+
+    return global_scores(score_videos(videos, predict, progress))
 
 
 # ============================================================================================

@@ -65,17 +65,9 @@ def _describe(changes: dict) -> str:
 
 def _scores(config, predict) -> dict:
     """J&F on the held-out videos of ``config`` of ``predict(labels [T, H, W]) -> [T, H, W]``."""
-    from aot_edu.metrics import evaluate_sequence
-    from aot_edu.train import eval_videos
+    from aot_edu.train import eval_videos, global_scores, score_videos
 
-    videos = eval_videos(config)
-    js, fs = [], []
-    for i in range(len(videos)):
-        _, labels = videos.video(i)
-        j, f = evaluate_sequence(labels, predict(labels))
-        js += list(np.nanmean(j, axis=1))
-        fs += list(np.nanmean(f, axis=1))
-    return {"J&F": (np.mean(js) + np.mean(fs)) / 2, "J": float(np.mean(js)), "F": float(np.mean(fs))}
+    return global_scores(score_videos(eval_videos(config), lambda frames, labels: predict(labels)))
 
 
 def repeat_first_mask(labels: np.ndarray) -> np.ndarray:

@@ -534,30 +534,26 @@ print("loaded the finished run; nothing retrained")
 #
 # The course model (the whole quick configuration; `make course-model`) on the held-out
 # videos: their own seed, 3-4 objects. `aot_edu.segment` runs the trained model exactly as it
-# runs the official weights; `evaluate_sequence` scores each video with the DAVIS protocol
-# (first and last frames not scored). One video alone says little, so we score them all and
-# then look at two: the one with the median score and the worst.
+# runs the official weights; `T.score_videos` scores each video with the DAVIS protocol
+# (first and last frames not scored) - the same scoring the trainer's evaluations use. One
+# video alone says little, so we score them all and then look at two: the one with the median
+# score and the worst.
 
 # %%
-from tqdm.auto import tqdm  # noqa: E402
-
-from aot_edu.metrics import evaluate_sequence  # noqa: E402
-
 trained, source = course.course_model(settings)
 print(f"{trained.config.title}: {source}")
 held_out = T.eval_videos(course.course_config())
-runs, j_all, f_all = [], [], []
-for i in tqdm(range(len(held_out)), desc="held-out videos", leave=False):
-    frames, truth = held_out.video(i)
-    pred = aot_edu.segment(frames, truth[0], trained).masks
-    j, f = evaluate_sequence(truth, pred)  # [objects, scored frames]
-    runs.append((frames, truth, pred))
-    j_all.append(np.nanmean(j, axis=1))  # per object, as aot_edu.train.evaluate_model
-    f_all.append(np.nanmean(f, axis=1))
-per_video = np.array([(j.mean() + f.mean()) / 2 for j, f in zip(j_all, f_all, strict=True)])
-overall = (np.concatenate(j_all).mean() + np.concatenate(f_all).mean()) / 2  # over all objects
+
+
+def predict(frames, truth):
+    return aot_edu.segment(frames, truth[0], trained).masks  # only the first mask is given
+
+
+scores = T.score_videos(held_out, predict, progress=True)  # per video: (J, F) of each object
+per_video = np.array([(j.mean() + f.mean()) / 2 for j, f in scores])
 print(f"J&F of the {len(per_video)} videos, sorted:", np.round(np.sort(per_video), 2))
-print(f"over all {len(np.concatenate(j_all))} objects: J&F {overall:.3f}")
+overall = T.global_scores(scores)
+print(f"over all {overall['objects']} objects: J&F {overall['J&F']:.3f}")
 order = np.argsort(per_video)
 picks = {"median": order[len(order) // 2], "worst": order[0]}
 
@@ -565,7 +561,8 @@ picks = {"median": order[len(order) // 2], "worst": order[0]}
 fig = Figure(figsize=(11, 9.2), layout="constrained")
 rows = fig.subfigures(2, 1)
 for row, (kind, index) in zip(rows, picks.items(), strict=True):
-    frames, truth, pred = runs[index]
+    frames, truth = held_out.video(index)
+    pred = predict(frames, truth)
     show = [0, len(frames) // 3, 2 * len(frames) // 3, len(frames) - 1]
     row.suptitle(f"{kind} video (held-out video {index}): J&F {per_video[index]:.2f}")
     axes = row.subplots(2, len(show))

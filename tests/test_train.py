@@ -375,3 +375,21 @@ def test_locality_prior_makes_untrained_short_term_attention_look_at_the_same_pl
     centre = weights[0, :, 40]  # query (4, 4) of the 9 x 9 map: its whole window is inside
     assert torch.allclose(centre[:, 112], torch.full((8,), 0.619), atol=1e-3)
     assert (centre.argmax(-1) == 112).all()
+
+
+def test_score_videos_scores_each_object_with_the_davis_protocol():
+    import numpy as np
+
+    from aot_edu.data import SyntheticVideos
+    from aot_edu.train import global_scores, score_videos
+
+    videos = SyntheticVideos(num_videos=3, num_frames=5, size=33, num_objects=(2, 3), seed=7)
+    perfect = score_videos(videos, lambda frames, labels: labels)
+    objects = [int(videos.video(i)[1][0].max()) for i in range(3)]
+    assert [len(j) for j, _ in perfect] == objects  # one J and one F per object of each video
+    assert all(np.allclose(j, 1) and np.allclose(f, 1) for j, f in perfect)
+    assert global_scores(perfect) == {"J&F": 1.0, "J": 1.0, "F": 1.0, "videos": 3,
+                                      "objects": sum(objects)}
+    # only the given first mask, repeated: frames 1..T-2 are scored, frame 0 is not
+    still = global_scores(score_videos(videos, lambda frames, labels: np.repeat(labels[:1], 5, 0)))
+    assert still["J&F"] < 1.0 and still["objects"] == sum(objects)

@@ -29,6 +29,8 @@ LOSSY_MASK_SUFFIXES = (".jpg", ".jpeg")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".gif")
 MASK_MODES = ("P", "1", "L", "I", "I;16")  # PNG modes that hold labels, not pictures
 _EXIF_ORIENTATION = 0x0112
+# Made by file browsers, not users: a folder holding only these counts as empty.
+FILE_BROWSER_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
 
 
 def _upright(image: Image.Image) -> Image.Image:
@@ -260,16 +262,18 @@ def _check_frame_modes(folder: Path, paths: Sequence[Path]) -> None:
         )
 
 
+def _unreadable_frame(path: str | Path) -> ValueError:
+    return ValueError(f"{path}: not a readable image; remove it from the frame folder (or "
+                      "re-export it as .jpg/.png)")
+
+
 def read_frame(path: str | Path) -> np.ndarray:
     """Read one frame as RGB ``uint8 [H, W, 3]`` (EXIF orientation applied)."""
     try:
         with Image.open(path) as image:
             return np.array(_upright(image).convert("RGB"), dtype=np.uint8)
     except UnidentifiedImageError:
-        raise ValueError(
-            f"{path}: not a readable image; remove it from the frame folder (or re-export it "
-            "as .jpg/.png)"
-        ) from None
+        raise _unreadable_frame(path) from None
     except OSError as error:  # e.g. a truncated JPEG: PIL's message does not name the file
         raise ValueError(f"{path}: could not be read ({error}); re-export or remove it") from None
 
@@ -289,10 +293,7 @@ def frame_sizes_agree(paths: Sequence[str | Path]) -> tuple[int, int]:
                 if image.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
                     width, height = height, width  # stored sideways
         except UnidentifiedImageError:
-            raise ValueError(
-                f"{path}: not a readable image; remove it from the frame folder (or re-export "
-                "it as .jpg/.png)"
-            ) from None
+            raise _unreadable_frame(path) from None
         if first_size is None:
             first_size = (height, width)
         elif (height, width) != first_size:
