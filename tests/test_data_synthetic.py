@@ -94,3 +94,52 @@ def test_scale_makes_objects_larger_with_the_same_layout():
     assert all(big > little for big, little in areas)
     with pytest.raises(ValueError, match="scale must be positive"):
         SyntheticVideos(scale=0)
+
+
+def test_max_gap_skips_rendered_frames_and_keeps_the_first():
+    """Frames U{1..max_gap} rendered frames apart: the same scene, more motion per clip."""
+    from aot_edu.data.synthetic import render_video as render
+
+    consecutive = SyntheticVideos(4, 5, 65, num_objects=2, seed=3)
+    gapped = SyntheticVideos(4, 5, 65, num_objects=2, seed=3, max_gap=3)
+    spans = []
+    for i in range(4):
+        frames, labels = gapped.video(i)
+        assert frames.shape == (5, 65, 65, 3) and labels.shape == (5, 65, 65)
+        # the clip is a subsequence of the 13-frame video its generator renders
+        rng = np.random.default_rng([3, i])
+        n = int(rng.integers(2, 3))
+        d = int(rng.integers(0, 3))
+        full, full_labels = render(rng, 13, (65, 65), n, d, 1.0, 3.0)
+        picked = [next(t for t in range(13) if np.array_equal(full[t], f)) for f in frames]
+        assert picked[0] == 0 and all(1 <= b - a <= 3 for a, b in zip(picked, picked[1:], strict=False))
+        spans.append(picked[-1])
+    assert max(spans) > 4  # some clip skipped frames
+    assert consecutive.video(0)[0].shape == gapped.video(0)[0].shape
+    with pytest.raises(ValueError, match="max_gap must be at least 1"):
+        SyntheticVideos(4, 5, 65, max_gap=0)
+
+
+def test_synthetic_images_are_static_clips_of_rendered_scenes():
+    from aot_edu.data import StaticClips, SyntheticImages
+
+    images = SyntheticImages(6, size=65, seq_len=4, num_objects=(2, 4), num_distractors=1, seed=2)
+    assert len(images) == 6
+    for i in range(len(images)):
+        sample = images[i]
+        assert sample["frames"].shape == (4, 3, 65, 65) and sample["masks"].shape == (4, 65, 65)
+        n = sample["obj_num"]
+        assert 1 <= n <= 4 and sample["masks"].max() <= n
+        assert set(torch.unique(sample["masks"][0]).tolist()) == set(range(n + 1))
+        assert sample["name"] == images.name(i)
+        # every later frame is its own warp of the scene: not a copy of the first
+        assert not torch.equal(sample["frames"][0], sample["frames"][1])
+    assert torch.equal(images[3]["frames"], SyntheticImages(6, 65, 4, (2, 4), 1, seed=2)[3]["frames"])
+    images.set_epoch(1)  # another epoch, another augmentation of the same scene
+    assert not torch.equal(images[3]["frames"], SyntheticImages(6, 65, 4, (2, 4), 1, seed=2)[3]["frames"])
+    # the scene is frame 0 of a motionless one-frame synthetic video
+    frames, labels = images.scenes.video(0)
+    assert frames.shape == (1, 65, 65, 3) and labels[0].max() >= 1
+    assert isinstance(images, StaticClips)  # the official static-clip recipe, shared
+    merged = SyntheticImages(6, 65, 3, 2, 0, seed=0, merge_prob=1.0)[0]
+    assert "+" in merged["name"]

@@ -17,9 +17,10 @@ from .datasets import (
     write_davis_layout,
 )
 from .io import davis_palette, list_frames, read_frames, read_mask, write_mask
-from .synthetic import SyntheticVideos, render_video
+from .synthetic import SyntheticImages, SyntheticVideos, render_video
 from .training import (
     DAVISTrain,
+    StaticClips,
     StaticTrain,
     TrainVideo,
     VOSTrain,
@@ -33,7 +34,9 @@ __all__ = [
     "DAVIS",
     "DAVISTrain",
     "SequenceFrame",
+    "StaticClips",
     "StaticTrain",
+    "SyntheticImages",
     "SyntheticVideos",
     "TrainVideo",
     "VOSTrain",

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .training import make_sample
+from .training import StaticClips, make_sample
 
 SHAPES = ("ellipse", "rectangle", "polygon")
 TEXTURES = ("stripes", "checker", "dots", "noise")
@@ -310,6 +310,9 @@ class SyntheticVideos(Dataset):
         num_distractors: look-alike distractors per video, an int or a range.
         seed: video ``i`` is drawn from ``numpy.random.default_rng([seed, i])``.
         motion, noise, scale: see :func:`render_video`.
+        max_gap: frames are ``U{1..max_gap}`` rendered frames apart (1 = consecutive frames),
+            as the official training clips skip frames of a video (``DATA_RANDOM_GAP_*``):
+            the clip spans more motion, so copying the previous mask is not enough.
     """
 
     def __init__(
@@ -323,6 +326,7 @@ class SyntheticVideos(Dataset):
         motion: float = 1.0,
         noise: float = 3.0,
         scale: float = 1.0,
+        max_gap: int = 1,
     ) -> None:
         if num_videos < 1:
             raise ValueError(f"num_videos must be at least 1, got {num_videos}")
@@ -336,7 +340,10 @@ class SyntheticVideos(Dataset):
         self.num_distractors = _as_range(num_distractors, "num_distractors")
         if scale <= 0:
             raise ValueError(f"scale must be positive, got {scale}")
+        if max_gap < 1:
+            raise ValueError(f"max_gap must be at least 1 (1 = consecutive frames), got {max_gap}")
         self.seed, self.motion, self.noise, self.scale = int(seed), motion, noise, scale
+        self.max_gap = int(max_gap)
 
     def __len__(self) -> int:
         return self.num_videos
@@ -347,9 +354,14 @@ class SyntheticVideos(Dataset):
         rng = np.random.default_rng([self.seed, index])
         n = int(rng.integers(self.num_objects[0], self.num_objects[1] + 1))
         d = int(rng.integers(self.num_distractors[0], self.num_distractors[1] + 1))
+        span = (self.num_frames - 1) * self.max_gap + 1
         frames, labels = render_video(
-            rng, self.num_frames, self.size, n, d, self.motion, self.noise, scale=self.scale
+            rng, span, self.size, n, d, self.motion, self.noise, scale=self.scale
         )
+        if self.max_gap > 1:
+            gaps = rng.integers(1, self.max_gap + 1, self.num_frames - 1)
+            keep = np.concatenate([[0], np.cumsum(gaps)])
+            frames, labels = frames[keep], labels[keep]
         return frames, labels, int(labels[0].max(initial=0))
 
     def video(self, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -364,3 +376,52 @@ class SyntheticVideos(Dataset):
             index += self.num_videos
         frames, labels, n = self._render(index)
         return make_sample(frames, labels, n, self.name(index))
+
+
+class SyntheticImages(StaticClips):
+    """Static-image pre-training clips (paper Sec. 5, stage 1) from rendered synthetic scenes.
+
+    The paper pre-trains on images with instance masks (COCO, ECSSD, ...) turned into clips by
+    augmentation; here each image is one rendered frame of :func:`render_video` (textured
+    objects, look-alike distractors, textured background) and the clip is made exactly as for
+    :class:`aot_edu.data.StaticTrain`: flips, colour jitter, an affine warp and a random resized
+    crop per frame. The objects move as a whole and jump between frames, so a model can only
+    follow them by matching their appearance: the stage teaches the encoder and the long-term
+    attention what a previous-mask copy never needs.
+
+    Args:
+        num_images: length of the dataset; image ``i`` is drawn from
+            ``numpy.random.default_rng([seed, i])`` (the clip's augmentation from
+            ``(seed, epoch, i)``, see :class:`StaticClips`).
+        size: output ``(H, W)`` (an int for square clips); the scene is rendered at this size.
+        num_objects, num_distractors, noise, scale: see :class:`SyntheticVideos`.
+        seq_len, max_objects, merge_prob: see :class:`StaticClips`.
+    """
+
+    def __init__(
+        self,
+        num_images: int = 256,
+        size: int | tuple[int, int] = 129,
+        seq_len: int = 5,
+        num_objects: int | tuple[int, int] = (1, 3),
+        num_distractors: int | tuple[int, int] = (0, 2),
+        seed: int = 0,
+        noise: float = 3.0,
+        scale: float = 1.0,
+        max_objects: int = 10,
+        merge_prob: float = 0.0,
+    ) -> None:
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        super().__init__(size, seq_len, max_objects, merge_prob, seed)
+        self.scenes = SyntheticVideos(num_images, 1, size, num_objects, num_distractors, seed=seed,
+                                      motion=0.0, noise=noise, scale=scale)
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def load(self, index: int) -> tuple[Image.Image, Image.Image]:
+        frames, labels = self.scenes.video(index)
+        return Image.fromarray(frames[0]), Image.fromarray(labels[0])
+
+    def name(self, index: int) -> str:
+        return f"synthetic-image-{self.seed}-{index:05d}"

@@ -164,11 +164,14 @@ def find_static_pairs(root: str | Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-class StaticTrain(_SeededClips):
-    """Pre-training clips made from single images with instance masks (official ``StaticTrain``).
+class StaticClips(_SeededClips):
+    """Clips made from single images with instance masks (official ``StaticTrain``'s recipe).
+
+    Subclasses give the images: ``__len__``, :meth:`load` (image and label map of ``index``)
+    and :meth:`name`. See :class:`StaticTrain` (images in a folder) and
+    :class:`aot_edu.data.synthetic.SyntheticImages` (rendered synthetic scenes).
 
     Args:
-        root: folder with ``images/`` and ``masks/`` (see :func:`find_static_pairs`).
         size: output ``(H, W)``; 465 x 465 in the paper.
         seq_len: frames per clip (5).
         max_objects: at most this many objects per clip (``M = 10``).
@@ -179,7 +182,6 @@ class StaticTrain(_SeededClips):
 
     def __init__(
         self,
-        root: str | Path,
         size: tuple[int, int] = CROP_SIZE,
         seq_len: int = SEQ_LEN,
         max_objects: int = MAX_OBJECTS,
@@ -188,24 +190,15 @@ class StaticTrain(_SeededClips):
     ) -> None:
         if seq_len < 2:
             raise ValueError("seq_len must be at least 2 (a reference frame and one more)")
-        self.pairs = find_static_pairs(root)
         self.size, self.seq_len = tuple(size), seq_len
         self.max_objects, self.merge_prob, self.seed = max_objects, merge_prob, seed
 
-    def __len__(self) -> int:
-        return len(self.pairs)
-
     def load(self, index: int) -> tuple[Image.Image, Image.Image]:
-        image_path, mask_path = self.pairs[index]
-        with Image.open(image_path) as im:
-            image = im.convert("RGB")
-        labels = read_mask(mask_path)
-        if labels.shape != (image.height, image.width):
-            raise ValueError(
-                f"mask {mask_path} is {labels.shape[1]}x{labels.shape[0]} but image {image_path} "
-                f"is {image.width}x{image.height}; a mask must have its image's size"
-            )
-        return image, Image.fromarray(labels)
+        """RGB image and label map (mode ``L``) of image ``index``."""
+        raise NotImplementedError
+
+    def name(self, index: int) -> str:
+        raise NotImplementedError
 
     def clip(self, index: int, rng: np.random.Generator):
         """``(frames [T, H, W, 3], masks [T, H, W], obj_num)`` made from image ``index``."""
@@ -230,14 +223,53 @@ class StaticTrain(_SeededClips):
         index = self._check_index(index)
         rng = self.rng(index)
         frames, masks, obj_num = self.clip(index, rng)
-        name = self.pairs[index][0].stem
+        name = self.name(index)
         if len(self) > 1 and (obj_num == 0 or rng.random() < self.merge_prob):
             other = (index + 1 + int(rng.integers(len(self) - 1))) % len(self)
             frames, masks, obj_num = T.merge_clips(
                 (frames, masks), self.clip(other, rng)[:2], rng, self.max_objects
             )
-            name = f"{name}+{self.pairs[other][0].stem}"
+            name = f"{name}+{self.name(other)}"
         return make_sample(frames, masks, obj_num, name)
+
+
+class StaticTrain(StaticClips):
+    """Pre-training clips from a folder of images with instance masks (official ``StaticTrain``).
+
+    Args:
+        root: folder with ``images/`` and ``masks/`` (see :func:`find_static_pairs`).
+        size, seq_len, max_objects, merge_prob, seed: see :class:`StaticClips`.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        size: tuple[int, int] = CROP_SIZE,
+        seq_len: int = SEQ_LEN,
+        max_objects: int = MAX_OBJECTS,
+        merge_prob: float = 1.0,
+        seed: int | None = 0,
+    ) -> None:
+        super().__init__(size, seq_len, max_objects, merge_prob, seed)
+        self.pairs = find_static_pairs(root)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def load(self, index: int) -> tuple[Image.Image, Image.Image]:
+        image_path, mask_path = self.pairs[index]
+        with Image.open(image_path) as im:
+            image = im.convert("RGB")
+        labels = read_mask(mask_path)
+        if labels.shape != (image.height, image.width):
+            raise ValueError(
+                f"mask {mask_path} is {labels.shape[1]}x{labels.shape[0]} but image {image_path} "
+                f"is {image.width}x{image.height}; a mask must have its image's size"
+            )
+        return image, Image.fromarray(labels)
+
+    def name(self, index: int) -> str:
+        return self.pairs[index][0].stem
 
 
 # -- videos -----------------------------------------------------------------------------------
