@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aot_edu.analysis import copy_first_mask, grid_oracle
 from aot_edu.train import TrainResult, load_config, plot_history, read_log, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ RUNS = ROOT / "runs" / "bench"
 # trained encoder with four and eight times the budget (3,600 steps, ~37 min; 7,200 steps,
 # ~80 min): how far the learning proof is from the 10-minute target, and where it levels off.
 # (name, label, changes)
-CONFIG = CONFIGS / "quick_cpu.toml"
+CONFIG = CONFIGS / "scratch_cpu.toml"
 TRAINED_ENCODER = {"model.train_encoder": True, "model.batch_statistics": True,
                    "model.freeze_at": 0, "optim.encoder_lr_ratio": 1.0, "optim.steps": 900}
 RUNS_TO_MAKE = (("quick_cpu", "AOT-T, 1 LSTT block (quick config)", {}),
@@ -41,7 +42,7 @@ RUNS_TO_MAKE = (("quick_cpu", "AOT-T, 1 LSTT block (quick config)", {}),
 
 
 def _run(name: str, changes: dict, quick: bool) -> tuple[TrainResult, float | None, dict]:
-    """Train ``configs/quick_cpu.toml`` with ``changes`` from scratch (wall time measured), or
+    """Train ``configs/scratch_cpu.toml`` with ``changes`` from scratch (wall time measured), or
     with ``AOT_EDU_BENCH_REUSE=1`` take a finished run of it from ``runs/bench`` (its training
     time was measured while it trained; wall time unknown)."""
     out = RUNS / (f"{name}_smoke" if quick else name)
@@ -60,7 +61,7 @@ def _run(name: str, changes: dict, quick: bool) -> tuple[TrainResult, float | No
 
 
 def _describe(changes: dict) -> str:
-    return " ".join(f"`{k} = {json.dumps(v)}`" for k, v in changes.items()) or "`configs/quick_cpu.toml`"
+    return " ".join(f"`{k} = {json.dumps(v)}`" for k, v in changes.items()) or "`configs/scratch_cpu.toml`"
 
 
 def _scores(config, predict) -> dict:
@@ -68,28 +69,6 @@ def _scores(config, predict) -> dict:
     from aot_edu.train import eval_videos, global_scores, score_videos
 
     return global_scores(score_videos(eval_videos(config), lambda frames, labels: predict(labels)))
-
-
-def repeat_first_mask(labels: np.ndarray) -> np.ndarray:
-    """The trivial tracker: every frame gets the first mask. What tracking has to beat."""
-    return np.repeat(labels[:1], len(labels), axis=0)
-
-
-def grid_oracle(labels: np.ndarray, stride: int = 16) -> np.ndarray:
-    """The ground truth seen on a grid of ``1/stride`` (area-averaged one-hot), upsampled
-    bilinearly and arg-maxed. ``stride = 16``: AOT's token grid, the best a prediction that is
-    right only per token can do; ``stride = 4``: the decoder's output grid, the best any
-    prediction of AOT's decoder can do."""
-    import torch
-    import torch.nn.functional as F
-
-    truth = torch.from_numpy(labels.astype(np.int64))
-    one_hot = F.one_hot(truth, int(truth.max()) + 1).permute(0, 3, 1, 2).float()
-    h, w = labels.shape[1:]
-    size = ((h - 1) // stride + 1, (w - 1) // stride + 1)
-    grid = F.interpolate(one_hot, size=size, mode="area")
-    up = F.interpolate(grid, size=(h, w), mode="bilinear", align_corners=True)
-    return up.argmax(1).numpy()
 
 
 def _comparison_figure(results: list[tuple[str, TrainResult]], path: Path) -> None:
@@ -133,8 +112,9 @@ def run(quick: bool = False) -> str:
             f"{result.train_time / 60:.1f} | {'-' if wall is None else f'{wall / 60:.1f}'} | "
             f"{m['J&F']:.3f} | {m['J']:.3f} | {m['F']:.3f} |"
         )
-    for label, predict in (("baseline: repeat the first mask", repeat_first_mask),
-                           ("oracle: ground truth at the 1/16 token grid", grid_oracle),
+    for label, predict in (("baseline: repeat the first mask", lambda labels: copy_first_mask(None, labels)),
+                           ("oracle: ground truth at the 1/16 token grid",
+                            lambda labels: grid_oracle(labels, 16)),
                            ("oracle: ground truth at the decoder's 1/4 grid",
                             lambda labels: grid_oracle(labels, 4))):
         m = _scores(results[0][1].config, predict)

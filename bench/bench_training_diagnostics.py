@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from aot_edu.analysis import memory_ablation, model_predictor, teacher_forced_predictor
 from aot_edu.data import SyntheticVideos, collate
 from aot_edu.encoders import use_batch_statistics
 from aot_edu.engine import mask_unused_identities, normalize
@@ -129,7 +130,7 @@ def fixed_batch_fit(random_identities: bool, steps: int) -> list[tuple[int, floa
 def perfect_matching_fit(steps: int, train_encoder: bool = False) -> list[tuple[int, float]]:
     """IoU (mean of the last 100 steps) of a decoder handed each frame's own identities.
 
-    The quick configuration's clips (``configs/quick_cpu.toml``: 97 x 97, 4 clips of 4 target
+    The quick configuration's clips (``configs/scratch_cpu.toml``: 97 x 97, 4 clips of 4 target
     frames per step); the LSTT output is replaced by the encoder's 1/16 map plus the frame's
     ground-truth identity embedding (Eq. 4, fresh random identities), i.e. what a perfect
     long/short-term attention would deliver at best. AdamW 4e-4 on the identity bank, encoder
@@ -138,7 +139,7 @@ def perfect_matching_fit(steps: int, train_encoder: bool = False) -> list[tuple[
     (the "encoder trained" runs of bench_training.py); else it stays frozen (the quick
     configuration).
     """
-    config = load_config(ROOT / "configs" / "quick_cpu.toml")
+    config = load_config(ROOT / "configs" / "scratch_cpu.toml")
     dataset = build_dataset(config)
     model = _fresh_model(torch.cat([dataset[i]["frames"] for i in range(8)]))
     model.encoder.requires_grad_(train_encoder)
@@ -187,27 +188,11 @@ def _trained_model(run_dir: Path):
     return stored, config, build_model(config.model.variant, weights=run_dir / "model_ema.pt")
 
 
-def _teacher_forced_masks(model: AOT, frames: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Segment every frame as :func:`aot_edu.segment` does, but feed the ground truth back as
-    the short-term memory instead of the prediction (teacher forcing)."""
-    from aot_edu.engine import InferenceSession
-
-    session = InferenceSession(model)
-    masks = [labels[0]]
-    with torch.no_grad():
-        session.add_reference(frames[0], labels[0])
-        for t in range(1, len(frames)):
-            masks.append(np.asarray(session.propagate(frames[t]).labels))
-            session.update_memory(labels[t])
-    return np.stack(masks)
-
-
 def per_frame_j(stored: dict, config, model: AOT) -> dict[str, list[float]]:
     """Mean J of every scored frame (1 .. T-2) over a trained run's held-out videos
     (:func:`_trained_model`), three ways: as tested (each frame read from the model's own
     previous prediction), teacher-forced (from the true previous mask), and as tested on the
     same videos with objects that do not move (``eval.motion = 0``)."""
-    from aot_edu.engine import segment
     from aot_edu.metrics import evaluate_sequence
     from aot_edu.train import eval_videos
 
@@ -223,8 +208,8 @@ def per_frame_j(stored: dict, config, model: AOT) -> dict[str, list[float]]:
         rows = []
         for i in range(len(videos)):
             frames, labels = videos.video(i)
-            masks = (_teacher_forced_masks(model, frames, labels) if forced
-                     else segment(frames, labels[0], model).masks)
+            masks = (teacher_forced_predictor(model) if forced else model_predictor(model))(
+                frames, labels)
             j, _ = evaluate_sequence(labels, masks)
             rows.append(np.nanmean(j, axis=0))  # [objects, frames] -> per frame
         curves[name] = [float(x) for x in np.mean(rows, axis=0)]
@@ -232,39 +217,10 @@ def per_frame_j(stored: dict, config, model: AOT) -> dict[str, list[float]]:
 
 
 def attention_ablation(config, model: AOT) -> dict[str, float]:
-    """Held-out J&F of a trained run (:func:`_trained_model`) with nothing removed, and with the
-    output of each LSTT block's long-term or short-term attention set to zero on every
-    propagated frame (the reference frame runs unchanged): how much the model relies on each
-    memory."""
-    from aot_edu.train import eval_videos, evaluate_model
+    """Held-out J&F of a trained run with each memory removed (:func:`aot_edu.analysis.memory_ablation`)."""
+    from aot_edu.train import eval_videos
 
-    state = {"propagating": False, "removed": None}
-
-    def note_frame(block, args):  # LSTTBlock(x, pos, size_2d, id_emb, ...): no id_emb = propagated
-        state["propagating"] = args[3] is None
-
-    def remove(name):
-        def hook(module, args, output):
-            if state["propagating"] and state["removed"] == name:
-                return (torch.zeros_like(output[0]), *output[1:])
-        return hook
-
-    handles = []
-    for block in model.LSTT.layers:
-        handles += [block.register_forward_pre_hook(note_frame),
-                    block.long_term_attn.register_forward_hook(remove("long")),
-                    block.short_term_attn.register_forward_hook(remove("short"))]
-    videos = eval_videos(config)
-    scores = {}
-    try:
-        for label, removed in (("nothing removed", None), ("long-term attention removed", "long"),
-                               ("short-term attention removed", "short")):
-            state["removed"] = removed
-            scores[label] = evaluate_model(model, videos)["J&F"]
-    finally:
-        for handle in handles:
-            handle.remove()
-    return scores
+    return memory_ablation(model, eval_videos(config))
 
 
 def run(quick: bool = False) -> str:
