@@ -11,7 +11,7 @@ command does is also one function call away in a notebook.
     aot-edu segment --frames DIR --mask FIRST.png --out DIR (--weights PATH | --official) [--variant aotl]
                     [--overwrite] [--max-long-term-frames N]
     aot-edu eval --dataset davis2017 [--split val] (--weights PATH | --official) [--variant aotl] [--out DIR]
-    aot-edu train --config configs/quick_cpu.toml [--set optim.steps=100 ...]
+    aot-edu train --config configs/course.toml [--set optim.steps=100 ...]
 """
 
 from __future__ import annotations

@@ -88,6 +88,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .analysis import evaluate_model, global_scores, score_videos  # noqa: F401 (re-exported)
 from .data.io import FILE_BROWSER_FILES
 from .encoders import freeze_stages, use_batch_statistics
 from .engine import AOTEngine, normalize
@@ -385,6 +386,31 @@ def locality_prior(model: AOT, strength: float) -> None:
         bias.copy_((-strength * distance2).repeat(attention.heads).to(bias))
 
 
+ENCODER_KEYS = ("encoder.", "encoder_projector.")
+
+
+def load_encoder_weights(model: AOT, weights: str | Path) -> int:
+    """Load the encoder and its projection to the LSTT width (``encoder.*``,
+    ``encoder_projector.*``) from a checkpoint of any variant with the same encoder (AOT-T/S/B
+    share MobileNetV2): training the rest on top of an already trained encoder. Strict for those
+    keys (missing or mis-shaped ones raise :class:`aot_edu.checkpoints.CheckpointError`);
+    returns the number of tensors loaded."""
+    from .checkpoints import CheckpointError, load_state_dict_file
+
+    state = load_state_dict_file(weights)
+    own = {k: v for k, v in model.state_dict().items() if k.startswith(ENCODER_KEYS)}
+    missing = [k for k in own if k not in state]
+    wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or wrong:
+        raise CheckpointError(
+            f"{weights} has no {model.config.title} encoder: {len(missing)} encoder keys missing "
+            f"(e.g. {missing[:2]}), {len(wrong)} of another shape (e.g. {wrong[:2]}); use weights "
+            "of a variant with the same encoder"
+        )
+    model.load_state_dict({k: state[k] for k in own}, strict=False)
+    return len(own)
+
+
 class ModelEMA:
     """Exponential moving average of a model's weights (official ``ExponentialMovingAverage``).
 
@@ -653,6 +679,7 @@ class ModelSection:
     pretrained_encoder: bool = False  # ImageNet encoder weights (torchvision download)
     calibrate: bool = True  # random encoder: BN statistics and projection from the first clips
     init_weights: str = ""  # start from these weights (e.g. a pre-training stage's EMA)
+    init_encoder: str = ""  # start the encoder (and its projection) from these weights (any variant)
     droppath: float = 0.1  # stochastic depth in the LSTT (official TRAIN_LSTT_DROPPATH)
     locality_prior: float = 0.0  # short-term attention starts local (0 = official init)
     long_term_gap_train: int = 0  # 0 = the variant's (AOT-L: 2, AOT-T/S/B: never)
@@ -665,7 +692,7 @@ class ModelSection:
 class DataSection:
     """``[data]``: the training clips."""
 
-    dataset: str = "synthetic"  # synthetic | davis2017 | youtubevos | static
+    dataset: str = "synthetic"  # synthetic | synthetic_images | davis2017 | youtubevos | static
     root: str = ""  # dataset folder; "" = the course data folder (AOT_EDU_DATA)
     size: int = 465  # crop side (16k + 1)
     seq_len: int = 5  # reference + 4
@@ -678,7 +705,7 @@ class DataSection:
     noise: float = 3.0
     scale: float = 1.0  # object sizes (synthetic data)
     # real videos and images (aot_edu.data.DAVISTrain / YouTubeVOSTrain / StaticTrain)
-    max_gap: int = 0  # 0 = official (DAVIS 12, YouTube-VOS 3)
+    max_gap: int = 0  # 0 = official (DAVIS 12, YouTube-VOS 3; synthetic: consecutive frames)
     repeat: int = 0  # 0 = official (DAVIS 5, YouTube-VOS 1)
     merge_prob: float = -1.0  # < 0 = official (videos 0.3, static images 1.0)
 
@@ -762,7 +789,8 @@ class TrainConfig:
 
 SECTIONS = {"model": ModelSection, "data": DataSection, "optim": OptimSection,
             "eval": EvalSection, "run": RunSection}
-DATASET_NAMES = ("synthetic", "davis2017", "youtubevos", "static")
+DATASET_NAMES = ("synthetic", "synthetic_images", "davis2017", "youtubevos", "static")
+SYNTHETIC_DATASETS = ("synthetic", "synthetic_images")
 
 
 def _check_type(where: str, value, hint) -> object:
@@ -814,8 +842,9 @@ def _build_section(cls, table: Mapping, where: str):
     return cls(**values)
 
 
-def config_from_dict(data: Mapping) -> TrainConfig:
-    """Build and validate a :class:`TrainConfig` from a dict shaped like the TOML file."""
+def config_from_dict(data: Mapping, check_paths: bool = True) -> TrainConfig:
+    """Build and validate a :class:`TrainConfig` from a dict shaped like the TOML file
+    (``check_paths``: see :func:`validate_config`)."""
     top = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {}
     for key, value in data.items():
@@ -826,7 +855,7 @@ def config_from_dict(data: Mapping) -> TrainConfig:
         else:
             hint = typing.get_type_hints(TrainConfig)[key]
             values[key] = _check_type(key, value, hint)
-    return validate_config(TrainConfig(**values))
+    return validate_config(TrainConfig(**values), check_paths)
 
 
 def _parse_override(text: str) -> tuple[list[str], object]:
@@ -841,7 +870,8 @@ def _parse_override(text: str) -> tuple[list[str], object]:
 
 
 def load_config(
-    source: str | Path | Mapping | TrainConfig, overrides: Sequence[str] | Mapping = ()
+    source: str | Path | Mapping | TrainConfig, overrides: Sequence[str] | Mapping = (),
+    check_paths: bool = True,
 ) -> TrainConfig:
     """Read a TOML file (or a dict) into a validated :class:`TrainConfig`.
 
@@ -849,6 +879,9 @@ def load_config(
     bare words are strings) or a dict ``{"optim.steps": 100}``, applied before validation.
     Raises :class:`ConfigError` naming the key and the fix: unknown keys (with the closest
     valid one), wrong types, unknown variants or datasets, impossible sizes, missing folders.
+    ``check_paths=False`` reads a configuration without checking that its files and folders
+    exist (to describe a run, e.g. the course model's second stage, whose initial weights are
+    made by the first); :func:`train` always checks them.
     """
     if isinstance(source, TrainConfig):
         data = source.to_dict()
@@ -871,7 +904,7 @@ def load_config(
             if not isinstance(table, dict):
                 raise ConfigError(f"override {'.'.join(parts)}: {part} is not a section")
         table[parts[-1]] = value
-    return config_from_dict(data)
+    return config_from_dict(data, check_paths)
 
 
 def _positive(where: str, value, allow_zero: bool = False) -> None:
@@ -883,8 +916,9 @@ def _positive(where: str, value, allow_zero: bool = False) -> None:
 MAX_SYNTHETIC_OBJECTS = 254
 
 
-def validate_config(config: TrainConfig) -> TrainConfig:
-    """Check values that types cannot: names, ranges, sizes, folders. Returns ``config``."""
+def validate_config(config: TrainConfig, check_paths: bool = True) -> TrainConfig:
+    """Check values that types cannot: names, ranges, sizes, folders (files and folders only
+    with ``check_paths``). Returns ``config``."""
     m, d, o, e, r = config.model, config.data, config.optim, config.eval, config.run
     try:
         model_config = get_config(m.variant)
@@ -901,7 +935,15 @@ def validate_config(config: TrainConfig) -> TrainConfig:
     if m.batch_statistics and not m.train_encoder:
         raise ConfigError("model.batch_statistics = true needs model.train_encoder = true (it keeps "
                           "a trained encoder's layers normalised); set one of them accordingly")
-    if m.init_weights and not Path(m.init_weights).is_file():
+    if m.init_weights and m.init_encoder:
+        raise ConfigError("model.init_weights and model.init_encoder are exclusive (init_weights "
+                          "already sets the encoder); keep one of them")
+    if check_paths and m.init_encoder and not Path(m.init_encoder).is_file():
+        raise ConfigError(
+            f"model.init_encoder: file {m.init_encoder} not found (relative paths start from the "
+            "folder you run in); e.g. the course model: aot_edu/assets/course_aotb.pt"
+        )
+    if check_paths and m.init_weights and not Path(m.init_weights).is_file():
         raise ConfigError(
             f"model.init_weights: file {m.init_weights} not found (relative paths start from the "
             f"folder you run in); official weights: `aot-edu download checkpoint {m.variant} "
@@ -947,7 +989,7 @@ def validate_config(config: TrainConfig) -> TrainConfig:
     if not d.merge_prob <= 1.0:
         raise ConfigError(f"data.merge_prob must be <= 1 (a probability; < 0 = the official "
                           f"value), got {d.merge_prob}")
-    if d.dataset != "synthetic":
+    if check_paths and d.dataset not in SYNTHETIC_DATASETS:
         data_root(config)  # raises when the folder is missing
     for where, value in (("optim.steps", o.steps), ("optim.batch_size", o.batch_size),
                          ("optim.accumulation_steps", o.accumulation_steps), ("optim.lr", o.lr),
@@ -1022,7 +1064,11 @@ def build_dataset(config: TrainConfig) -> torch.utils.data.Dataset:
     if d.dataset == "synthetic":
         return D.SyntheticVideos(d.num_videos, d.seq_len, d.size, d.num_objects,
                                  d.num_distractors, seed=seed, motion=d.motion, noise=d.noise,
-                                 scale=d.scale)
+                                 scale=d.scale, max_gap=max(1, d.max_gap))
+    if d.dataset == "synthetic_images":  # static-image pre-training on rendered scenes
+        return D.SyntheticImages(d.num_videos, d.size, d.seq_len, d.num_objects,
+                                 d.num_distractors, seed=seed, noise=d.noise, scale=d.scale,
+                                 merge_prob=1.0 if d.merge_prob < 0 else d.merge_prob)
     root = data_root(config)
     crop = (d.size, d.size)
     if d.dataset == "static":
@@ -1369,49 +1415,6 @@ def eval_videos(config: TrainConfig):
                            scale=e.scale)
 
 
-def score_videos(videos, predict, progress: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Score ``predict`` on every video with the DAVIS semi-supervised protocol
-    (:mod:`aot_edu.metrics`: first and last frames excluded).
-
-    ``videos`` has ``len()`` and ``video(i) -> (frames [T, H, W, 3], labels [T, H, W])``;
-    ``predict(frames, labels) -> masks [T, H, W]`` may use ``labels[0]`` only (the given mask).
-    Returns, per video, ``(J, F)``: each object's mean over the scored frames, ``[objects]``.
-    """
-    from .metrics import evaluate_sequence
-
-    indices = range(len(videos))
-    if progress:
-        from tqdm.auto import tqdm
-
-        indices = tqdm(indices, desc="evaluate", unit="video", leave=False)
-    scores = []
-    for i in indices:
-        frames, labels = videos.video(i)
-        j, f = evaluate_sequence(labels, predict(frames, labels))
-        scores.append((np.nanmean(j, axis=1), np.nanmean(f, axis=1)))
-    return scores
-
-
-def global_scores(scores: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict:
-    """The global figures of :func:`score_videos`' result, as the DAVIS tables give them:
-    ``J&F``, ``J``, ``F`` (means over all objects of all videos), ``videos``, ``objects``."""
-    j = np.concatenate([j for j, _ in scores])
-    f = np.concatenate([f for _, f in scores])
-    jm, fm = float(j.mean()), float(f.mean())
-    return {"J&F": (jm + fm) / 2, "J": jm, "F": fm, "videos": len(scores), "objects": len(j)}
-
-
-def evaluate_model(model: AOT, videos, progress: bool = False) -> dict:
-    """Segment every video from its first mask (:func:`aot_edu.segment`) and score it
-    (:func:`score_videos`); the global figures of :func:`global_scores`."""
-    from .engine import segment
-
-    def predict(frames: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        return segment(frames, labels[0], model).masks
-
-    return global_scores(score_videos(videos, predict, progress))
-
-
 # ============================================================================================
 # The trainer
 # ============================================================================================
@@ -1592,10 +1595,12 @@ def _train(cfg: TrainConfig, info: DistInfo, use_cuda: bool, progress: bool) -> 
 
         load_weights(model, cfg.model.init_weights)
     elif state is None:
+        if cfg.model.init_encoder:
+            load_encoder_weights(model, cfg.model.init_encoder)
         locality_prior(model, cfg.model.locality_prior)
     dataset = build_dataset(cfg)
     if (cfg.model.calibrate and state is None and not cfg.model.init_weights
-            and not cfg.model.pretrained_encoder):
+            and not cfg.model.init_encoder and not cfg.model.pretrained_encoder):
         clips = [dataset[i]["frames"] for i in range(min(len(dataset), 8))]
         images = normalize(torch.cat(clips)).contiguous(memory_format=torch.channels_last)
         calibrate_frozen_batchnorm(model.encoder, images)

@@ -95,7 +95,7 @@ def test_repository_configs_load():
     for path in sorted((ROOT / "configs").glob("*.toml")):
         if "davis" in path.name or "youtube" in path.name:
             continue  # need a dataset folder (see the next test)
-        config = load_config(path)
+        config = load_config(path, check_paths=False)  # course.toml starts from course_pre's run
         assert isinstance(config, TrainConfig) and config.name
 
 
@@ -129,6 +129,8 @@ def test_real_data_configs_name_the_missing_folder(tmp_path):
         ({"optim": {"min_lr": 1e-3, "lr": 1e-4}}, "must not exceed"),
         ({"optim": {"top_k_percent": 0}}, r"\(0, 1\]"),
         ({"model": {"init_weights": "/nonexistent.pth"}}, "not found"),
+        ({"model": {"init_encoder": "/nonexistent.pth"}}, "model.init_encoder: file .* not found"),
+        ({"model": {"init_encoder": __file__, "init_weights": __file__}}, "exclusive"),
         ({"model": {"locality_prior": -1.0}}, r"model.locality_prior must be >= 0"),
         ({"model": {"batch_statistics": True, "train_encoder": False}},
          r"model.batch_statistics = true needs model.train_encoder = true"),
@@ -422,3 +424,38 @@ def test_cli_train_command(tmp_path, capsys):
     assert json.loads((tmp_path / "cli" / "config.json").read_text())["optim"]["lr"] == 3e-4
     assert cli_main(["train", "--config", str(config), "--set", "optim.stepz=3"]) == 1
     assert "did you mean 'steps'" in capsys.readouterr().err
+
+
+def test_synthetic_images_and_gapped_videos_train(tmp_path):
+    """The course model's two data sources run through the trainer."""
+    for name, changes in (("pre", {"data.dataset": "synthetic_images", "data.merge_prob": 0.0}),
+                          ("main", {"data.max_gap": 2})):
+        result = train(tiny_config(tmp_path, name, steps=2), changes)
+        assert result.step == 2 and np.isfinite([r["loss"] for r in result.history()]).all()
+
+
+def test_init_encoder_starts_from_another_variants_encoder(tmp_path):
+    """model.init_encoder: AOT-T's encoder and projection from AOT-B weights, the rest fresh."""
+    torch.manual_seed(5)
+    source = aot_edu.build_model("aotb")
+    torch.save({"state_dict": source.state_dict()}, tmp_path / "aotb.pt")
+    config = load_config(tiny_config(tmp_path, steps=1), {"model.init_encoder": str(tmp_path / "aotb.pt"),
+                                                          "model.train_encoder": False})
+    from aot_edu.train import ENCODER_KEYS, load_encoder_weights
+
+    model = aot_edu.build_model("aott")
+    assert load_encoder_weights(model, tmp_path / "aotb.pt") == len(
+        [k for k in model.state_dict() if k.startswith(ENCODER_KEYS)])
+    for key, value in model.state_dict().items():
+        if key.startswith(ENCODER_KEYS):
+            torch.testing.assert_close(value, source.state_dict()[key])
+    result = train(config)
+    trained = torch.load(result.weights, weights_only=True)["state_dict"]
+    # frozen: the encoder weights are still AOT-B's after training
+    torch.testing.assert_close(trained["encoder.features.0.0.weight"],
+                               source.state_dict()["encoder.features.0.0.weight"])
+    from aot_edu.checkpoints import CheckpointError
+
+    torch.save({"state_dict": {"LSTT.x": torch.zeros(1)}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="has no AOT-T encoder"):
+        load_encoder_weights(model, tmp_path / "other.pt")
