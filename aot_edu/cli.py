@@ -158,7 +158,10 @@ def resolve_device(name: str | None) -> str:
 # --- segment -------------------------------------------------------------------------------
 
 def _check_output(out, frames_dir, mask_path, targets, overwrite: bool) -> None:
-    """Refuse an --out that would overwrite the inputs, or earlier masks without --overwrite."""
+    """Refuse an --out that would overwrite the inputs, or earlier masks without --overwrite,
+    or that cannot be written."""
+    from .data.io import check_writable_folder
+
     out_r = out.resolve()
     if out_r == frames_dir.resolve():
         raise ValueError(f"--out {out} is the frames folder: the masks would overwrite or mix "
@@ -168,6 +171,7 @@ def _check_output(out, frames_dir, mask_path, targets, overwrite: bool) -> None:
                          "overwrite it (and the annotations beside it); give a separate folder")
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder for the masks")
+    check_writable_folder(out, "--out")
     existing = [t.name for t in targets if t.exists()]
     if existing and not overwrite:
         shown = ", ".join(existing[:3]) + (", ..." if len(existing) > 3 else "")
@@ -218,7 +222,13 @@ def _segment(args: argparse.Namespace) -> int:
     written = 0
     try:
         for step in steps:
-            write_mask(targets[step.index], step.mask.numpy())
+            target = targets[step.index]
+            try:
+                write_mask(target, step.mask.numpy())
+            except OSError as error:  # e.g. the disk filled up, the folder went away
+                raise ValueError(f"could not write {target} ({error.strerror or error}); free "
+                                 f"disk space or make --out {out} writable, then run the same "
+                                 "command with --overwrite") from None
             written += 1
     except KeyboardInterrupt:
         print(f"aot-edu: interrupted after writing {written} of {len(paths)} masks to {out}. "

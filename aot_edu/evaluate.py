@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from .data.datasets import DAVIS, VOID_LABEL, VideoSequence, YouTubeVOS
-from .data.io import FILE_BROWSER_FILES, read_mask, write_mask
+from .data.io import FILE_BROWSER_FILES, check_writable_folder, read_mask, write_mask
 from .engine import InferenceSession
 from .model import AOT
 
@@ -375,6 +375,7 @@ def check_output_folder(out: Path, reader: DAVIS | YouTubeVOS) -> None:
     """
     if out.exists() and not out.is_dir():
         raise ValueError(f"output folder {out} is a file; give a folder (`out`, `--out`) instead")
+    check_writable_folder(out, "output folder (`out`, `--out`)")
     target = out.resolve()
     # most specific first, so that the message names the folder at stake
     for what, folder in (("annotation folder", reader.label_root),

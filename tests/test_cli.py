@@ -287,3 +287,29 @@ def test_expected_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch,
         cli.main(["fail", "value"])
     assert cli.main(["fail", "interrupt"]) == 130
     assert capsys.readouterr().err == "aot-edu: interrupted; nothing to redo.\n"
+
+
+def test_segment_out_errors_name_the_path_before_any_work(tmp_path, monkeypatch, capsys,
+                                                          aott_weights):
+    """An --out that cannot be written is refused up front; a failed write names its file."""
+    import aot_edu.model as model_module
+    from aot_edu.data import io
+
+    frames, mask, _ = make_video(tmp_path)
+    (tmp_path / "taken").write_text("a file")
+    monkeypatch.setattr(model_module, "build_model", lambda *a, **k: pytest.fail("model built"))
+    assert cli.main(segment_argv(frames, mask, tmp_path / "taken" / "out", aott_weights)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"aot-edu: error: --out {tmp_path / 'taken' / 'out'}: ")
+    assert "is a file, so no folder can be made there" in err and "Errno" not in err
+    monkeypatch.undo()
+
+    def disk_full(path, labels):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(io, "write_mask", disk_full)
+    assert cli.main(segment_argv(frames, mask, tmp_path / "out", aott_weights)) == 1
+    err = capsys.readouterr().err
+    assert (f"could not write {tmp_path / 'out' / '00000.png'} (No space left on device); free "
+            "disk space or make --out") in err
+    assert "--overwrite" in err and "Errno" not in err

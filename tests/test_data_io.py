@@ -165,3 +165,42 @@ def test_frame_sizes_are_checked_from_headers_and_truncated_files_named(tmp_path
     (folder / "00001.jpg").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match=r"00001\.jpg: could not be read"):
         read_frame(folder / "00001.jpg")
+
+
+def test_truncated_png_frame_and_mask_name_their_file(tmp_path):
+    """PIL's "image file is truncated" names no file; every reader adds it (issue 21)."""
+    from aot_edu.data.io import frame_sizes_agree, read_frame
+
+    folder = save_frames(tmp_path / "f", ["00000.png"], size=(64, 64))
+    data = (folder / "00000.png").read_bytes()
+    (folder / "00001.png").write_bytes(data[: len(data) // 2])
+    for read in (read_frame, lambda p: frame_sizes_agree([p])):
+        with pytest.raises(ValueError, match=r"00001\.png: could not be read \(image file is "
+                                             r"truncated\); re-export or remove it"):
+            read(folder / "00001.png")
+    noise = np.random.default_rng(0).integers(0, 4, (64, 64), dtype=np.uint8)
+    write_mask(tmp_path / "m.png", noise)  # palette: incompressible, so the cuts hit pixels
+    data = (tmp_path / "m.png").read_bytes()
+    for cut in (400, len(data) - 30):  # inside the palette (Image.open fails) / the pixels
+        (tmp_path / "cut.png").write_bytes(data[:cut])
+        with pytest.raises(ValueError, match=r"cut\.png: the mask could not be read \(.*\); "
+                                             "save it again as a PNG"):
+            read_mask(tmp_path / "cut.png")
+    assert (tmp_path / "cut.png").read_bytes() == data[:cut]  # the file is left as it was
+
+
+def test_unwritable_output_folder_is_named_with_a_fix(tmp_path, monkeypatch):
+    import os
+
+    from aot_edu.data.io import check_writable_folder
+
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(ValueError, match=r"^--out .*a_file/masks: .*a_file is a file, so no "
+                                         "folder can be made there; give a path whose parents"):
+        check_writable_folder(tmp_path / "a_file" / "masks", "--out")
+    check_writable_folder(tmp_path / "new" / "masks", "--out")  # creatable: fine
+    assert not (tmp_path / "new").exists()  # and nothing was created
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # as a non-root user would see
+    with pytest.raises(ValueError, match=r"^--out .*new/masks: no permission to create "
+                                         r".*new/masks in .*; give a folder you can write to"):
+        check_writable_folder(tmp_path / "new" / "masks", "--out")

@@ -81,12 +81,21 @@ def read_mask(path: str | Path) -> np.ndarray:
         image = Image.open(path)
     except UnidentifiedImageError as error:
         raise ValueError(f"{path}: not a readable image ({error}); give a PNG mask") from None
+    except OSError as error:
+        raise _damaged_mask(path, error) from None
     with image:
-        image = _upright(image)
-        labels = _decode_mask(image, path)
+        try:
+            image = _upright(image)
+            labels = _decode_mask(image, path)
+        except OSError as error:  # a truncated PNG: PIL's message does not name the file
+            raise _damaged_mask(path, error) from None
         # Palette indices are chosen by annotation tools, never blended: only grayscale and
         # RGB masks are checked, which also keeps DAVIS / YouTube-VOS reading fast.
         return labels if image.mode == "P" else check_not_antialiased(labels, path)
+
+
+def _damaged_mask(path: Path, error: OSError) -> ValueError:
+    return ValueError(f"{path}: the mask could not be read ({error}); save it again as a PNG")
 
 
 def _decode_mask(image: Image.Image, path: Path) -> np.ndarray:
@@ -186,6 +195,25 @@ def write_mask(path: str | Path, labels: np.ndarray) -> None:
     os.replace(partial, path)
 
 
+def check_writable_folder(folder: str | Path, option: str = "output folder") -> None:
+    """Refuse, before any work, an output folder that cannot be created or written to.
+
+    Nothing is created: the folder (or its nearest existing parent) must be a folder the user
+    may write in. ``option`` names where the path came from in the message (e.g. ``--out``).
+    """
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{option} {folder}: {existing} is a file, so no folder can be made "
+                         "there; give a path whose parents are folders")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "write in" if existing == folder else f"create {folder} in"
+        raise ValueError(f"{option} {folder}: no permission to {what} {existing}; give a folder "
+                         "you can write to (or change its permissions)")
+
+
 def natural_key(name: str) -> tuple:
     """Sort key that compares digit runs as numbers: frame2 < frame10 (plain sorting puts
     frame10 before frame2)."""
@@ -267,6 +295,11 @@ def _unreadable_frame(path: str | Path) -> ValueError:
                       "re-export it as .jpg/.png)")
 
 
+def _damaged_frame(path: str | Path, error: OSError) -> ValueError:
+    # e.g. a truncated JPEG or PNG: PIL's message ("image file is truncated") names no file
+    return ValueError(f"{path}: could not be read ({error}); re-export or remove it")
+
+
 def read_frame(path: str | Path) -> np.ndarray:
     """Read one frame as RGB ``uint8 [H, W, 3]`` (EXIF orientation applied)."""
     try:
@@ -274,8 +307,8 @@ def read_frame(path: str | Path) -> np.ndarray:
             return np.array(_upright(image).convert("RGB"), dtype=np.uint8)
     except UnidentifiedImageError:
         raise _unreadable_frame(path) from None
-    except OSError as error:  # e.g. a truncated JPEG: PIL's message does not name the file
-        raise ValueError(f"{path}: could not be read ({error}); re-export or remove it") from None
+    except OSError as error:
+        raise _damaged_frame(path, error) from None
 
 
 def frame_sizes_agree(paths: Sequence[str | Path]) -> tuple[int, int]:
@@ -294,6 +327,8 @@ def frame_sizes_agree(paths: Sequence[str | Path]) -> tuple[int, int]:
                     width, height = height, width  # stored sideways
         except UnidentifiedImageError:
             raise _unreadable_frame(path) from None
+        except OSError as error:  # reading the EXIF of a truncated file
+            raise _damaged_frame(path, error) from None
         if first_size is None:
             first_size = (height, width)
         elif (height, width) != first_size:
