@@ -21,6 +21,7 @@ Facts used here, from the official repository:
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -218,26 +219,49 @@ def describe_checkpoints(entries: Iterable[OfficialCheckpoint] = CHECKPOINTS) ->
 _WRAPPER_KEYS = ("state_dict", "model", "ema", "model_ema", "module", "net", "network")
 
 
+def _official_entry(path: Path) -> OfficialCheckpoint | None:
+    """The official checkpoint a file name is that of, if any."""
+    return next((e for e in CHECKPOINTS if e.filename == path.name), None)
+
+
 def _download_hint(path: Path, *, again: bool = True) -> str:
-    # The download verifies a file already at the path and moves a bad one to <file>.corrupt.
-    start = ("download it again (the bad copy is moved to "
-             f"{path.name}.corrupt, not deleted)" if again else "download it")
-    for entry in CHECKPOINTS:
-        if entry.filename == path.name:
-            stage = "" if entry.stage == "PRE_YTB_DAV" else f" --stage {entry.stage}"
-            return (f"{start}: `aot-edu download checkpoint {entry.variant}{stage} --dir "
-                    f"{path.parent}` (in Python: aot_edu.checkpoints.download_checkpoint("
-                    f"{entry.variant!r}, stage={entry.stage!r}, root={str(path.parent)!r}))")
-    return (f"{start} (`aot-edu download checkpoint <variant>`; `aot-edu download list` shows "
-            "the variants)")
+    entry = _official_entry(path)
+    if entry is None:
+        if again:  # the user's own file: nothing aot-edu could fetch, nothing was moved
+            return (f"{path.name} is not a file aot-edu downloads, so it was left as it is: "
+                    "save it again where it was made (torch.save(model.state_dict(), path)) "
+                    "or copy it again; for official weights use `aot-edu download checkpoint "
+                    "<variant>` (`aot-edu download list` shows the variants)")
+        return ("download it (`aot-edu download checkpoint <variant>`; `aot-edu download "
+                "list` shows the variants)")
+    stage = "" if entry.stage == "PRE_YTB_DAV" else f" --stage {entry.stage}"
+    # A download first checks a file already at the path and moves a bad one to <file>.corrupt.
+    start = (f"download it again (the download moves this copy aside to {path.name}.corrupt "
+             "first, so nothing is deleted)" if again else "download it")
+    return (f"{start}: `aot-edu download checkpoint {entry.variant}{stage} --dir "
+            f"{path.parent}` (in Python: aot_edu.checkpoints.download_checkpoint("
+            f"{entry.variant!r}, stage={entry.stage!r}, root={str(path.parent)!r}))")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _error_text(error: BaseException) -> str:
+    """``error`` in one short line, without PyTorch's advice to load with weights_only=False
+    (which runs any code the file holds): the class a safe load refused is all that is kept."""
+    text = " ".join(_ANSI.sub("", str(error)).split())
+    if "weights_only" in text or "weights only" in text.lower():
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        text = (f"a safe load refuses the Python object {refused.group(1)} in it" if refused
+                else "a safe load refuses its contents")
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _describe_unreadable(path: Path, error: BaseException) -> str:
     with open(path, "rb") as f:
         head = f.read(64)
     size = path.stat().st_size
-    text = " ".join(str(error).split())
-    reason = f"{type(error).__name__}: {text if len(text) <= 200 else text[:197] + '...'}"
+    reason = f"{type(error).__name__}: {_error_text(error)}"
     if size == 0:
         what = "it is empty (0 bytes): the download never wrote anything"
     elif head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
@@ -250,7 +274,8 @@ def _describe_unreadable(path: Path, error: BaseException) -> str:
                 "(weights_only=True) refuses to run; official AOT checkpoints hold only "
                 "tensors and plain containers, so this is not one")
     elif head.startswith(b"PK") or head.startswith(b"\x80"):
-        what = "it is truncated or corrupt (an interrupted download or a damaged disk copy)"
+        what = ("it is truncated or corrupt (an interrupted download or save, or a damaged disk "
+                "copy)")
     else:
         what = "it is not a PyTorch checkpoint (corrupt, or a different kind of file)"
     return f"Cannot load checkpoint {path}: {what} [{reason}]."

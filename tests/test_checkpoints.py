@@ -421,3 +421,38 @@ def test_golden_files_load_and_fit_their_official_layout(official_layouts, case,
     assert variant in identify_variants(state)
     check_state_dict(state, official_layouts[variant], variant=variant, layouts=official_layouts)
     assert all(v.dtype == torch.float32 for v in state.values())
+
+
+def test_the_users_own_damaged_file_is_left_alone_and_never_loaded_unsafely(tmp_path):
+    """A file aot-edu did not download: no "download it again (moved to .corrupt)", nothing
+    moved, and never PyTorch's advice to load with weights_only=False (issue 21)."""
+    good = tmp_path / "good.pth"
+    torch.save({"state_dict": small_state()}, good)
+    mine = tmp_path / "my_finetune.pth"
+    mine.write_bytes(good.read_bytes()[:300])
+    odd = tmp_path / "with_objects.pth"
+    torch.save({"state_dict": small_state(), "extra": NotATensor()}, odd)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for path, what in [(mine, "it is truncated or corrupt"),
+                       (odd, "a safe load refuses the Python object "
+                             "test_checkpoints.NotATensor in it")]:
+        with pytest.raises(CheckpointError) as info:
+            load_state_dict_file(path)
+        message = str(info.value)
+        assert message.startswith(f"Cannot load checkpoint {path}: ") and what in message
+        assert (f"What to do: {path.name} is not a file aot-edu downloads, so it was left as it "
+                "is: save it again where it was made") in message
+        assert ".corrupt" not in message and "weights_only=False" not in message
+        assert "\x1b[" not in message  # PyTorch's terminal colours are dropped
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing moved
+
+
+def test_a_damaged_official_file_names_the_download_that_replaces_it(tmp_path):
+    path = tmp_path / "AOTT_PRE.pth"
+    path.write_bytes(b"\x80\x02 not a whole pickle")
+    with pytest.raises(CheckpointError) as info:
+        load_state_dict_file(path)
+    assert ("What to do: download it again (the download moves this copy aside to "
+            "AOTT_PRE.pth.corrupt first, so nothing is deleted): `aot-edu download checkpoint "
+            f"aott --stage PRE --dir {tmp_path}`") in str(info.value)
+    assert path.read_bytes() == b"\x80\x02 not a whole pickle"  # loading moves nothing
