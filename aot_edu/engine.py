@@ -484,9 +484,33 @@ _GRAY_HINT = (
 )
 
 
+def _size_error(what: str, size, first_size) -> ValueError:
+    return ValueError(f"{what} is {size[1]}x{size[0]} (WxH) but frame 0 is {first_size[1]}x"
+                      f"{first_size[0]}; all frames of a video must have the same size "
+                      "(resize or remove the odd one)")
+
+
+def _stack_frames(frames: list | tuple) -> np.ndarray:
+    """A list of frames ``[H, W, 3]`` as one array, with the project's words for an empty list
+    and for frames of different sizes (numpy's are 'need at least one array to stack' and
+    'all input arrays must have the same shape')."""
+    if not frames:
+        raise ValueError("frames is an empty list: give at least the first frame (uint8 RGB "
+                         "[H, W, 3])")
+    arrays = [f.detach().cpu().numpy() if isinstance(f, Tensor) else np.asarray(f) for f in frames]
+    for t, array in enumerate(arrays[1:], start=1):
+        if array.shape != arrays[0].shape:
+            if array.ndim >= 2 and arrays[0].ndim >= 2 and array.shape[2:] == arrays[0].shape[2:]:
+                raise _size_error(f"frames[{t}]", array.shape[:2], arrays[0].shape[:2])
+            raise ValueError(f"frames[{t}] has shape {array.shape} but frames[0] has "
+                             f"{arrays[0].shape}; every frame must be uint8 RGB [H, W, 3] of "
+                             "one size")
+    return np.stack(arrays)
+
+
 def _as_frames(frames) -> Tensor:
     if isinstance(frames, (list, tuple)):
-        frames = np.stack([np.asarray(f) for f in frames])
+        frames = _stack_frames(frames)
     if not isinstance(frames, (np.ndarray, Tensor)):
         raise TypeError(f"frames must be a numpy array or torch tensor, got {type(frames).__name__}")
     if isinstance(frames, np.ndarray):
@@ -617,6 +641,8 @@ def segment_frames(
             frame = _as_frames(raw)
             if frame.shape[0] != 1:
                 raise ValueError(f"frame {t}: give one frame [H, W, 3] at a time, got {tuple(frame.shape)}")
+            if frame.shape[1:3] != mask.shape:
+                raise _size_error(f"frame {t}", tuple(frame.shape[1:3]), tuple(mask.shape))
             with torch.inference_mode():
                 result = session.propagate(frame[0])
                 session.update_memory(result.labels)

@@ -313,3 +313,21 @@ def test_segment_out_errors_name_the_path_before_any_work(tmp_path, monkeypatch,
     assert (f"could not write {tmp_path / 'out' / '00000.png'} (No space left on device); free "
             "disk space or make --out") in err
     assert "--overwrite" in err and "Errno" not in err
+
+
+def test_segment_refuses_labels_above_255_with_the_api_as_the_fix(tmp_path, monkeypatch, capsys):
+    import aot_edu.checkpoints as checkpoints
+
+    monkeypatch.setattr(checkpoints, "download_checkpoint",
+                        lambda *a, **k: pytest.fail("downloaded before the mask was checked"))
+    frames, _, first = make_video(tmp_path)
+    labels = first.astype(np.uint16)
+    labels[labels == 5] = 300
+    Image.fromarray(labels).save(tmp_path / "m16.png")
+    assert cli.main(["segment", "--frames", str(frames), "--mask", str(tmp_path / "m16.png"),
+                     "--out", str(tmp_path / "out"), "--variant", "aott", "--official"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"aot-edu: error: {tmp_path / 'm16.png'}: the mask holds label values "
+                          "up to 300")
+    assert "Renumber the objects" in err and "aot_edu.segment(frames, first_mask, model)" in err
+    assert not (tmp_path / "out").exists()

@@ -204,3 +204,19 @@ def test_unwritable_output_folder_is_named_with_a_fix(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"^--out .*new/masks: no permission to create "
                                          r".*new/masks in .*; give a folder you can write to"):
         check_writable_folder(tmp_path / "new" / "masks", "--out")
+
+
+def test_sixteen_bit_mask_above_255_gets_the_documented_fix(tmp_path):
+    labels = blob_labels().astype(np.uint16)
+    labels[labels == 3] = 300
+    Image.fromarray(labels).save(tmp_path / "m16.png")  # a 16-bit grayscale PNG
+    with pytest.raises(ValueError) as info:
+        read_mask(tmp_path / "m16.png")
+    assert str(info.value) == (
+        f"{tmp_path / 'm16.png'}: the mask holds label values up to 300, but PNG masks (read by "
+        "`aot-edu segment` and written as palette PNGs) hold labels 0..255. Renumber the objects "
+        "1, 2, 3, ... and save an 8-bit PNG, or call the Python API, aot_edu.segment(frames, "
+        "first_mask, model), which takes any integer labels")
+    labels[labels == 300] = 3  # renumbered, the same 16-bit file reads
+    Image.fromarray(labels).save(tmp_path / "m16.png")
+    assert np.array_equal(read_mask(tmp_path / "m16.png"), blob_labels())

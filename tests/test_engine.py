@@ -282,3 +282,30 @@ def test_segment_frames_streams_the_same_masks_as_segment(model):
 def test_bad_long_term_bound_is_refused(model, bound):
     with pytest.raises(ValueError, match="max_long_term_frames must be a whole number >= 1"):
         segment(random_frames(2), blocks_mask(65, 97, [1]), model, max_long_term_frames=bound)
+
+
+def test_empty_and_mixed_size_frame_lists_get_the_projects_words(model):
+    """numpy's 'need at least one array to stack' / 'all input arrays must have the same
+    shape' were what segment([]) and a list of mixed-size frames said (issue 21)."""
+    first = blocks_mask(65, 97, [1])
+    with pytest.raises(ValueError, match=r"^frames is an empty list: give at least the first "
+                                         r"frame \(uint8 RGB \[H, W, 3\]\)$"):
+        segment([], first, model)
+    frames = list(random_frames(3))
+    frames[2] = frames[2][:60]
+    with pytest.raises(ValueError, match=r"^frames\[2\] is 97x60 \(WxH\) but frame 0 is 97x65; "
+                                         "all frames of a video must have the same size"):
+        segment(frames, first, model)
+    frames[2] = frames[2][..., 0]  # a grayscale frame among RGB ones
+    with pytest.raises(ValueError, match=r"^frames\[2\] has shape \(60, 97\) but frames\[0\] "
+                                         r"has \(65, 97, 3\)"):
+        segment(frames, first, model)
+    with pytest.raises(ValueError, match=r"^frame 1 is 97x60 \(WxH\) but frame 0 is 97x65"):
+        list(segment_frames(iter([frames[0], frames[0][:60]]), first, model))
+    assert not model.training  # restored after the error
+
+
+def test_labels_the_png_masks_cannot_hold_work_in_the_api(model):
+    """The CLI's PNG masks stop at 255 (tests/test_cli.py); the API takes label 300."""
+    result = segment(random_frames(2), blocks_mask(65, 97, [1, 300]), model)
+    assert result.labels == [1, 300] and result.masks.dtype == np.int16

@@ -105,8 +105,11 @@ def _decode_mask(image: Image.Image, path: Path) -> np.ndarray:
     if mode in ("1", "L", "I", "I;16"):
         labels = np.array(image.convert("L") if mode == "1" else image)
         if labels.dtype != np.uint8:
-            if labels.max(initial=0) > 255 or labels.min(initial=0) < 0:
-                raise ValueError(f"{path}: grayscale mask values must lie in 0..255")
+            if labels.min(initial=0) < 0:
+                raise ValueError(f"{path}: the mask holds negative values; labels are 0 "
+                                 "(background) and 1, 2, 3, ... (objects)")
+            if labels.max(initial=0) > 255:
+                raise ValueError(LABEL_LIMIT_ERROR.format(path=path, top=labels.max()))
             labels = labels.astype(np.uint8)
         # Only 0 and 255 (DAVIS 2016): counting is much faster than np.isin, and the
         # metrics read thousands of these per evaluation.
@@ -120,6 +123,16 @@ def _decode_mask(image: Image.Image, path: Path) -> np.ndarray:
         f"{path}: unsupported PNG mode {mode!r}; save masks as palette PNGs (label = index) "
         "or 8-bit grayscale PNGs (label = value)"
     )
+
+
+# PNG masks (read and written) hold labels 0..255: a palette has 256 entries. The Python API
+# (aot_edu.segment) takes any integer labels; README "Labels above 255" says the same.
+LABEL_LIMIT_ERROR = (
+    "{path}: the mask holds label values up to {top}, but PNG masks (read by `aot-edu segment` "
+    "and written as palette PNGs) hold labels 0..255. Renumber the objects 1, 2, 3, ... and "
+    "save an 8-bit PNG, or call the Python API, aot_edu.segment(frames, first_mask, model), "
+    "which takes any integer labels"
+)
 
 
 # A label value whose pixels all touch another label (no interior pixel) is a thin edge band;
