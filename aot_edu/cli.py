@@ -320,6 +320,8 @@ def _eval(args: argparse.Namespace) -> int:
              f"F {100 * glob['F-Mean']:.1f}), " if glob else "")
     print(f"{report.dataset}: {len(report.sequences)} sequences, {score}"
           f"{report.fps:.2f} frames/s on {report.device}")
+    for note in report.notes:
+        print(f"note: {note}")
     if report.submission is not None:
         print(f"submission: {report.submission}")
     print(f"tables: {report.tables['markdown']}, {report.tables['csv']}")

@@ -44,9 +44,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from .data.datasets import DAVIS, VOID_LABEL, VideoSequence, YouTubeVOS
-from .data.io import FILE_BROWSER_FILES, check_writable_folder, read_mask, write_mask
+from .data.io import (
+    FILE_BROWSER_FILES,
+    check_writable_folder,
+    frame_sizes_agree,
+    read_mask,
+    write_mask,
+)
 from .engine import InferenceSession
 from .model import AOT
 
@@ -347,18 +354,44 @@ def _marker(out: Path, name: str) -> Path:
     return out / PROGRESS_DIR / "done" / f"{name}.json"
 
 
-def _finished(out: Path, sequence: VideoSequence) -> SequenceRecord | None:
-    """The record of a sequence an earlier run finished, if its marker and all PNGs exist."""
+def _damage(path: Path, size: tuple[int, int]) -> str | None:
+    """What is wrong with a result PNG an earlier run wrote (``None``: nothing): it must be a
+    whole palette PNG of the frame size ``(H, W)``, as :func:`~aot_edu.data.write_mask` writes."""
+    try:
+        with Image.open(path) as image:
+            if image.mode != "P":
+                return f"is a {image.mode} image, not the palette PNG aot-edu writes"
+            if image.size != (size[1], size[0]):
+                return (f"is {image.size[0]}x{image.size[1]} (WxH), not the frame size "
+                        f"{size[1]}x{size[0]}")
+            image.load()  # decodes every pixel: finds a truncated file
+    except UnidentifiedImageError:
+        return "is not a PNG image"
+    except OSError as error:
+        return f"could not be read ({error})"
+    return None
+
+
+def _finished(out: Path, sequence: VideoSequence) -> tuple[SequenceRecord | None, str | None]:
+    """The record of a sequence an earlier run finished, if its marker and all its PNGs are
+    there and whole; else ``(None, why it is redone)`` (``why`` is ``None`` when the sequence
+    was simply not finished, or its marker is unreadable)."""
     marker = _marker(out, sequence.name)
     if not marker.is_file():
-        return None
-    if not all(sequence.output_path(out, i).is_file() for i in sequence.output_frames):
-        return None  # PNGs were removed since: redo
+        return None, None
+    paths = [sequence.output_path(out, i) for i in sequence.output_frames]
+    if not all(path.is_file() for path in paths):
+        return None, None  # PNGs were removed since: redo
+    size = frame_sizes_agree(sequence.frame_paths[:1])
+    for path in paths:
+        problem = _damage(path, size)
+        if problem is not None:
+            return None, f"result {path} {problem}: sequence {sequence.name} was redone"
     try:
         data = json.loads(marker.read_text())
-        return SequenceRecord(**{**data, "resumed": True})
+        return SequenceRecord(**{**data, "resumed": True}), None
     except (ValueError, TypeError):
-        return None  # unreadable marker: redo the sequence
+        return None, None  # unreadable marker: redo the sequence
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -533,7 +566,11 @@ def evaluate(
     _check_run(out, {"dataset": reader.tag, "variant": config.name, "weights_sha256": fingerprint,
                      "long_term_gap": gap, "max_long_term_frames": max_long_term_frames}, resume)
     device = next(model.parameters()).device
-    finished = {s.name: _finished(out, s) for s in seqs}
+    finished, redone = {}, []
+    for sequence in seqs:
+        finished[sequence.name], why = _finished(out, sequence)
+        if why is not None:
+            redone.append(why)
     todo = [s for s in seqs if finished[s.name] is None]
     bar = None
     if progress:
@@ -574,7 +611,7 @@ def evaluate(
 
     report = EvaluationReport(
         dataset=reader.tag, variant=config.title, device=str(device), out=out, sequences=records,
-        weights=weights or f"weights sha256 {fingerprint[:12]}",
+        weights=weights or f"weights sha256 {fingerprint[:12]}", notes=redone,
     )
     if isinstance(reader, DAVIS):
         dense = all(len(s.annotations) == s.num_frames for s in seqs)

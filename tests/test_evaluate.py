@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -392,3 +393,40 @@ def test_a_non_empty_folder_of_other_files_is_refused(davis_root, model, tmp_pat
     evaluate("davis2017", "val", model, empty, data_root=davis_root, sequences=[name],
              metrics=False, progress=False)
     assert (empty / name).is_dir()
+
+
+@pytest.mark.parametrize("damage, problem", [
+    ("wrong_size", r"is 40x30 \(WxH\), not the frame size 97x65"),
+    ("rgb", "is a RGB image, not the palette PNG aot-edu writes"),
+    ("garbage", "is not a PNG image"),
+    ("truncated", r"could not be read \(image file is truncated\)"),
+])
+def test_resume_redoes_a_finished_sequence_whose_result_png_is_damaged(
+        cli_out, davis_root, weights, tmp_path, capsys, damage, problem):
+    """Resuming over a damaged result PNG stopped in scoring with advice for someone writing
+    results (issue 21); now the file is named and its sequence redone, like a missing PNG."""
+    out = tmp_path / "results"
+    shutil.copytree(cli_out, out)
+    first, second = DAVIS(davis_root).names
+    bad = out / first / "00002.png"
+    good = bad.read_bytes()
+    if damage == "wrong_size":
+        write_mask(bad, np.zeros((30, 40), np.uint8))
+    elif damage == "rgb":
+        Image.open(bad).convert("RGB").save(bad)
+    elif damage == "garbage":
+        bad.write_bytes(b"\x00 not a png at all" * 10)
+    else:
+        big = np.random.default_rng(0).integers(0, 3, SIZE, dtype=np.uint8)
+        write_mask(bad, big)
+        bad.write_bytes(bad.read_bytes()[:-60])
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / second).glob("*.png")}
+    assert main(["eval", "--dataset", "davis2017", "--variant", "aott", "--weights",
+                 str(weights), "--data-root", str(davis_root),
+                 "--out", str(out), "--device", "cpu", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert f"note: result {bad} " in printed and f": sequence {first} was redone" in printed
+    assert re.search(problem, printed)
+    assert bad.read_bytes() == good  # redone: the same result as the uninterrupted run
+    assert {p.name: p.stat().st_mtime_ns for p in (out / second).glob("*.png")} == stamps
+    assert f"sequence {first} was redone" in (out / "results.md").read_text()
