@@ -134,8 +134,9 @@ def verify_file(
     """Check ``path`` against everything known about it; return its SHA-256.
 
     Checks, cheapest first: ``size`` (bytes), the sidecar SHA-256 recorded at the first verified
-    download (when ``use_sidecar``), the official ``sha256``/``md5``, then ``validate(path)``
-    (a structural check; any exception it raises counts as a failure).
+    download (when ``use_sidecar``, and only where no official hash is given: a published
+    ``sha256``/``md5`` always wins over a recorded one), the official ``sha256``/``md5``, then
+    ``validate(path)`` (a structural check; any exception it raises counts as a failure).
     Raises :class:`VerificationError` naming what differs. Never modifies the file.
     """
     path = Path(path)
@@ -149,7 +150,9 @@ def verify_file(
         )
     digest = hash_file(path, "sha256", progress=progress)
     recorded = read_sidecar(path) if use_sidecar else None
-    if recorded is not None and recorded != digest:
+    # A checksum published by the data's owners outranks one recorded here: with one, a sidecar
+    # that disagrees is stale (left by another copy) and the published value decides below.
+    if recorded is not None and recorded != digest and sha256 is None and md5 is None:
         raise VerificationError(
             f"{path} changed since it was first verified: its SHA-256 is {digest}, the one "
             f"recorded in {_sidecar_path(path).name} is {recorded} (the file is corrupt)"
@@ -203,11 +206,14 @@ def _obtain(
     validate: Callable[[Path], object] | None,
     manual: str,
     progress: bool,
+    record: bool = True,
 ) -> Path:
     """Shared skeleton of every download: reuse a good file, else fetch, verify, rename.
 
     ``fetch(staging)`` must leave the complete bytes at ``staging`` (resuming if it can).
-    ``manual`` is the sentence telling the user how to fetch the file by hand.
+    ``manual`` is the sentence telling the user how to fetch the file by hand. ``record``:
+    write the sidecar SHA-256 once the file is verified (``False`` when the caller has more to
+    check first, e.g. that an archive unpacks; it then calls :func:`write_sidecar` itself).
     """
     checks = dict(sha256=sha256, md5=md5, size=size, validate=validate)
     earlier = ""  # what happened to a bad file found at ``dest``, for a later error
@@ -224,7 +230,9 @@ def _obtain(
                        "cannot be resumed.")
             _say(f"{_sentence(error)}\n{earlier}")
         else:
-            if read_sidecar(dest) is None:  # placed by hand or by an older version
+            # placed by hand, by an older version, or a stale record that a published checksum
+            # overruled
+            if record and read_sidecar(dest) != digest:
                 write_sidecar(dest, digest)
             return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -247,7 +255,10 @@ def _obtain(
             f"again, {manual}"
         ) from error
     os.replace(staging, dest)
-    write_sidecar(dest, digest)
+    if record:
+        write_sidecar(dest, digest)
+    else:
+        _sidecar_path(dest).unlink(missing_ok=True)  # another copy's record: not this file's
     return dest
 
 
@@ -384,6 +395,7 @@ def download_url(
     retries: int = 5,
     backoff: float = 2.0,
     timeout: float = 60.0,
+    record: bool = True,
 ) -> Path:
     """Download ``url`` to ``dest`` (resumable, verified); return ``dest``.
 
@@ -393,6 +405,7 @@ def download_url(
     checked (see :func:`verify_file`) before the file is renamed onto ``dest``; a failure keeps
     the bytes as ``<dest>.corrupt`` and raises :class:`VerificationError`. A ``dest`` that
     already exists and passes the same checks is returned without any network access.
+    ``record=False`` leaves the sidecar ``<dest>.sha256`` to the caller (see :func:`_obtain`).
     """
     dest = Path(dest)
     manual = f"download it by hand from {url} and save it as {dest}, then run again."
@@ -402,6 +415,7 @@ def download_url(
                                     backoff=backoff, timeout=timeout, progress=progress),
         dest.with_name(dest.name + ".partial"),
         sha256=sha256, md5=md5, size=size, validate=validate, manual=manual, progress=progress,
+        record=record,
     )
 
 
@@ -451,6 +465,7 @@ def download_gdrive(
     progress: bool = True,
     fetch: GDriveFetch | None = None,
     manual_url: str | None = None,
+    record: bool = True,
 ) -> Path:
     """Download the Google Drive file ``file_id`` to ``dest`` with gdown; verified like
     :func:`download_url`.
@@ -460,7 +475,7 @@ def download_gdrive(
     users have viewed or downloaded this file recently"; a permission change), the error gives
     the manual link ``https://drive.google.com/uc?id=<id>`` (or ``manual_url``, e.g. the
     folder holding the file) and the exact path to save the file at. ``fetch`` replaces gdown
-    (tests use a fake).
+    (tests use a fake). ``record`` as in :func:`download_url`.
     """
     dest = Path(dest)
     fetch = fetch or _gdown_fetch
@@ -497,6 +512,7 @@ def download_gdrive(
     return _obtain(
         dest, fetch_to, dest.with_name(dest.name + ".download"),
         sha256=sha256, md5=md5, size=size, validate=validate, manual=manual, progress=progress,
+        record=record,
     )
 
 
@@ -522,6 +538,11 @@ def _gdown_list_folder(folder_id: str) -> dict[str, str]:
 
 
 # --- archives ------------------------------------------------------------------------------
+
+# The advice of extract_archive's errors; download_dataset, which moves the archive aside
+# itself, replaces it with its own (one message, one instruction).
+_REDO = "\nWhat to do: delete the archive and download it again from the official source."
+
 
 def _marker_path(dest: Path, archive: Path) -> Path:
     return dest / f".{archive.name}.extracted"
@@ -571,8 +592,7 @@ def extract_archive(
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile as error:
         raise DownloadError(
-            f"{archive} is not a complete zip archive (truncated or corrupt: {error}). Delete "
-            "it and download it again."
+            f"{archive} is not a complete zip archive (truncated or corrupt: {error}).{_REDO}"
         ) from error
     with zf:
         plan: list[tuple[zipfile.ZipInfo, PurePosixPath]] = []
@@ -583,15 +603,14 @@ def extract_archive(
                 raise UnsafeArchiveError(
                     f"Refusing to extract {archive}: {error}. A genuine dataset archive never "
                     "does this; the file is damaged or not what it claims to be. Nothing was "
-                    "extracted; delete the archive and download it again from the official "
-                    "source."
+                    f"extracted.{_REDO}"
                 ) from None
             if target is None:
                 continue
             if (info.external_attr >> 16) & 0o170000 == 0o120000:
                 raise UnsafeArchiveError(
                     f"Refusing to extract {archive}: member {info.filename!r} is a symbolic "
-                    "link, which could point outside the folder. Nothing was extracted."
+                    f"link, which could point outside the folder. Nothing was extracted.{_REDO}"
                 )
             plan.append((info, target))
         dest.mkdir(parents=True, exist_ok=True)
@@ -616,7 +635,7 @@ def extract_archive(
                 except (zipfile.BadZipFile, EOFError, OSError) as error:
                     raise DownloadError(
                         f"{archive} is damaged: member {info.filename!r} could not be read "
-                        f"({error}). Delete the archive and download it again."
+                        f"({error}).{_REDO}"
                     ) from error
                 bar.update(info.file_size)
     marker.write_text(
@@ -832,27 +851,35 @@ def download_dataset(
         archive_path = root / archive.filename
         if _marker_path(extract_to, archive_path).is_file() and _missing(folder, archive) == []:
             continue
+        # The sidecar SHA-256 is recorded only once the archive has unpacked to the expected
+        # layout: a bad zip must never become the copy later ones are measured against.
         if archive.url is not None:
             download_url(archive.url, archive_path, md5=archive.md5, sha256=archive.sha256,
-                         size=archive.size, progress=progress)
+                         size=archive.size, progress=progress, record=False)
+            by_hand = f"download it by hand from {archive.url}"
         elif archive.gdrive_folder is not None:
+            link = f"https://drive.google.com/drive/folders/{archive.gdrive_folder}"
             download_gdrive(
                 "", archive_path, md5=archive.md5, sha256=archive.sha256, size=archive.size,
                 progress=progress,
                 fetch=_fetch_from_folder(archive, archive_path, fetch, list_folder),
-                manual_url=f"https://drive.google.com/drive/folders/{archive.gdrive_folder}",
+                manual_url=link, record=False,
             )
+            by_hand = f"download {archive.filename} by hand from {link}"
         else:
             raise ValueError(f"{source.name}/{archive.part} has neither url nor gdrive_folder")
         try:
             extract_archive(archive_path, extract_to, strip_prefix=archive.strip_prefix,
                             progress=progress)
-        except UnsafeArchiveError:
-            raise
-        except DownloadError as error:
+        except DownloadError as error:  # not a zip, a damaged member, an unsafe member
             moved = _quarantine(archive_path)
-            raise DownloadError(f"{error}\nThe archive was moved to {moved}; run the same "
-                                "command again to download a fresh copy.") from error
+            what = str(error).partition("\nWhat to do:")[0]
+            raise type(error)(
+                f"{what}\nThe archive was moved to {moved} (kept; delete it when you no longer "
+                "need it).\nWhat to do: run the same command again to download a fresh copy; "
+                f"if it fails again, {by_hand}, save it as {archive_path}, then run the same "
+                "command again."
+            ) from error
         post = _POST_EXTRACT.get(source.name)
         if post is not None:
             post(folder)
@@ -864,8 +891,11 @@ def download_dataset(
                 f"is missing (found: {', '.join(present) or 'nothing'}). The archive's layout "
                 "is not the expected one; please report this with the listing above."
             )
-        if not keep_archive:
+        if keep_archive:
+            write_sidecar(archive_path, hash_file(archive_path, progress=progress))
+        else:
             archive_path.unlink(missing_ok=True)
+            _sidecar_path(archive_path).unlink(missing_ok=True)  # no record of a file not kept
     return folder
 
 

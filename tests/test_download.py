@@ -568,3 +568,89 @@ def test_dataset_registry_is_well_formed():
     with pytest.raises(ValueError, match="trainval"):
         get_dataset("davis2017").archive("val")
     assert "youtubevos2019" in dl.describe_datasets()
+
+
+# --- issue 21: the checksum sidecar records only an archive that unpacked ---------------------
+
+def _one_instruction(message: str) -> None:
+    """One consistent message for a corrupt archive: said once what to do, never 'Delete'."""
+    assert message.count("What to do:") == 1 and "Delete" not in message
+    assert "run the same command again to download a fresh copy" in message
+
+
+def test_a_bad_archive_placed_by_hand_is_not_recorded_and_a_good_one_then_works(server,
+                                                                             tmp_path):
+    """The reported sequence: a malicious zip was recorded in davis.zip.sha256 before it was
+    found unsafe; after it was removed as told, the good copy put by hand was called corrupt."""
+    source = local_source(server.url("/davis.zip"))  # the server does not have it: offline
+    archive, sidecar = tmp_path / "davis.zip", tmp_path / "davis.zip.sha256"
+    evil = make_zip({**DAVIS_LIKE, "DAVIS/../../evil.txt": b"evil"})
+    archive.write_bytes(evil)
+    with pytest.raises(UnsafeArchiveError) as info:
+        download_dataset(source, tmp_path, progress=False)
+    message = str(info.value)
+    assert message.startswith(f"Refusing to extract {archive}: member ")
+    assert f"The archive was moved to {tmp_path / 'davis.zip.corrupt'} (kept;" in message
+    assert f"download it by hand from {server.url('/davis.zip')}, save it as {archive}" in message
+    _one_instruction(message)
+    assert (tmp_path / "davis.zip.corrupt").read_bytes() == evil  # kept, not deleted
+    assert not sidecar.exists() and not list(tmp_path.glob("*.sha256"))  # nothing recorded
+    assert not (tmp_path / "DAVIS2017").exists() and not list(tmp_path.rglob("evil.txt"))
+
+    good = make_zip(DAVIS_LIKE)
+    archive.write_bytes(good)  # the offline way: a good copy put at the path by hand
+    folder = download_dataset(source, tmp_path, progress=False)
+    assert (folder / "ImageSets" / "2017" / "val.txt").read_text() == "bear\n"
+    assert archive.read_bytes() == good and not (tmp_path / "davis.zip.corrupt.1").exists()
+    assert read_sidecar(archive) == hashlib.sha256(good).hexdigest()  # recorded after unpacking
+    assert server.state.requests == []  # never needed the network
+
+
+def test_a_zip_that_unpacks_to_the_wrong_layout_is_not_recorded(server, tmp_path):
+    server.state.files["/davis.zip"] = make_zip({"Other/readme.txt": b"?"})
+    with pytest.raises(DownloadError, match="layout"):
+        download_dataset(local_source(server.url("/davis.zip")), tmp_path, progress=False)
+    assert (tmp_path / "davis.zip").is_file() and read_sidecar(tmp_path / "davis.zip") is None
+
+
+def test_a_published_checksum_wins_over_a_stale_sidecar(server, tmp_path):
+    from dataclasses import replace
+
+    good = make_zip(DAVIS_LIKE)
+    base = local_source(server.url("/davis.zip"))
+    source = replace(base, archives=(replace(base.archives[0],
+                                             sha256=hashlib.sha256(good).hexdigest()),))
+    archive = tmp_path / "davis.zip"
+    archive.write_bytes(good)
+    (tmp_path / "davis.zip.sha256").write_text(f"{'0' * 64}  davis.zip\n")  # another copy's
+    download_dataset(source, tmp_path, progress=False)
+    assert archive.read_bytes() == good and not (tmp_path / "davis.zip.corrupt").exists()
+    assert read_sidecar(archive) == hashlib.sha256(good).hexdigest()  # the stale one replaced
+    assert server.state.requests == []
+    # without a published checksum the sidecar is all there is, and a mismatch still counts
+    assert verify_sidecar_refuses(tmp_path / "other.bin")
+
+
+def verify_sidecar_refuses(path: Path) -> bool:
+    path.write_bytes(PAYLOAD)
+    dl.write_sidecar(path, "0" * 64)
+    with pytest.raises(dl.VerificationError, match="changed since it was first verified"):
+        dl.verify_file(path)
+    return dl.verify_file(path, sha256=SHA) == SHA  # with the published value it passes
+
+
+def test_damaged_archive_message_says_one_thing(server, tmp_path):
+    server.state.files["/davis.zip"] = b"PK\x03\x04 definitely not a whole zip"
+    with pytest.raises(DownloadError) as info:
+        download_dataset(local_source(server.url("/davis.zip")), tmp_path, progress=False)
+    message = str(info.value)
+    assert "is not a complete zip archive" in message
+    _one_instruction(message)
+    assert not list(tmp_path.glob("*.sha256"))
+
+
+def test_removing_the_archive_removes_its_record(server, tmp_path):
+    server.state.files["/davis.zip"] = make_zip(DAVIS_LIKE)
+    download_dataset(local_source(server.url("/davis.zip")), tmp_path, keep_archive=False,
+                     progress=False)
+    assert not (tmp_path / "davis.zip").exists() and not (tmp_path / "davis.zip.sha256").exists()
