@@ -23,15 +23,19 @@ folder layout its archives unpack to; reading the datasets is :mod:`aot_edu.data
 
 from __future__ import annotations
 
+import enum
+import errno
 import hashlib
 import http.client
 import json
 import os
 import re
 import shutil
+import socket
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
@@ -45,9 +49,11 @@ __all__ = [
     "DatasetArchive",
     "DatasetSource",
     "DownloadError",
+    "ErrorKind",
     "GoogleDriveError",
     "UnsafeArchiveError",
     "VerificationError",
+    "classify_error",
     "describe_datasets",
     "download_dataset",
     "download_gdrive",
@@ -262,11 +268,186 @@ def _obtain(
     return dest
 
 
+# --- network errors and retries ------------------------------------------------------------
+
+# Retries wait backoff * 2**k seconds, never more than MAX_BACKOFF, and no new attempt starts
+# once RETRY_BUDGET seconds have passed since the first failure: a flaky link gets a few
+# minutes, never an unbounded wait.
+MAX_BACKOFF = 30.0
+RETRY_BUDGET = 180.0
+
+# The clock of the retry loops (tests put a fake one here).
+_sleep: Callable[[float], None] = time.sleep
+_monotonic: Callable[[], float] = time.monotonic
+
+
+class ErrorKind(enum.Enum):
+    """What a failed network attempt says about the next one."""
+
+    OFFLINE = "offline"  # no DNS, network unreachable, connection refused: will not heal soon
+    TRANSIENT = "transient"  # timeout, dropped connection, a busy server (5xx): retry
+    PERMANENT = "permanent"  # anything else (TLS, a refusal, a bug): report it at once
+
+
+class _AttemptError(Exception):
+    """One attempt of a transfer failed; ``kind`` and ``reason`` say how (see :func:`_diagnose`)."""
+
+    def __init__(self, text: str, kind: ErrorKind = ErrorKind.TRANSIENT, reason: str = ""):
+        super().__init__(text)
+        self.kind, self.reason = kind, reason or text
+
+
+_OFFLINE_ERRNOS = {
+    errno.ENETUNREACH: "the network is unreachable",
+    errno.ENETDOWN: "the network is down",
+    errno.EHOSTUNREACH: "there is no route to the host",
+    errno.EHOSTDOWN: "the host is down",
+    errno.ECONNREFUSED: "the connection was refused",
+}
+# Errors of the local disk, not of the network: another attempt would meet them again.
+_LOCAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
+                           errno.ENOENT, errno.ENOTDIR, errno.EISDIR})
+# Said by libraries that wrap the OS error into text only (requests, urllib3, gdown).
+_OFFLINE_PHRASES = (
+    ("failed to resolve", "the DNS lookup failed"),
+    ("name resolution", "the DNS lookup failed"),
+    ("name or service not known", "the DNS lookup failed"),
+    ("nodename nor servname", "the DNS lookup failed"),
+    ("getaddrinfo failed", "the DNS lookup failed"),
+    ("network is unreachable", "the network is unreachable"),
+    ("no route to host", "there is no route to the host"),
+    ("connection refused", "the connection was refused"),
+)
+_TRANSIENT_CLASSES = frozenset({  # by name: requests and urllib3 are gdown's, not imported here
+    "Timeout", "ReadTimeout", "ConnectTimeout", "ReadTimeoutError", "ChunkedEncodingError",
+    "ProtocolError", "IncompleteRead", "RemoteDisconnected",
+})
+_TRANSIENT_PHRASES = ("timed out", "timeout", "connection reset", "connection aborted",
+                      "connection broken", "remote end closed", "incomplete read")
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and every error behind it (causes, contexts, ``reason``, exception args)."""
+    seen: list[BaseException] = []
+    todo = [error]
+    while todo and len(seen) < 32:
+        current = todo.pop(0)
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        behind = [current.__cause__, current.__context__, getattr(current, "reason", None),
+                  *current.args]
+        todo.extend(b for b in behind if isinstance(b, BaseException))
+    return seen
+
+
+def _http_status(error: BaseException) -> int | None:
+    code = getattr(error, "code", None)  # urllib's HTTPError
+    if not isinstance(code, int):
+        code = getattr(getattr(error, "response", None), "status_code", None)  # requests
+    return code if isinstance(code, int) else None
+
+
+def _diagnose(error: BaseException) -> tuple[ErrorKind, str]:
+    """Classify a failed attempt and say why in a few words (see :class:`ErrorKind`).
+
+    The whole chain is read, so an OS error wrapped by urllib, urllib3, requests or gdown is
+    found; no network is recognised before any timeout (urllib3's connection errors are timeout
+    classes). Only foreign messages are matched as text: ours may quote anything.
+    """
+    chain = _chain(error)
+    foreign = [e for e in chain if not isinstance(e, (DownloadError, _AttemptError))]
+    texts = [" ".join(str(e).split()).lower() for e in foreign]
+    for e in chain:
+        if isinstance(e, _AttemptError):
+            return e.kind, e.reason
+    for e in chain:
+        if isinstance(e, socket.gaierror) or type(e).__name__ == "NameResolutionError":
+            return ErrorKind.OFFLINE, "the DNS lookup failed"
+        if isinstance(e, OSError) and e.errno in _OFFLINE_ERRNOS:
+            return ErrorKind.OFFLINE, _OFFLINE_ERRNOS[e.errno]
+        if isinstance(e, ConnectionRefusedError):
+            return ErrorKind.OFFLINE, "the connection was refused"
+    for phrase, reason in _OFFLINE_PHRASES:
+        if any(phrase in text for text in texts):
+            return ErrorKind.OFFLINE, reason
+    for e in chain:
+        status = _http_status(e)
+        if status is not None:
+            kind = ErrorKind.TRANSIENT if status in TRANSIENT_HTTP else ErrorKind.PERMANENT
+            return kind, f"HTTP {status}"
+    for e in foreign:
+        names = {c.__name__ for c in type(e).__mro__}
+        if isinstance(e, (TimeoutError, ConnectionError, http.client.HTTPException)) or (
+                names & _TRANSIENT_CLASSES):
+            return ErrorKind.TRANSIENT, _brief(e)
+    if any(phrase in text for text in texts for phrase in _TRANSIENT_PHRASES):
+        return ErrorKind.TRANSIENT, _brief(error)
+    # A bad certificate or URL (both also ValueErrors) or the local disk: will not change.
+    if any(isinstance(e, OSError) and (isinstance(e, ValueError) or e.errno in _LOCAL_ERRNOS)
+           for e in foreign):
+        return ErrorKind.PERMANENT, _brief(error)
+    for e in foreign:  # any other socket-level trouble
+        if isinstance(e, OSError):
+            return ErrorKind.TRANSIENT, _brief(e)
+    return ErrorKind.PERMANENT, _brief(error)
+
+
+def classify_error(error: BaseException) -> ErrorKind:
+    """Whether a failed download attempt is worth repeating (:class:`ErrorKind`)."""
+    return _diagnose(error)[0]
+
+
+def _brief(error: BaseException, limit: int = 300) -> str:
+    """A foreign error's message on one line, cut at ``limit`` characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _retrying(
+    attempt: Callable[[], None],
+    give_up: Callable[[BaseException, ErrorKind, str, int], BaseException],
+    *,
+    retries: int,
+    backoff: float,
+    what: str,
+) -> None:
+    """Run ``attempt`` until it succeeds, repeating it only after a transient failure.
+
+    At most ``retries`` repeats, ``backoff * 2**k`` seconds apart (capped at
+    :data:`MAX_BACKOFF`), none starting later than :data:`RETRY_BUDGET` seconds after the first
+    failure. Any other failure ends at once: ``give_up(error, kind, reason, attempts)`` makes
+    the exception raised (our own :class:`DownloadError` of a permanent kind is raised as is:
+    it says already what to do).
+    """
+    first_failure: float | None = None
+    for attempts in range(1, retries + 2):
+        try:
+            attempt()
+            return
+        except Exception as error:
+            kind, reason = _diagnose(error)
+            if kind is ErrorKind.PERMANENT and isinstance(error, DownloadError):
+                raise
+            now = _monotonic()
+            first_failure = now if first_failure is None else first_failure
+            delay = min(backoff * 2 ** (attempts - 1), MAX_BACKOFF)
+            if (kind is not ErrorKind.TRANSIENT or attempts > retries
+                    or now - first_failure + delay > RETRY_BUDGET):
+                raise give_up(error, kind, reason, attempts) from error
+            _say(f"{what} interrupted ({reason}); retrying in {delay:.0f} s "
+                 f"(attempt {attempts + 1} of {retries + 1}).")
+            _sleep(delay)
+
+
+def _offline_message(what: str, host: str, reason: str, kept: str, manual: str) -> str:
+    """The one line said when the network is missing: what failed and the way by hand."""
+    return (f"Cannot download {what}: {host} cannot be reached ({reason}; no network "
+            f"connection?). {kept} What to do: connect to the internet and run the same command "
+            f"again, or {manual}")
+
+
 # --- HTTP ----------------------------------------------------------------------------------
-
-class _TransientError(Exception):
-    """A failure worth retrying (connection dropped, server busy, short read)."""
-
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
@@ -280,30 +461,34 @@ def _http_fetch(
     backoff: float,
     timeout: float,
     progress: bool,
+    manual: str,
 ) -> None:
-    """Stream ``url`` into ``partial``, resuming from its current length with HTTP Range."""
-    attempt = 0
-    while True:
-        try:
-            _http_attempt(url, partial, expected_size=expected_size, timeout=timeout,
-                          progress=progress)
-            return
-        except _TransientError as error:
-            attempt += 1
-            have = partial.stat().st_size if partial.exists() else 0
-            if attempt > retries:
-                kept = (f"The {have:,} bytes received so far are kept in {partial}; running "
-                        "the same command again resumes from there." if have else
-                        "Nothing was received; check the connection and run the same command "
-                        "again.")
-                raise DownloadError(
-                    f"Could not download {url} after {retries + 1} attempts (last error: "
-                    f"{error}).\n{kept}"
-                ) from error
-            delay = min(backoff * 2 ** (attempt - 1), 30.0)
-            _say(f"Download interrupted ({error}); retrying in {delay:.0f} s "
-                 f"(attempt {attempt + 1} of {retries + 1}, resuming at {have:,} bytes).")
-            time.sleep(delay)
+    """Stream ``url`` into ``partial``, resuming from its current length with HTTP Range.
+
+    Transient failures are retried (:func:`_retrying`); no network fails at once.
+    """
+
+    def kept() -> str:
+        have = partial.stat().st_size if partial.exists() else 0
+        return (f"The {have:,} bytes received so far are kept in {partial}; running the same "
+                "command again resumes from there." if have else "Nothing was received.")
+
+    def give_up(error: BaseException, kind: ErrorKind, reason: str, attempts: int) -> Exception:
+        if kind is ErrorKind.OFFLINE:
+            host = urllib.parse.urlsplit(url).hostname or url
+            return DownloadError(_offline_message(url, host, reason, kept(), manual))
+        tried = f" after {attempts} attempts" if attempts > 1 else ""
+        return DownloadError(
+            f"Could not download {url}{tried} (last error: {reason}).\n{kept()}\n"
+            f"What to do: run the same command again later, or {manual}"
+        )
+
+    _retrying(
+        lambda: _http_attempt(url, partial, expected_size=expected_size, timeout=timeout,
+                              progress=progress),
+        give_up, retries=retries, backoff=backoff,
+        what=f"The download of {partial.name.removesuffix('.partial')}",
+    )
 
 
 def _http_attempt(
@@ -327,16 +512,17 @@ def _http_attempt(
             if total is not None and total == offset:
                 return  # the partial file already holds the whole resource
             partial.unlink()  # the server no longer has these bytes: start again
-            raise _TransientError(f"HTTP 416 for a resume at {offset:,} bytes") from error
+            raise _AttemptError(f"HTTP 416 for a resume at {offset:,} bytes") from error
         if error.code in TRANSIENT_HTTP:
-            raise _TransientError(f"HTTP {error.code} {error.reason}") from error
+            raise _AttemptError(f"HTTP {error.code} {error.reason}") from error
         raise DownloadError(
             f"The server refused {url}: HTTP {error.code} {error.reason}. Check that the URL "
             "still works in a browser; the data's owners may have moved it."
         ) from error
     except (urllib.error.URLError, TimeoutError, ConnectionError,
             http.client.HTTPException) as error:
-        raise _TransientError(str(getattr(error, "reason", error))) from error
+        kind, reason = _diagnose(error)
+        raise _AttemptError(reason, kind, reason) from error
 
     with response:
         status = response.status
@@ -347,7 +533,7 @@ def _http_attempt(
             if match is None or int(match.group(1)) != offset:
                 # A range we did not ask for: appending it would corrupt the file.
                 partial.unlink(missing_ok=True)
-                raise _TransientError("the server answered with an unexpected byte range")
+                raise _AttemptError("the server answered with an unexpected byte range")
             total = None if match.group(3) == "*" else int(match.group(3))
             mode = "ab"
         else:  # 200: the server ignored Range (or there was none) and sends everything
@@ -371,11 +557,12 @@ def _http_attempt(
                     received += len(block)
                     bar.update(len(block))
             except (TimeoutError, ConnectionError, http.client.HTTPException) as error:
-                raise _TransientError(f"connection lost after {offset + received:,} bytes "
-                                      f"({error})") from error
+                kind, reason = _diagnose(error)
+                raise _AttemptError(f"connection lost after {offset + received:,} bytes "
+                                    f"({reason})", kind, reason) from error
         if total is not None and offset + received < total:
-            raise _TransientError(f"connection closed after {offset + received:,} of "
-                                  f"{total:,} bytes")
+            raise _AttemptError(f"connection closed after {offset + received:,} of "
+                                f"{total:,} bytes")
 
 
 def _range_total(content_range: str | None) -> int | None:
@@ -401,18 +588,22 @@ def download_url(
 
     Bytes go to ``<dest>.partial``; an interrupted download (this run after ``retries``
     attempts, or an earlier run) resumes from it with an HTTP Range request, and starts over
-    cleanly when the server ignores Range. ``size``, ``sha256``, ``md5`` and ``validate`` are
+    cleanly when the server ignores Range. Only transient failures (timeouts, dropped
+    connections, HTTP 5xx) are retried, with capped backoff (:func:`_retrying`); without a
+    network (DNS, unreachable, refused) the call fails at once with the way to do it by hand. ``size``, ``sha256``, ``md5`` and ``validate`` are
     checked (see :func:`verify_file`) before the file is renamed onto ``dest``; a failure keeps
     the bytes as ``<dest>.corrupt`` and raises :class:`VerificationError`. A ``dest`` that
     already exists and passes the same checks is returned without any network access.
     ``record=False`` leaves the sidecar ``<dest>.sha256`` to the caller (see :func:`_obtain`).
     """
     dest = Path(dest)
-    manual = f"download it by hand from {url} and save it as {dest}, then run again."
+    manual = (f"download it by hand from {url} and save it as {dest}, then run the same "
+              "command again.")
     return _obtain(
         dest,
         lambda staging: _http_fetch(url, staging, expected_size=size, retries=retries,
-                                    backoff=backoff, timeout=timeout, progress=progress),
+                                    backoff=backoff, timeout=timeout, progress=progress,
+                                    manual=manual),
         dest.with_name(dest.name + ".partial"),
         sha256=sha256, md5=md5, size=size, validate=validate, manual=manual, progress=progress,
         record=record,
@@ -466,16 +657,20 @@ def download_gdrive(
     fetch: GDriveFetch | None = None,
     manual_url: str | None = None,
     record: bool = True,
+    retries: int = 3,
+    backoff: float = 2.0,
 ) -> Path:
     """Download the Google Drive file ``file_id`` to ``dest`` with gdown; verified like
     :func:`download_url`.
 
     gdown runs with ``resume=True`` on a staging name (``<dest>.download``), so a rerun after
-    an interruption continues the transfer. When Drive refuses (the daily quota: "Too many
-    users have viewed or downloaded this file recently"; a permission change), the error gives
-    the manual link ``https://drive.google.com/uc?id=<id>`` (or ``manual_url``, e.g. the
-    folder holding the file) and the exact path to save the file at. ``fetch`` replaces gdown
-    (tests use a fake). ``record`` as in :func:`download_url`.
+    an interruption continues the transfer. Transient failures (timeouts, dropped connections)
+    are retried as in :func:`download_url` (``retries``, ``backoff``); without a network the
+    call fails at once. When Drive refuses (the daily quota: "Too many users have viewed or
+    downloaded this file recently"; a permission change), the error gives the manual link
+    ``https://drive.google.com/uc?id=<id>`` (or ``manual_url``, e.g. the folder holding the
+    file) and the exact path to save the file at. ``fetch`` replaces gdown (tests use a fake).
+    ``record`` as in :func:`download_url`.
     """
     dest = Path(dest)
     fetch = fetch or _gdown_fetch
@@ -485,29 +680,37 @@ def download_gdrive(
               f"asks){where}, save the file as {dest}, then run the same command again.")
 
     def fetch_to(staging: Path) -> None:
-        try:
+        def attempt() -> None:
             fetch(file_id, staging, not progress)
-        except (KeyboardInterrupt, GoogleDriveError):
-            raise  # ours already say what to do
-        except Exception as error:
+            if not staging.is_file():
+                raise GoogleDriveError(f"gdown reported success but wrote no file; {manual}")
+
+        def give_up(error: BaseException, kind: ErrorKind, reason: str,
+                    attempts: int) -> BaseException:
+            if kind is ErrorKind.OFFLINE:
+                return GoogleDriveError(_offline_message(
+                    f"{dest.name} from Google Drive", "drive.google.com", reason,
+                    _gdown_progress(staging), manual))
             # gdown's messages run long; its advice to use a browser is repeated below anyway.
-            text = " ".join(str(error).split()).split(" You may still be able")[0]
-            text = text if len(text) <= 300 else text[:297] + "..."
-            if any(phrase in text.lower() for phrase in _REFUSAL):
-                raise GoogleDriveError(
+            text = str(error).partition("\nWhat to do:")[0]
+            text = _brief(" ".join(text.split()).split(" You may still be able")[0])
+            if kind is ErrorKind.PERMANENT and any(p in text.lower() for p in _REFUSAL):
+                return GoogleDriveError(
                     f"Google Drive refused to serve {dest.name} ({text.rstrip('.')}).\n"
                     "This usually means the file's daily download quota is used up "
                     "(\"Too many users have viewed or downloaded this file recently\"); it "
                     "resets within a day.\n"
                     f"What to do: wait and run the same command again, or {manual}"
-                ) from error
-            raise GoogleDriveError(
+                )
+            tried = f"All {attempts} attempts failed. " if attempts > 1 else ""
+            return GoogleDriveError(
                 f"Downloading {dest.name} from Google Drive failed: {_sentence(text)}\n"
-                f"{_gdown_progress(staging)}\n"
+                f"{tried}{_gdown_progress(staging)}\n"
                 f"What to do: check the connection and run the same command again, or {manual}"
-            ) from error
-        if not staging.is_file():
-            raise GoogleDriveError(f"gdown reported success but wrote no file; {manual}")
+            )
+
+        _retrying(attempt, give_up, retries=retries, backoff=backoff,
+                  what=f"The download of {dest.name}")
 
     return _obtain(
         dest, fetch_to, dest.with_name(dest.name + ".download"),

@@ -6,10 +6,16 @@ fake fetch (or a fake ``gdown.download``).
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import http.client
 import io
 import re
+import socket
+import ssl
 import threading
+import urllib.error
+import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -104,6 +110,30 @@ def server():
     yield httpd
     httpd.shutdown()
     httpd.server_close()
+
+
+@dataclass
+class FakeClock:
+    """The retry loops' clock: sleeping only advances ``now`` and is recorded."""
+
+    now: float = 0.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch) -> FakeClock:
+    """No test here waits for real: every backoff goes to a fake clock."""
+    fake = FakeClock()
+    monkeypatch.setattr(dl, "_sleep", fake.sleep)
+    monkeypatch.setattr(dl, "_monotonic", fake.monotonic)
+    return fake
 
 
 def fast(**kwargs):
@@ -654,3 +684,250 @@ def test_removing_the_archive_removes_its_record(server, tmp_path):
     download_dataset(local_source(server.url("/davis.zip")), tmp_path, keep_archive=False,
                      progress=False)
     assert not (tmp_path / "davis.zip").exists() and not (tmp_path / "davis.zip.sha256").exists()
+
+
+# --- issue 21: fail fast offline, retry only what may heal -----------------------------------
+
+DAVIS_URL = "https://data.vision.ee.ethz.ch/csergi/share/davis/DAVIS-2017-trainval-480p.zip"
+
+
+@pytest.fixture
+def no_dns(monkeypatch):
+    """The machine is offline: every name lookup fails as it does without a network."""
+    lookups = []
+
+    def getaddrinfo(host, *args, **kwargs):
+        lookups.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    return lookups
+
+
+def test_offline_dataset_download_fails_at_once_in_one_line(no_dns, clock, tmp_path):
+    """The report: `aot-edu download dataset davis2017` without a network retried for more
+    than a minute on a DNS error. Now: one attempt, no wait, one line with the way by hand."""
+    (tmp_path / "DAVIS2016").mkdir()
+    (tmp_path / "DAVIS2016" / "kept.txt").write_text("mine")  # something already there
+    archive = tmp_path / "DAVIS-2017-trainval-480p.zip"
+    with pytest.raises(DownloadError) as info:
+        download_dataset("davis2017", tmp_path, progress=False)
+    assert str(info.value) == (
+        f"Cannot download {DAVIS_URL}: data.vision.ee.ethz.ch cannot be reached (the DNS "
+        "lookup failed; no network connection?). Nothing was received. What to do: connect to "
+        "the internet and run the same command again, or download it by hand from "
+        f"{DAVIS_URL} and save it as {archive}, then run the same command again."
+    )
+    assert no_dns == ["data.vision.ee.ethz.ch"]  # one attempt
+    assert clock.sleeps == [] and clock.now == 0.0  # no backoff at all
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["DAVIS2016"]  # nothing made or lost
+    assert (tmp_path / "DAVIS2016" / "kept.txt").read_text() == "mine"
+
+
+def test_offline_keeps_a_partial_transfer_and_says_so(no_dns, clock, tmp_path):
+    dest = tmp_path / "file.bin"
+    partial = tmp_path / "file.bin.partial"
+    partial.write_bytes(PAYLOAD[:4096])
+    with pytest.raises(DownloadError) as info:
+        download_url("https://example.org/file.bin", dest, progress=False)
+    message = str(info.value)
+    assert "\n" not in message and clock.sleeps == []
+    assert (f"example.org cannot be reached (the DNS lookup failed; no network connection?). "
+            f"The 4,096 bytes received so far are kept in {partial}; running the same command "
+            "again resumes from there. What to do:") in message
+    assert f"save it as {dest}, then run the same command again." in message
+    assert partial.read_bytes() == PAYLOAD[:4096]
+
+
+def test_connection_refused_is_not_retried(clock, tmp_path):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/file.bin"
+    with pytest.raises(DownloadError) as info:
+        download_url(url, tmp_path / "file.bin", progress=False, retries=5)
+    assert str(info.value).startswith(
+        f"Cannot download {url}: 127.0.0.1 cannot be reached (the connection was refused; no "
+        "network connection?). Nothing was received.")
+    assert clock.sleeps == []
+
+
+class FailingUrlopen:
+    """``urllib.request.urlopen`` failing with ``errors`` in turn (the last one repeats)."""
+
+    def __init__(self, *errors: BaseException):
+        self.errors, self.calls = list(errors), 0
+
+    def __call__(self, request, timeout=None):
+        self.calls += 1
+        raise self.errors[min(self.calls, len(self.errors)) - 1]
+
+
+def test_timeouts_are_retried_with_capped_backoff(monkeypatch, clock, tmp_path):
+    urlopen = FailingUrlopen(urllib.error.URLError(TimeoutError("timed out")))
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    dest = tmp_path / "file.bin"
+    with pytest.raises(DownloadError) as info:
+        download_url("https://example.org/file.bin", dest, progress=False)  # defaults
+    assert clock.sleeps == [2.0, 4.0, 8.0, 16.0, 30.0]  # doubling, capped at MAX_BACKOFF
+    assert urlopen.calls == 6
+    assert str(info.value) == (
+        "Could not download https://example.org/file.bin after 6 attempts (last error: timed "
+        "out).\nNothing was received.\nWhat to do: run the same command again later, or "
+        f"download it by hand from https://example.org/file.bin and save it as {dest}, then "
+        "run the same command again."
+    )
+
+
+def test_retries_stop_at_the_time_budget(monkeypatch, clock, tmp_path):
+    urlopen = FailingUrlopen(ConnectionResetError(104, "Connection reset by peer"))
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    with pytest.raises(DownloadError, match="after 10 attempts"):
+        download_url("https://example.org/f", tmp_path / "f", progress=False, retries=100)
+    assert max(clock.sleeps) == dl.MAX_BACKOFF
+    assert sum(clock.sleeps) <= dl.RETRY_BUDGET == 180.0
+    assert urlopen.calls == len(clock.sleeps) + 1 == 10
+
+
+def test_a_transient_failure_then_no_network_stops_at_once(monkeypatch, clock, tmp_path):
+    urlopen = FailingUrlopen(urllib.error.HTTPError("u", 503, "Service Unavailable", {}, None),
+                             urllib.error.URLError(socket.gaierror(-3, "Temporary failure "
+                                                                       "in name resolution")))
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    with pytest.raises(DownloadError, match="the DNS lookup failed"):
+        download_url("https://example.org/f", tmp_path / "f", progress=False)
+    assert urlopen.calls == 2 and clock.sleeps == [2.0]
+
+
+def _requests_error(monkeypatch, exception_name: str):
+    """A real requests exception (as gdown raises it) for ``https://drive.google.com``."""
+    import requests
+
+    if exception_name == "dns":
+        monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: (_ for _ in ()).throw(
+            socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")))
+        with pytest.raises(requests.exceptions.ConnectionError) as info:
+            requests.get("https://drive.google.com/uc?id=X", timeout=5, proxies={})
+        return info.value
+    return getattr(requests.exceptions, exception_name)("boom")
+
+
+def _quota_error() -> Exception:
+    import gdown.exceptions
+
+    return gdown.exceptions.FileURLRetrievalError(
+        "Too many users have viewed or downloaded this file recently")
+
+
+@pytest.mark.parametrize("make, kind", [
+    (lambda: socket.gaierror(socket.EAI_NONAME, "Name or service not known"), "OFFLINE"),
+    (lambda: urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution")),
+     "OFFLINE"),
+    (lambda: ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), "OFFLINE"),
+    (lambda: OSError(errno.ENETUNREACH, "Network is unreachable"), "OFFLINE"),
+    (lambda: ConnectionError("Failed to resolve 'drive.google.com'"), "OFFLINE"),
+    (lambda: TimeoutError("timed out"), "TRANSIENT"),
+    (lambda: ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), "TRANSIENT"),
+    (lambda: http.client.IncompleteRead(b"x", 10), "TRANSIENT"),
+    (lambda: urllib.error.HTTPError("u", 502, "Bad Gateway", {}, None), "TRANSIENT"),
+    (lambda: urllib.error.HTTPError("u", 404, "Not Found", {}, None), "PERMANENT"),
+    (lambda: OSError(errno.ENOSPC, "No space left on device"), "PERMANENT"),
+    (lambda: urllib.error.URLError(ssl.SSLCertVerificationError("certificate verify failed")),
+     "PERMANENT"),
+    (_quota_error, "PERMANENT"),
+])
+def test_errors_are_classified(make, kind):
+    assert dl.classify_error(make()) is dl.ErrorKind[kind]
+
+
+@pytest.mark.parametrize("name, kind", [("dns", "OFFLINE"), ("ReadTimeout", "TRANSIENT"),
+                                        ("ConnectTimeout", "TRANSIENT"),
+                                        ("ChunkedEncodingError", "TRANSIENT"),
+                                        ("InvalidURL", "PERMANENT")])
+def test_requests_errors_from_gdown_are_classified(monkeypatch, name, kind):
+    assert dl.classify_error(_requests_error(monkeypatch, name)) is dl.ErrorKind[kind]
+
+
+def test_offline_checkpoint_download_through_gdown_fails_at_once(no_dns, clock, tmp_path):
+    dest = tmp_path / "AOTT_PRE_YTB_DAV.pth"
+    with pytest.raises(GoogleDriveError) as info:
+        download_gdrive("1owPmwV4owd", dest, progress=False)  # the real gdown, no network
+    assert str(info.value) == (
+        f"Cannot download {dest.name} from Google Drive: drive.google.com cannot be reached "
+        "(the DNS lookup failed; no network connection?). No bytes of it were received, so the "
+        "next run starts from the beginning. What to do: connect to the internet and run the "
+        "same command again, or download it by hand: open "
+        "https://drive.google.com/uc?id=1owPmwV4owd in a browser (signed in to Google if it "
+        f"asks), save the file as {dest}, then run the same command again."
+    )
+    assert no_dns and set(no_dns) == {"drive.google.com"}
+    assert clock.sleeps == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_offline_youtubevos_listing_fails_at_once(no_dns, clock, tmp_path):
+    with pytest.raises(GoogleDriveError) as info:
+        download_dataset("youtubevos2019", tmp_path, progress=False)  # real gdown listing
+    folder = "https://drive.google.com/drive/folders/1BWzrCWyPEmBEKm0lOHe5KLuBuQxUSwqz"
+    message = str(info.value)
+    assert "\n" not in message and clock.sleeps == []
+    assert message.startswith("Cannot download valid.zip from Google Drive: drive.google.com "
+                              "cannot be reached (the DNS lookup failed; no network")
+    assert message.endswith(
+        f"or download it by hand: open {folder} in a browser (signed in to Google if it asks), "
+        f"find valid.zip there, save the file as {tmp_path / 'valid.zip'}, then run the same "
+        "command again.")
+
+
+class FlakyFetch(FakeFetch):
+    """A Drive transfer that fails with ``errors`` first, then delivers."""
+
+    def __init__(self, *errors: Exception):
+        super().__init__()
+        self.errors = list(errors)
+
+    def __call__(self, file_id, output, quiet):
+        self.calls.append((file_id, Path(output), quiet))
+        if self.errors:
+            raise self.errors.pop(0)
+        Path(output).write_bytes(self.payload)
+        return str(output)
+
+
+def test_gdrive_transient_errors_are_retried_then_succeed(clock, tmp_path, capsys):
+    import requests
+
+    fetch = FlakyFetch(requests.exceptions.ReadTimeout("Read timed out."),
+                       ConnectionResetError(104, "Connection reset by peer"))
+    dest = tmp_path / "ckpt.pth"
+    assert download_gdrive("ID", dest, sha256=SHA, fetch=fetch, progress=False) == dest
+    assert dest.read_bytes() == PAYLOAD and len(fetch.calls) == 3
+    assert clock.sleeps == [2.0, 4.0]
+    assert ("The download of ckpt.pth interrupted (Read timed out.); retrying in 2 s "
+            "(attempt 2 of 4).") in capsys.readouterr().err
+
+
+def test_gdrive_gives_up_after_its_retries(clock, tmp_path):
+    fetch = FakeFetch(error=ConnectionResetError(104, "Connection reset by peer"))
+    with pytest.raises(GoogleDriveError) as info:
+        download_gdrive("ID", tmp_path / "x.pth", fetch=fetch, progress=False, retries=2)
+    assert str(info.value).startswith(
+        "Downloading x.pth from Google Drive failed: [Errno 104] Connection reset by peer.\n"
+        "All 3 attempts failed. No bytes of it were received")
+    assert len(fetch.calls) == 3 and clock.sleeps == [2.0, 4.0]
+
+
+def test_gdrive_quota_and_dns_errors_are_not_retried(clock, tmp_path):
+    import gdown.exceptions
+
+    quota = FakeFetch(error=gdown.exceptions.FileURLRetrievalError(
+        "Too many users have viewed or downloaded this file recently."))
+    with pytest.raises(GoogleDriveError, match="quota"):
+        download_gdrive("ID", tmp_path / "a.pth", fetch=quota, progress=False)
+    offline = FakeFetch(error=ConnectionError("Failed to resolve 'drive.google.com'"))
+    with pytest.raises(GoogleDriveError, match="cannot be reached"):
+        download_gdrive("ID", tmp_path / "b.pth", fetch=offline, progress=False)
+    assert len(quota.calls) == len(offline.calls) == 1 and clock.sleeps == []
