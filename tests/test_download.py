@@ -931,3 +931,214 @@ def test_gdrive_quota_and_dns_errors_are_not_retried(clock, tmp_path):
     with pytest.raises(GoogleDriveError, match="cannot be reached"):
         download_gdrive("ID", tmp_path / "b.pth", fetch=offline, progress=False)
     assert len(quota.calls) == len(offline.calls) == 1 and clock.sleeps == []
+
+
+# --- issue 21: zip bombs ------------------------------------------------------------------------
+
+def bomb_source(url: str, contents_bytes: int, contents_members: int) -> DatasetSource:
+    """:func:`local_source` for an archive known to hold ``contents_bytes`` in
+    ``contents_members`` files and folders."""
+    from dataclasses import replace
+
+    base = local_source(url)
+    return replace(base, archives=(replace(base.archives[0], contents_bytes=contents_bytes,
+                                           contents_members=contents_members),))
+
+
+def deflated_zip(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def extracted_before(tmp_path) -> dict[Path, bytes]:
+    """Files already in the dataset folder (an earlier extraction): none may be lost."""
+    files = {tmp_path / "DAVIS2017" / "JPEGImages" / "480p" / "bear" / "00000.jpg": b"old jpg",
+             tmp_path / "DAVIS2017" / "notes.txt": b"mine"}
+    for path, data in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return files
+
+
+def test_zip_bomb_is_refused_from_its_headers_and_left_in_place(server, tmp_path, monkeypatch,
+                                                                 extracted_before):
+    monkeypatch.delenv("AOT_EDU_UNPACK_LIMIT_SCALE", raising=False)
+    bomb = deflated_zip({**DAVIS_LIKE, "DAVIS/JPEGImages/480p/bear/00000.jpg": b"new",
+                         "DAVIS/JPEGImages/480p/bear/00001.jpg": bytes(10_000_000)})
+    assert len(bomb) < 20_000  # 10 MB of zeros deflate to almost nothing
+    server.state.files["/davis.zip"] = bomb
+    source = bomb_source(server.url("/davis.zip"), contents_bytes=2_000_000,
+                         contents_members=10)
+    archive = tmp_path / "davis.zip"
+    with pytest.raises(dl.ArchiveTooLargeError) as info:
+        download_dataset(source, tmp_path, progress=False)
+    assert str(info.value) == (
+        f"Refusing to extract {archive}: by its headers it would unpack to 10.0 MB, more than "
+        "the 3.0 MB allowed (1.5 times what davis2017 trainval is known to hold, 2.0 MB in 10 "
+        "files and folders), as a zip bomb would. Nothing was extracted and the archive was "
+        "left where it is. What to do: if you trust this file, set "
+        "AOT_EDU_UNPACK_LIMIT_SCALE=3.4 and run the same command again; if not, delete it and "
+        "run the same command again to download a fresh copy."
+    )
+    assert archive.read_bytes() == bomb  # not moved, not deleted
+    assert not (tmp_path / "davis.zip.corrupt").exists() and read_sidecar(archive) is None
+    for path, data in extracted_before.items():  # nothing already extracted was touched
+        assert path.read_bytes() == data
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
+                  if p.is_file()) == ["DAVIS2017/JPEGImages/480p/bear/00000.jpg",
+                                      "DAVIS2017/notes.txt", "davis.zip"]
+
+    # The override named in the message lets a trusted file through, without a new download.
+    monkeypatch.setenv("AOT_EDU_UNPACK_LIMIT_SCALE", "3.4")
+    folder = download_dataset(source, tmp_path, progress=False)
+    assert (folder / "JPEGImages" / "480p" / "bear" / "00001.jpg").stat().st_size == 10_000_000
+    assert read_sidecar(archive) == hashlib.sha256(bomb).hexdigest()
+    assert len(server.state.requests) == 1
+
+
+def test_too_many_members_are_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("AOT_EDU_UNPACK_LIMIT_SCALE", raising=False)
+    archive = tmp_path / "many.zip"
+    archive.write_bytes(make_zip({f"f{i}.txt": b"" for i in range(20)}))
+    limits = dl.unpack_limits(100, 10, name="many")
+    with pytest.raises(dl.ArchiveTooLargeError) as info:
+        extract_archive(archive, tmp_path / "out", limits=limits, progress=False)
+    assert str(info.value).startswith(
+        f"Refusing to extract {archive}: by its headers it holds 20 files and folders, more "
+        "than the 15 allowed (1.5 times what many is known to hold, 100 bytes in 10 files and "
+        "folders)")
+    assert "AOT_EDU_UNPACK_LIMIT_SCALE=1.4 and run the same command again" in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unpack_limits_defaults_and_scale(monkeypatch):
+    monkeypatch.delenv("AOT_EDU_UNPACK_LIMIT_SCALE", raising=False)
+    small = dl.unpack_limits(archive_size=1000)  # contents not known: the default
+    assert (small.max_bytes, small.max_members) == (10**9, 1_000_000)
+    assert dl.unpack_limits(archive_size=10**8).max_bytes == 10**10  # 100 times its size
+    monkeypatch.setenv("AOT_EDU_UNPACK_LIMIT_SCALE", "2")
+    scaled = dl.unpack_limits(1000, 10, name="x")
+    assert (scaled.max_bytes, scaled.max_members) == (3000, 30)
+    assert scaled.basis.endswith(", times 2 from AOT_EDU_UNPACK_LIMIT_SCALE")
+    for bad in ("zero", "0", "-1", "nan", "inf"):
+        monkeypatch.setenv("AOT_EDU_UNPACK_LIMIT_SCALE", bad)
+        with pytest.raises(ValueError, match=f"AOT_EDU_UNPACK_LIMIT_SCALE='{bad}' is not a "
+                                             "positive number"):
+            dl.unpack_limits(archive_size=1)
+
+
+def test_every_dataset_archive_has_known_contents(monkeypatch):
+    monkeypatch.delenv("AOT_EDU_UNPACK_LIMIT_SCALE", raising=False)
+    for source in DATASETS:
+        for archive in source.archives:
+            assert archive.contents_bytes and archive.contents_members, archive.filename
+    davis = get_dataset("davis2017").archive("trainval")
+    assert dl.unpack_limits(davis.contents_bytes, davis.contents_members).max_bytes == int(
+        1.5 * davis.contents_bytes)
+
+
+def _understate(data: bytes, name: str, declared: int) -> bytes:
+    """``data`` (a zip) with member ``name``'s uncompressed size set to ``declared`` in both
+    of its headers: a forged archive whose headers lie."""
+    import struct
+
+    out = bytearray(data)
+    raw = name.encode()
+    for signature, size_at, name_len_at, name_at in ((b"PK\x03\x04", 22, 26, 30),
+                                                    (b"PK\x01\x02", 24, 28, 46)):
+        start = 0
+        while (start := out.find(signature, start)) >= 0:
+            length = struct.unpack_from("<H", out, start + name_len_at)[0]
+            if bytes(out[start + name_at:start + name_at + length]) == raw:
+                struct.pack_into("<I", out, start + size_at, declared)
+            start += 4
+    return bytes(out)
+
+
+def test_a_member_larger_than_its_header_is_refused_and_cleaned_up(server, tmp_path,
+                                                                    extracted_before):
+    forged = _understate(deflated_zip({**DAVIS_LIKE,
+                                       "DAVIS/JPEGImages/480p/bear/00000.jpg": b"new",
+                                       "DAVIS/z_big.bin": bytes(5_000_000)}),
+                         "DAVIS/z_big.bin", 100)
+    server.state.files["/davis.zip"] = forged
+    with pytest.raises(DownloadError) as info:  # headers within the default limits
+        download_dataset(local_source(server.url("/davis.zip")), tmp_path, progress=False)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'davis.zip'} is damaged: member 'DAVIS/z_big.bin' "
+                              "could not be read")  # zipfile stops at the declared size
+    _one_instruction(message)
+    assert (tmp_path / "davis.zip.corrupt").read_bytes() == forged  # kept aside, as damaged
+    for path, data in extracted_before.items():  # the members before it never reached here
+        assert path.read_bytes() == data
+    folder = tmp_path / "DAVIS2017"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
+        "JPEGImages", "JPEGImages/480p", "JPEGImages/480p/bear",
+        "JPEGImages/480p/bear/00000.jpg", "notes.txt"]  # no staging folder, no partial file
+
+
+def test_extraction_never_writes_more_than_a_header_declares(tmp_path, monkeypatch):
+    """Our own limit while copying, whatever the zip reader does (CPython's stops at the
+    declared size; the check must not depend on it)."""
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(make_zip({"a.txt": b"a" * 10, "b.txt": b"b" * 10}))
+    real_open = zipfile.ZipFile.open
+
+    def lying_open(self, info, *args, **kwargs):
+        name = info if isinstance(info, str) else info.filename
+        if name == "b.txt":
+            return io.BytesIO(b"b" * 3_000_000)  # far more than the 10 bytes declared
+        return real_open(self, info, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", lying_open)
+    dest = tmp_path / "deep" / "out"
+    with pytest.raises(UnsafeArchiveError) as info:
+        extract_archive(archive, dest, progress=False)
+    assert str(info.value).startswith(
+        f"Refusing to extract {archive}: member 'b.txt' holds more than the 10 bytes its "
+        "header declares (a forged or damaged archive). What had been extracted was removed.")
+    assert not (tmp_path / "deep").exists()  # a.txt, the staging folder and the folders: gone
+
+
+def test_special_files_are_refused(tmp_path):
+    archive = tmp_path / "fifo.zip"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("fine.txt", b"fine")
+        info = zipfile.ZipInfo("pipe")
+        info.external_attr = 0o010644 << 16  # a FIFO
+        zf.writestr(info, b"")
+    archive.write_bytes(buffer.getvalue())
+    with pytest.raises(UnsafeArchiveError, match="member 'pipe' is a special file"):
+        extract_archive(archive, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_interrupted_extraction_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(make_zip({"x/1.txt": b"new 1", "x/2.txt": b"new 2"}))
+    dest = tmp_path / "out"
+    (dest / "x").mkdir(parents=True)
+    (dest / "x" / "1.txt").write_bytes(b"old 1")
+    real = dl._unpack_member
+    calls = []
+
+    def interrupted(zf, info, path, arch):
+        calls.append(info.filename)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(zf, info, path, arch)
+
+    monkeypatch.setattr(dl, "_unpack_member", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        extract_archive(archive, dest, progress=False)
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == ["x", "x/1.txt"]
+    assert (dest / "x" / "1.txt").read_bytes() == b"old 1"  # not half-replaced
+    monkeypatch.setattr(dl, "_unpack_member", real)
+    extract_archive(archive, dest, progress=False)  # the rerun does it all
+    assert (dest / "x" / "2.txt").read_bytes() == b"new 2"
+    assert (dest / "x" / "1.txt").read_bytes() == b"new 1"
