@@ -453,7 +453,7 @@ def _retrying(
             if (kind is not ErrorKind.TRANSIENT or attempts > retries
                     or now - first_failure + delay > RETRY_BUDGET):
                 raise give_up(error, kind, reason, attempts) from error
-            _say(f"{what} interrupted ({reason}); retrying in {delay:.0f} s "
+            _say(f"{what} was interrupted ({reason}); retrying in {delay:.0f} s "
                  f"(attempt {attempts + 1} of {retries + 1}).")
             _sleep(delay)
 

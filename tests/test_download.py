@@ -906,7 +906,7 @@ def test_gdrive_transient_errors_are_retried_then_succeed(clock, tmp_path, capsy
     assert download_gdrive("ID", dest, sha256=SHA, fetch=fetch, progress=False) == dest
     assert dest.read_bytes() == PAYLOAD and len(fetch.calls) == 3
     assert clock.sleeps == [2.0, 4.0]
-    assert ("The download of ckpt.pth interrupted (Read timed out.); retrying in 2 s "
+    assert ("The download of ckpt.pth was interrupted (Read timed out.); retrying in 2 s "
             "(attempt 2 of 4).") in capsys.readouterr().err
 
 
