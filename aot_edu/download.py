@@ -15,7 +15,13 @@ through :func:`download_url` or :func:`download_gdrive`. Both follow the same ru
 - a file that fails verification is never deleted: it is renamed ``<file>.corrupt`` and the
   error says how to get a good copy (run again, or download by hand and put it at the path).
   Only staging files resume; a bad file at the destination itself is not resumed from (which
-  of its bytes are bad is unknown), so its fresh download starts from the first byte.
+  of its bytes are bad is unknown), so its fresh download starts from the first byte;
+- only failures that may heal (timeouts, dropped connections, HTTP 5xx) are retried, with
+  capped backoff and a time budget; without a network (DNS, unreachable, refused) a download
+  fails at once, in one line saying how to get the file by hand and where to put it;
+- an archive unpacks only if its headers stay within limits derived from what it is known to
+  hold (zip bombs; ``AOT_EDU_UNPACK_LIMIT_SCALE`` scales them), into a staging folder, so a
+  refused or broken archive leaves the data folder as it was.
 
 The dataset registry (:data:`DATASETS`) says where each evaluation dataset comes from and which
 folder layout its archives unpack to; reading the datasets is :mod:`aot_edu.data`'s job.
@@ -23,17 +29,24 @@ folder layout its archives unpack to; reading the datasets is :mod:`aot_edu.data
 
 from __future__ import annotations
 
+import enum
+import errno
 import hashlib
 import http.client
 import json
+import math
 import os
 import re
 import shutil
+import socket
+import stat
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -42,12 +55,17 @@ from tqdm.auto import tqdm
 
 __all__ = [
     "DATASETS",
+    "UNPACK_LIMIT_SCALE_ENV",
+    "ArchiveTooLargeError",
     "DatasetArchive",
     "DatasetSource",
     "DownloadError",
+    "ErrorKind",
     "GoogleDriveError",
+    "UnpackLimits",
     "UnsafeArchiveError",
     "VerificationError",
+    "classify_error",
     "describe_datasets",
     "download_dataset",
     "download_gdrive",
@@ -56,6 +74,7 @@ __all__ = [
     "get_dataset",
     "hash_file",
     "read_sidecar",
+    "unpack_limits",
     "verify_file",
     "write_sidecar",
 ]
@@ -80,7 +99,12 @@ class GoogleDriveError(DownloadError):
 
 
 class UnsafeArchiveError(DownloadError):
-    """An archive holds a member that would land outside the extraction folder."""
+    """An archive holds a member that would land outside the extraction folder, is a link or
+    a special file, or holds more bytes than its header declares."""
+
+
+class ArchiveTooLargeError(DownloadError):
+    """An archive's headers say it unpacks to more than it may (:func:`unpack_limits`)."""
 
 
 # --- hashes and sidecars -------------------------------------------------------------------
@@ -262,11 +286,186 @@ def _obtain(
     return dest
 
 
+# --- network errors and retries ------------------------------------------------------------
+
+# Retries wait backoff * 2**k seconds, never more than MAX_BACKOFF, and no new attempt starts
+# once RETRY_BUDGET seconds have passed since the first failure: a flaky link gets a few
+# minutes, never an unbounded wait.
+MAX_BACKOFF = 30.0
+RETRY_BUDGET = 180.0
+
+# The clock of the retry loops (tests put a fake one here).
+_sleep: Callable[[float], None] = time.sleep
+_monotonic: Callable[[], float] = time.monotonic
+
+
+class ErrorKind(enum.Enum):
+    """What a failed network attempt says about the next one."""
+
+    OFFLINE = "offline"  # no DNS, network unreachable, connection refused: will not heal soon
+    TRANSIENT = "transient"  # timeout, dropped connection, a busy server (5xx): retry
+    PERMANENT = "permanent"  # anything else (TLS, a refusal, a bug): report it at once
+
+
+class _AttemptError(Exception):
+    """One attempt of a transfer failed; ``kind`` and ``reason`` say how (see :func:`_diagnose`)."""
+
+    def __init__(self, text: str, kind: ErrorKind = ErrorKind.TRANSIENT, reason: str = ""):
+        super().__init__(text)
+        self.kind, self.reason = kind, reason or text
+
+
+_OFFLINE_ERRNOS = {
+    errno.ENETUNREACH: "the network is unreachable",
+    errno.ENETDOWN: "the network is down",
+    errno.EHOSTUNREACH: "there is no route to the host",
+    errno.EHOSTDOWN: "the host is down",
+    errno.ECONNREFUSED: "the connection was refused",
+}
+# Errors of the local disk, not of the network: another attempt would meet them again.
+_LOCAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
+                           errno.ENOENT, errno.ENOTDIR, errno.EISDIR})
+# Said by libraries that wrap the OS error into text only (requests, urllib3, gdown).
+_OFFLINE_PHRASES = (
+    ("failed to resolve", "the DNS lookup failed"),
+    ("name resolution", "the DNS lookup failed"),
+    ("name or service not known", "the DNS lookup failed"),
+    ("nodename nor servname", "the DNS lookup failed"),
+    ("getaddrinfo failed", "the DNS lookup failed"),
+    ("network is unreachable", "the network is unreachable"),
+    ("no route to host", "there is no route to the host"),
+    ("connection refused", "the connection was refused"),
+)
+_TRANSIENT_CLASSES = frozenset({  # by name: requests and urllib3 are gdown's, not imported here
+    "Timeout", "ReadTimeout", "ConnectTimeout", "ReadTimeoutError", "ChunkedEncodingError",
+    "ProtocolError", "IncompleteRead", "RemoteDisconnected",
+})
+_TRANSIENT_PHRASES = ("timed out", "timeout", "connection reset", "connection aborted",
+                      "connection broken", "remote end closed", "incomplete read")
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """``error`` and every error behind it (causes, contexts, ``reason``, exception args)."""
+    seen: list[BaseException] = []
+    todo = [error]
+    while todo and len(seen) < 32:
+        current = todo.pop(0)
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        behind = [current.__cause__, current.__context__, getattr(current, "reason", None),
+                  *current.args]
+        todo.extend(b for b in behind if isinstance(b, BaseException))
+    return seen
+
+
+def _http_status(error: BaseException) -> int | None:
+    code = getattr(error, "code", None)  # urllib's HTTPError
+    if not isinstance(code, int):
+        code = getattr(getattr(error, "response", None), "status_code", None)  # requests
+    return code if isinstance(code, int) else None
+
+
+def _diagnose(error: BaseException) -> tuple[ErrorKind, str]:
+    """Classify a failed attempt and say why in a few words (see :class:`ErrorKind`).
+
+    The whole chain is read, so an OS error wrapped by urllib, urllib3, requests or gdown is
+    found; no network is recognised before any timeout (urllib3's connection errors are timeout
+    classes). Only foreign messages are matched as text: ours may quote anything.
+    """
+    chain = _chain(error)
+    foreign = [e for e in chain if not isinstance(e, (DownloadError, _AttemptError))]
+    texts = [" ".join(str(e).split()).lower() for e in foreign]
+    for e in chain:
+        if isinstance(e, _AttemptError):
+            return e.kind, e.reason
+    for e in chain:
+        if isinstance(e, socket.gaierror) or type(e).__name__ == "NameResolutionError":
+            return ErrorKind.OFFLINE, "the DNS lookup failed"
+        if isinstance(e, OSError) and e.errno in _OFFLINE_ERRNOS:
+            return ErrorKind.OFFLINE, _OFFLINE_ERRNOS[e.errno]
+        if isinstance(e, ConnectionRefusedError):
+            return ErrorKind.OFFLINE, "the connection was refused"
+    for phrase, reason in _OFFLINE_PHRASES:
+        if any(phrase in text for text in texts):
+            return ErrorKind.OFFLINE, reason
+    for e in chain:
+        status = _http_status(e)
+        if status is not None:
+            kind = ErrorKind.TRANSIENT if status in TRANSIENT_HTTP else ErrorKind.PERMANENT
+            return kind, f"HTTP {status}"
+    for e in foreign:
+        names = {c.__name__ for c in type(e).__mro__}
+        if isinstance(e, (TimeoutError, ConnectionError, http.client.HTTPException)) or (
+                names & _TRANSIENT_CLASSES):
+            return ErrorKind.TRANSIENT, _brief(e)
+    if any(phrase in text for text in texts for phrase in _TRANSIENT_PHRASES):
+        return ErrorKind.TRANSIENT, _brief(error)
+    # A bad certificate or URL (both also ValueErrors) or the local disk: will not change.
+    if any(isinstance(e, OSError) and (isinstance(e, ValueError) or e.errno in _LOCAL_ERRNOS)
+           for e in foreign):
+        return ErrorKind.PERMANENT, _brief(error)
+    for e in foreign:  # any other socket-level trouble
+        if isinstance(e, OSError):
+            return ErrorKind.TRANSIENT, _brief(e)
+    return ErrorKind.PERMANENT, _brief(error)
+
+
+def classify_error(error: BaseException) -> ErrorKind:
+    """Whether a failed download attempt is worth repeating (:class:`ErrorKind`)."""
+    return _diagnose(error)[0]
+
+
+def _brief(error: BaseException, limit: int = 300) -> str:
+    """A foreign error's message on one line, cut at ``limit`` characters."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _retrying(
+    attempt: Callable[[], None],
+    give_up: Callable[[BaseException, ErrorKind, str, int], BaseException],
+    *,
+    retries: int,
+    backoff: float,
+    what: str,
+) -> None:
+    """Run ``attempt`` until it succeeds, repeating it only after a transient failure.
+
+    At most ``retries`` repeats, ``backoff * 2**k`` seconds apart (capped at
+    :data:`MAX_BACKOFF`), none starting later than :data:`RETRY_BUDGET` seconds after the first
+    failure. Any other failure ends at once: ``give_up(error, kind, reason, attempts)`` makes
+    the exception raised (our own :class:`DownloadError` of a permanent kind is raised as is:
+    it says already what to do).
+    """
+    first_failure: float | None = None
+    for attempts in range(1, retries + 2):
+        try:
+            attempt()
+            return
+        except Exception as error:
+            kind, reason = _diagnose(error)
+            if kind is ErrorKind.PERMANENT and isinstance(error, DownloadError):
+                raise
+            now = _monotonic()
+            first_failure = now if first_failure is None else first_failure
+            delay = min(backoff * 2 ** (attempts - 1), MAX_BACKOFF)
+            if (kind is not ErrorKind.TRANSIENT or attempts > retries
+                    or now - first_failure + delay > RETRY_BUDGET):
+                raise give_up(error, kind, reason, attempts) from error
+            _say(f"{what} was interrupted ({reason}); retrying in {delay:.0f} s "
+                 f"(attempt {attempts + 1} of {retries + 1}).")
+            _sleep(delay)
+
+
+def _offline_message(what: str, host: str, reason: str, kept: str, manual: str) -> str:
+    """The one line said when the network is missing: what failed and the way by hand."""
+    return (f"Cannot download {what}: {host} cannot be reached ({reason}; no network "
+            f"connection?). {kept} What to do: connect to the internet and run the same command "
+            f"again, or {manual}")
+
+
 # --- HTTP ----------------------------------------------------------------------------------
-
-class _TransientError(Exception):
-    """A failure worth retrying (connection dropped, server busy, short read)."""
-
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
@@ -280,30 +479,34 @@ def _http_fetch(
     backoff: float,
     timeout: float,
     progress: bool,
+    manual: str,
 ) -> None:
-    """Stream ``url`` into ``partial``, resuming from its current length with HTTP Range."""
-    attempt = 0
-    while True:
-        try:
-            _http_attempt(url, partial, expected_size=expected_size, timeout=timeout,
-                          progress=progress)
-            return
-        except _TransientError as error:
-            attempt += 1
-            have = partial.stat().st_size if partial.exists() else 0
-            if attempt > retries:
-                kept = (f"The {have:,} bytes received so far are kept in {partial}; running "
-                        "the same command again resumes from there." if have else
-                        "Nothing was received; check the connection and run the same command "
-                        "again.")
-                raise DownloadError(
-                    f"Could not download {url} after {retries + 1} attempts (last error: "
-                    f"{error}).\n{kept}"
-                ) from error
-            delay = min(backoff * 2 ** (attempt - 1), 30.0)
-            _say(f"Download interrupted ({error}); retrying in {delay:.0f} s "
-                 f"(attempt {attempt + 1} of {retries + 1}, resuming at {have:,} bytes).")
-            time.sleep(delay)
+    """Stream ``url`` into ``partial``, resuming from its current length with HTTP Range.
+
+    Transient failures are retried (:func:`_retrying`); no network fails at once.
+    """
+
+    def kept() -> str:
+        have = partial.stat().st_size if partial.exists() else 0
+        return (f"The {have:,} bytes received so far are kept in {partial}; running the same "
+                "command again resumes from there." if have else "Nothing was received.")
+
+    def give_up(error: BaseException, kind: ErrorKind, reason: str, attempts: int) -> Exception:
+        if kind is ErrorKind.OFFLINE:
+            host = urllib.parse.urlsplit(url).hostname or url
+            return DownloadError(_offline_message(url, host, reason, kept(), manual))
+        tried = f" after {attempts} attempts" if attempts > 1 else ""
+        return DownloadError(
+            f"Could not download {url}{tried} (last error: {reason}).\n{kept()}\n"
+            f"What to do: run the same command again later, or {manual}"
+        )
+
+    _retrying(
+        lambda: _http_attempt(url, partial, expected_size=expected_size, timeout=timeout,
+                              progress=progress),
+        give_up, retries=retries, backoff=backoff,
+        what=f"The download of {partial.name.removesuffix('.partial')}",
+    )
 
 
 def _http_attempt(
@@ -327,16 +530,17 @@ def _http_attempt(
             if total is not None and total == offset:
                 return  # the partial file already holds the whole resource
             partial.unlink()  # the server no longer has these bytes: start again
-            raise _TransientError(f"HTTP 416 for a resume at {offset:,} bytes") from error
+            raise _AttemptError(f"HTTP 416 for a resume at {offset:,} bytes") from error
         if error.code in TRANSIENT_HTTP:
-            raise _TransientError(f"HTTP {error.code} {error.reason}") from error
+            raise _AttemptError(f"HTTP {error.code} {error.reason}") from error
         raise DownloadError(
             f"The server refused {url}: HTTP {error.code} {error.reason}. Check that the URL "
             "still works in a browser; the data's owners may have moved it."
         ) from error
     except (urllib.error.URLError, TimeoutError, ConnectionError,
             http.client.HTTPException) as error:
-        raise _TransientError(str(getattr(error, "reason", error))) from error
+        kind, reason = _diagnose(error)
+        raise _AttemptError(reason, kind, reason) from error
 
     with response:
         status = response.status
@@ -347,7 +551,7 @@ def _http_attempt(
             if match is None or int(match.group(1)) != offset:
                 # A range we did not ask for: appending it would corrupt the file.
                 partial.unlink(missing_ok=True)
-                raise _TransientError("the server answered with an unexpected byte range")
+                raise _AttemptError("the server answered with an unexpected byte range")
             total = None if match.group(3) == "*" else int(match.group(3))
             mode = "ab"
         else:  # 200: the server ignored Range (or there was none) and sends everything
@@ -371,11 +575,12 @@ def _http_attempt(
                     received += len(block)
                     bar.update(len(block))
             except (TimeoutError, ConnectionError, http.client.HTTPException) as error:
-                raise _TransientError(f"connection lost after {offset + received:,} bytes "
-                                      f"({error})") from error
+                kind, reason = _diagnose(error)
+                raise _AttemptError(f"connection lost after {offset + received:,} bytes "
+                                    f"({reason})", kind, reason) from error
         if total is not None and offset + received < total:
-            raise _TransientError(f"connection closed after {offset + received:,} of "
-                                  f"{total:,} bytes")
+            raise _AttemptError(f"connection closed after {offset + received:,} of "
+                                f"{total:,} bytes")
 
 
 def _range_total(content_range: str | None) -> int | None:
@@ -401,18 +606,22 @@ def download_url(
 
     Bytes go to ``<dest>.partial``; an interrupted download (this run after ``retries``
     attempts, or an earlier run) resumes from it with an HTTP Range request, and starts over
-    cleanly when the server ignores Range. ``size``, ``sha256``, ``md5`` and ``validate`` are
+    cleanly when the server ignores Range. Only transient failures (timeouts, dropped
+    connections, HTTP 5xx) are retried, with capped backoff (:func:`_retrying`); without a
+    network (DNS, unreachable, refused) the call fails at once with the way to do it by hand. ``size``, ``sha256``, ``md5`` and ``validate`` are
     checked (see :func:`verify_file`) before the file is renamed onto ``dest``; a failure keeps
     the bytes as ``<dest>.corrupt`` and raises :class:`VerificationError`. A ``dest`` that
     already exists and passes the same checks is returned without any network access.
     ``record=False`` leaves the sidecar ``<dest>.sha256`` to the caller (see :func:`_obtain`).
     """
     dest = Path(dest)
-    manual = f"download it by hand from {url} and save it as {dest}, then run again."
+    manual = (f"download it by hand from {url} and save it as {dest}, then run the same "
+              "command again.")
     return _obtain(
         dest,
         lambda staging: _http_fetch(url, staging, expected_size=size, retries=retries,
-                                    backoff=backoff, timeout=timeout, progress=progress),
+                                    backoff=backoff, timeout=timeout, progress=progress,
+                                    manual=manual),
         dest.with_name(dest.name + ".partial"),
         sha256=sha256, md5=md5, size=size, validate=validate, manual=manual, progress=progress,
         record=record,
@@ -466,16 +675,20 @@ def download_gdrive(
     fetch: GDriveFetch | None = None,
     manual_url: str | None = None,
     record: bool = True,
+    retries: int = 3,
+    backoff: float = 2.0,
 ) -> Path:
     """Download the Google Drive file ``file_id`` to ``dest`` with gdown; verified like
     :func:`download_url`.
 
     gdown runs with ``resume=True`` on a staging name (``<dest>.download``), so a rerun after
-    an interruption continues the transfer. When Drive refuses (the daily quota: "Too many
-    users have viewed or downloaded this file recently"; a permission change), the error gives
-    the manual link ``https://drive.google.com/uc?id=<id>`` (or ``manual_url``, e.g. the
-    folder holding the file) and the exact path to save the file at. ``fetch`` replaces gdown
-    (tests use a fake). ``record`` as in :func:`download_url`.
+    an interruption continues the transfer. Transient failures (timeouts, dropped connections)
+    are retried as in :func:`download_url` (``retries``, ``backoff``); without a network the
+    call fails at once. When Drive refuses (the daily quota: "Too many users have viewed or
+    downloaded this file recently"; a permission change), the error gives the manual link
+    ``https://drive.google.com/uc?id=<id>`` (or ``manual_url``, e.g. the folder holding the
+    file) and the exact path to save the file at. ``fetch`` replaces gdown (tests use a fake).
+    ``record`` as in :func:`download_url`.
     """
     dest = Path(dest)
     fetch = fetch or _gdown_fetch
@@ -485,29 +698,37 @@ def download_gdrive(
               f"asks){where}, save the file as {dest}, then run the same command again.")
 
     def fetch_to(staging: Path) -> None:
-        try:
+        def attempt() -> None:
             fetch(file_id, staging, not progress)
-        except (KeyboardInterrupt, GoogleDriveError):
-            raise  # ours already say what to do
-        except Exception as error:
+            if not staging.is_file():
+                raise GoogleDriveError(f"gdown reported success but wrote no file; {manual}")
+
+        def give_up(error: BaseException, kind: ErrorKind, reason: str,
+                    attempts: int) -> BaseException:
+            if kind is ErrorKind.OFFLINE:
+                return GoogleDriveError(_offline_message(
+                    f"{dest.name} from Google Drive", "drive.google.com", reason,
+                    _gdown_progress(staging), manual))
             # gdown's messages run long; its advice to use a browser is repeated below anyway.
-            text = " ".join(str(error).split()).split(" You may still be able")[0]
-            text = text if len(text) <= 300 else text[:297] + "..."
-            if any(phrase in text.lower() for phrase in _REFUSAL):
-                raise GoogleDriveError(
+            text = str(error).partition("\nWhat to do:")[0]
+            text = _brief(" ".join(text.split()).split(" You may still be able")[0])
+            if kind is ErrorKind.PERMANENT and any(p in text.lower() for p in _REFUSAL):
+                return GoogleDriveError(
                     f"Google Drive refused to serve {dest.name} ({text.rstrip('.')}).\n"
                     "This usually means the file's daily download quota is used up "
                     "(\"Too many users have viewed or downloaded this file recently\"); it "
                     "resets within a day.\n"
                     f"What to do: wait and run the same command again, or {manual}"
-                ) from error
-            raise GoogleDriveError(
+                )
+            tried = f"All {attempts} attempts failed. " if attempts > 1 else ""
+            return GoogleDriveError(
                 f"Downloading {dest.name} from Google Drive failed: {_sentence(text)}\n"
-                f"{_gdown_progress(staging)}\n"
+                f"{tried}{_gdown_progress(staging)}\n"
                 f"What to do: check the connection and run the same command again, or {manual}"
-            ) from error
-        if not staging.is_file():
-            raise GoogleDriveError(f"gdown reported success but wrote no file; {manual}")
+            )
+
+        _retrying(attempt, give_up, retries=retries, backoff=backoff,
+                  what=f"The download of {dest.name}")
 
     return _obtain(
         dest, fetch_to, dest.with_name(dest.name + ".download"),
@@ -566,18 +787,155 @@ def _member_target(name: str, strip_prefix: str | None) -> PurePosixPath | None:
     return PurePosixPath(*parts) if parts else None
 
 
+# Zip bombs: an archive may unpack to at most UNPACK_MARGIN times what it is known to hold
+# (DatasetArchive.contents_bytes / contents_members), or, when that is not known, to
+# DEFAULT_UNPACK_RATIO times its own size (at least DEFAULT_UNPACK_MIN_BYTES) and
+# DEFAULT_UNPACK_MEMBERS files and folders. The environment variable scales every limit.
+UNPACK_LIMIT_SCALE_ENV = "AOT_EDU_UNPACK_LIMIT_SCALE"
+UNPACK_MARGIN = 1.5
+DEFAULT_UNPACK_RATIO = 100
+DEFAULT_UNPACK_MIN_BYTES = 10**9
+DEFAULT_UNPACK_MEMBERS = 1_000_000
+
+
+@dataclass(frozen=True)
+class UnpackLimits:
+    """The most an archive may unpack to: ``max_bytes`` in all and ``max_members`` files and
+    folders. ``basis`` says where the numbers come from; ``scale`` is the factor of
+    ``AOT_EDU_UNPACK_LIMIT_SCALE`` already applied."""
+
+    max_bytes: int
+    max_members: int
+    basis: str
+    scale: float = 1.0
+
+
+def _size(n: float) -> str:
+    for unit, factor in (("GB", 10**9), ("MB", 10**6)):
+        if n >= factor:
+            return f"{n / factor:.1f} {unit}"
+    return f"{int(n):,} bytes"
+
+
+def _limit_scale() -> float:
+    text = os.environ.get(UNPACK_LIMIT_SCALE_ENV, "").strip()
+    if not text:
+        return 1.0
+    try:
+        scale = float(text)
+    except ValueError:
+        scale = math.nan
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(
+            f"{UNPACK_LIMIT_SCALE_ENV}={text!r} is not a positive number; set it to the factor "
+            "to multiply the unpacking limits of archives by (e.g. 2), or unset it"
+        )
+    return scale
+
+
+def unpack_limits(
+    contents_bytes: int | None = None,
+    contents_members: int | None = None,
+    *,
+    archive_size: int = 0,
+    name: str = "the archive",
+) -> UnpackLimits:
+    """The limits for an archive known to hold ``contents_bytes`` in ``contents_members``
+    files and folders (:data:`UNPACK_MARGIN` times that), or the defaults for one of
+    ``archive_size`` bytes whose contents are not known; times ``AOT_EDU_UNPACK_LIMIT_SCALE``.
+    """
+    scale = _limit_scale()
+    if contents_bytes is not None and contents_members is not None:
+        max_bytes, max_members = contents_bytes * UNPACK_MARGIN, contents_members * UNPACK_MARGIN
+        basis = (f"{UNPACK_MARGIN:g} times what {name} is known to hold, "
+                 f"{_size(contents_bytes)} in {contents_members:,} files and folders")
+    else:
+        max_bytes = max(DEFAULT_UNPACK_RATIO * archive_size, DEFAULT_UNPACK_MIN_BYTES)
+        max_members = DEFAULT_UNPACK_MEMBERS
+        basis = (f"the default for contents not known beforehand: {DEFAULT_UNPACK_RATIO} times "
+                 f"the archive's size, at least {_size(DEFAULT_UNPACK_MIN_BYTES)}, and "
+                 f"{DEFAULT_UNPACK_MEMBERS:,} files and folders")
+    if scale != 1.0:
+        basis += f", times {scale:g} from {UNPACK_LIMIT_SCALE_ENV}"
+    return UnpackLimits(int(max_bytes * scale), int(max_members * scale), basis, scale)
+
+
+def _check_limits(archive: Path, total: int, members: int, limits: UnpackLimits) -> None:
+    """Refuse (:class:`ArchiveTooLargeError`) an archive whose headers exceed ``limits``."""
+    over = []
+    if total > limits.max_bytes:
+        over.append(f"it would unpack to {_size(total)}, more than the "
+                     f"{_size(limits.max_bytes)} allowed")
+    if members > limits.max_members:
+        over.append(f"it holds {members:,} files and folders, more than the "
+                    f"{limits.max_members:,} allowed")
+    if not over:
+        return
+    # the smallest factor (to a tenth) that lets it through
+    need = max(total / max(limits.max_bytes / limits.scale, 1.0),
+               members / max(limits.max_members / limits.scale, 1.0))
+    need = math.ceil(need * 10) / 10
+    raise ArchiveTooLargeError(
+        f"Refusing to extract {archive}: by its headers {'; '.join(over)} ({limits.basis}), "
+        "as a zip bomb would. Nothing was extracted and the archive was left where it is. "
+        f"What to do: if you trust this file, set {UNPACK_LIMIT_SCALE_ENV}={need:g} and run the "
+        "same command again; if not, delete it and run the same command again to download a "
+        "fresh copy."
+    )
+
+
+def _member_kind(info: zipfile.ZipInfo) -> str | None:
+    """What a member is when it is neither a file nor a folder (Unix mode bits), else None."""
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    if kind in (0, stat.S_IFREG, stat.S_IFDIR):
+        return None
+    if kind == stat.S_IFLNK:
+        return "a symbolic link, which could point outside the folder"
+    return "a special file (a device, pipe or socket), not data"
+
+
+def _merge(staging: Path, dest: Path) -> None:
+    """Move everything in ``staging`` into ``dest`` (same disk: renames), replacing files.
+
+    Every target is checked first, so a refusal moves nothing.
+    """
+    root = dest.resolve()
+    moves = []
+    for folder, _, files in os.walk(staging):
+        target = dest / Path(folder).relative_to(staging)
+        for name in files:
+            path = target / name
+            if not path.resolve().is_relative_to(root):  # a symbolic link already in dest
+                raise UnsafeArchiveError(
+                    f"Refusing to extract into {dest}: {path} resolves outside it (a symbolic "
+                    "link in the folder). Nothing was extracted."
+                )
+            moves.append((Path(folder) / name, path))
+    for folder, _, _ in os.walk(staging):  # folders too, empty ones included
+        (dest / Path(folder).relative_to(staging)).mkdir(parents=True, exist_ok=True)
+    for source, path in moves:
+        os.replace(source, path)
+
+
 def extract_archive(
     archive: str | Path,
     dest: str | Path,
     *,
     strip_prefix: str | None = None,
     progress: bool = True,
+    limits: UnpackLimits | None = None,
 ) -> Path:
     """Unpack the zip ``archive`` into ``dest`` safely and once; return ``dest``.
 
-    Every member is checked before anything is written: absolute paths, ``..`` and symbolic
-    links are refused (:class:`UnsafeArchiveError`), so nothing can land outside ``dest``.
-    ``strip_prefix`` (e.g. ``"DAVIS/"``) drops a top folder where members have it. A marker
+    Every member is checked before anything is written: absolute paths, ``..``, symbolic links
+    and special files are refused (:class:`UnsafeArchiveError`), so nothing can land outside
+    ``dest``; the total size and number of members the headers declare must be within
+    ``limits`` (default: :func:`unpack_limits` for an archive of unknown contents), else
+    :class:`ArchiveTooLargeError`. While unpacking, a member that yields more bytes than its
+    header declares is refused too. Members are unpacked into a staging folder inside
+    ``dest`` and moved into place only once all are out, so a refused or damaged archive
+    leaves ``dest`` as it was (the staging folder is removed). ``strip_prefix`` (e.g.
+    ``"DAVIS/"``) drops a top folder where members have it. A marker
     ``dest/.<archive name>.extracted`` is written after the last member; when it exists the
     call returns at once (the archive may even have been deleted). An interrupted extraction
     leaves no marker and is redone from the start.
@@ -607,42 +965,86 @@ def extract_archive(
                 ) from None
             if target is None:
                 continue
-            if (info.external_attr >> 16) & 0o170000 == 0o120000:
+            kind = _member_kind(info)
+            if kind is not None:
                 raise UnsafeArchiveError(
-                    f"Refusing to extract {archive}: member {info.filename!r} is a symbolic "
-                    f"link, which could point outside the folder. Nothing was extracted.{_REDO}"
+                    f"Refusing to extract {archive}: member {info.filename!r} is {kind}. "
+                    f"Nothing was extracted.{_REDO}"
                 )
             plan.append((info, target))
-        dest.mkdir(parents=True, exist_ok=True)
-        root = dest.resolve()
         total = sum(info.file_size for info, _ in plan)
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                  desc=f"unzip {archive.name}", disable=not progress) as bar:
-            for info, target in plan:
-                path = dest.joinpath(*target.parts)
-                if not path.resolve().is_relative_to(root):  # belt and braces (symlinked dirs)
-                    raise UnsafeArchiveError(
-                        f"Refusing to extract {archive}: {info.filename!r} resolves outside "
-                        f"{dest}."
-                    )
-                if info.is_dir():
-                    path.mkdir(parents=True, exist_ok=True)
-                    continue
-                path.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    with zf.open(info) as src, open(path, "wb") as out:
-                        shutil.copyfileobj(src, out, CHUNK_SIZE)
-                except (zipfile.BadZipFile, EOFError, OSError) as error:
-                    raise DownloadError(
-                        f"{archive} is damaged: member {info.filename!r} could not be read "
-                        f"({error}).{_REDO}"
-                    ) from error
-                bar.update(info.file_size)
+        if limits is None:
+            limits = unpack_limits(archive_size=archive.stat().st_size)
+        _check_limits(archive, total, len(plan), limits)
+
+        made = [d for d in (dest, *dest.parents) if not d.exists()]  # deepest first
+        staging = dest / f".{archive.name}.unpacking"
+        shutil.rmtree(staging, ignore_errors=True)  # left by an interrupted run
+        staging.mkdir(parents=True)
+        try:
+            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                      desc=f"unzip {archive.name}", disable=not progress) as bar:
+                for info, target in plan:
+                    path = staging.joinpath(*target.parts)
+                    if info.is_dir():
+                        path.mkdir(parents=True, exist_ok=True)
+                        continue
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    _unpack_member(zf, info, path, archive)
+                    bar.update(info.file_size)
+            _merge(staging, dest)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            for folder in made:  # a refused archive leaves no empty folders of its own behind
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
     marker.write_text(
         json.dumps({"archive": archive.name, "members": len(plan), "bytes": total}) + "\n",
         encoding="utf-8",
     )
     return dest
+
+
+# What reading a damaged or unsupported member raises (zipfile, zlib, the file system).
+_READ_ERRORS = (zipfile.BadZipFile, EOFError, OSError, zlib.error, NotImplementedError,
+                RuntimeError)
+
+
+def _unpack_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path,
+                   archive: Path) -> None:
+    """Copy one member to ``path``, never more bytes than its header declares.
+
+    A read error is the archive's (damaged, encrypted, unknown compression); a write error
+    (disk full, read-only) is raised as it is.
+    """
+
+    def damaged(error: BaseException) -> DownloadError:
+        return DownloadError(f"{archive} is damaged: member {info.filename!r} could not be "
+                             f"read ({error}).{_REDO}")
+
+    try:
+        src = zf.open(info)
+    except _READ_ERRORS as error:
+        raise damaged(error) from error
+    written = 0
+    with src, open(path, "wb") as out:
+        while True:
+            try:
+                block = src.read(CHUNK_SIZE)
+            except _READ_ERRORS as error:
+                raise damaged(error) from error
+            if not block:
+                return
+            written += len(block)
+            if written > info.file_size:
+                raise UnsafeArchiveError(
+                    f"Refusing to extract {archive}: member {info.filename!r} holds more than "
+                    f"the {info.file_size:,} bytes its header declares (a forged or damaged "
+                    f"archive). What had been extracted was removed.{_REDO}"
+                )
+            out.write(block)
 
 
 # --- datasets ------------------------------------------------------------------------------
@@ -656,7 +1058,8 @@ class DatasetArchive:
     the official values where the data's owners publish them, else ``None`` (then the sidecar
     records the first verified copy). The archive unpacks into ``<dataset folder>/<subdir>``
     with ``strip_prefix`` removed, and ``required`` (paths relative to the dataset folder) must
-    exist afterwards.
+    exist afterwards. ``contents_bytes`` and ``contents_members`` (files and folders) are what
+    it is known to hold, an upper estimate; unpacking more is refused (:func:`unpack_limits`).
     """
 
     part: str
@@ -669,6 +1072,8 @@ class DatasetArchive:
     md5: str | None = None
     sha256: str | None = None
     size: int | None = None
+    contents_bytes: int | None = None
+    contents_members: int | None = None
 
 
 @dataclass(frozen=True)
@@ -697,6 +1102,12 @@ class DatasetSource:
 # 95b4696219f7a44cda4b2ca64e31865c at 49d93879 and other values in earlier revisions: the zip
 # was replaced over time), so enforcing any of them could reject a good copy. The sidecar
 # SHA-256 written at the first verified download protects later runs.
+#
+# Nor are the unpacked sizes published. contents_bytes / contents_members below are upper
+# estimates from what each archive holds (sequences and frames: a JPEG and, where annotated, a
+# PNG per frame, plus their folders), rounded up; the archives themselves are about as large
+# (JPEG and PNG do not compress). Unpacking is refused beyond 1.5 times them.
+_GB = 10**9
 DATASETS: tuple[DatasetSource, ...] = (
     DatasetSource(
         name="davis2017",
@@ -709,6 +1120,8 @@ DATASETS: tuple[DatasetSource, ...] = (
                 url="https://data.vision.ee.ethz.ch/csergi/share/davis/DAVIS-2017-trainval-480p.zip",
                 strip_prefix="DAVIS/",
                 required=("JPEGImages/480p", "Annotations/480p", "ImageSets/2017/val.txt"),
+                # 90 sequences, 6,208 frames, all annotated
+                contents_bytes=int(2.5 * _GB), contents_members=13_000,
             ),
             DatasetArchive(
                 part="test-dev",
@@ -716,6 +1129,8 @@ DATASETS: tuple[DatasetSource, ...] = (
                 url="https://data.vision.ee.ethz.ch/csergi/share/davis/DAVIS-2017-test-dev-480p.zip",
                 strip_prefix="DAVIS/",
                 required=("ImageSets/2017/test-dev.txt",),
+                # 30 sequences, 2,086 frames, first frames annotated
+                contents_bytes=1 * _GB, contents_members=2_500,
             ),
         ),
         default_parts=("trainval",),
@@ -739,6 +1154,8 @@ DATASETS: tuple[DatasetSource, ...] = (
                 url="https://graphics.ethz.ch/Downloads/Data/Davis/DAVIS-data.zip",
                 strip_prefix="DAVIS/",
                 required=("JPEGImages/480p", "Annotations/480p", "ImageSets/480p/val.txt"),
+                # 50 sequences, 3,455 frames, all annotated, at 480p and 1080p (a 1.9 GB zip)
+                contents_bytes=3 * _GB, contents_members=15_000,
             ),
         ),
         default_parts=("trainval",),
@@ -765,11 +1182,18 @@ DATASETS: tuple[DatasetSource, ...] = (
                 subdir=part,
                 strip_prefix=f"{part}/",
                 required=required,
+                contents_bytes=contents_bytes,
+                contents_members=contents_members,
             )
-            for part, required in (
-                ("valid", ("valid/JPEGImages", "valid/Annotations", "valid/meta.json")),
-                ("valid_all_frames", ("valid_all_frames/JPEGImages",)),
-                ("train", ("train/JPEGImages", "train/Annotations", "train/meta.json")),
+            # 507 validation videos (about 14,000 frames at 6 fps, the first masks annotated;
+            # five times the frames at 30 fps), 3,471 training videos (about 95,000 frames,
+            # all annotated), 1280x720 JPEGs
+            for part, required, contents_bytes, contents_members in (
+                ("valid", ("valid/JPEGImages", "valid/Annotations", "valid/meta.json"),
+                 4 * _GB, 25_000),
+                ("valid_all_frames", ("valid_all_frames/JPEGImages",), 20 * _GB, 110_000),
+                ("train", ("train/JPEGImages", "train/Annotations", "train/meta.json"),
+                 25 * _GB, 200_000),
             )
         ),
         default_parts=("valid",),
@@ -835,8 +1259,11 @@ def download_dataset(
     :class:`DatasetSource`. ``root`` defaults to the course's data folder
     (``AOT_EDU_DATA``). ``parts`` chooses archives (default: the ones evaluation needs).
     Archives are kept in ``root`` unless ``keep_archive=False``; a part whose extraction
-    finished before is skipped without touching the network. ``fetch``/``list_folder``
-    replace gdown for Google Drive parts (tests).
+    finished before is skipped without touching the network. An archive that would unpack to
+    more than 1.5 times what it is known to hold is refused and left in place
+    (:class:`ArchiveTooLargeError`; the message names the ``AOT_EDU_UNPACK_LIMIT_SCALE`` that
+    lets it through); a damaged or unsafe one is moved to ``<archive>.corrupt``.
+    ``fetch``/``list_folder`` replace gdown for Google Drive parts (tests).
     """
     source = get_dataset(name) if isinstance(name, str) else name
     if root is None:
@@ -868,9 +1295,14 @@ def download_dataset(
             by_hand = f"download {archive.filename} by hand from {link}"
         else:
             raise ValueError(f"{source.name}/{archive.part} has neither url nor gdrive_folder")
+        limits = unpack_limits(archive.contents_bytes, archive.contents_members,
+                               archive_size=archive_path.stat().st_size,
+                               name=f"{source.name} {archive.part}")
         try:
             extract_archive(archive_path, extract_to, strip_prefix=archive.strip_prefix,
-                            progress=progress)
+                            progress=progress, limits=limits)
+        except ArchiveTooLargeError:
+            raise  # maybe genuine (the data grew): left in place; the message says what to do
         except DownloadError as error:  # not a zip, a damaged member, an unsafe member
             moved = _quarantine(archive_path)
             what = str(error).partition("\nWhat to do:")[0]

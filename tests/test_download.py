@@ -6,10 +6,16 @@ fake fetch (or a fake ``gdown.download``).
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import http.client
 import io
 import re
+import socket
+import ssl
 import threading
+import urllib.error
+import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -104,6 +110,30 @@ def server():
     yield httpd
     httpd.shutdown()
     httpd.server_close()
+
+
+@dataclass
+class FakeClock:
+    """The retry loops' clock: sleeping only advances ``now`` and is recorded."""
+
+    now: float = 0.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch) -> FakeClock:
+    """No test here waits for real: every backoff goes to a fake clock."""
+    fake = FakeClock()
+    monkeypatch.setattr(dl, "_sleep", fake.sleep)
+    monkeypatch.setattr(dl, "_monotonic", fake.monotonic)
+    return fake
 
 
 def fast(**kwargs):
@@ -654,3 +684,461 @@ def test_removing_the_archive_removes_its_record(server, tmp_path):
     download_dataset(local_source(server.url("/davis.zip")), tmp_path, keep_archive=False,
                      progress=False)
     assert not (tmp_path / "davis.zip").exists() and not (tmp_path / "davis.zip.sha256").exists()
+
+
+# --- issue 21: fail fast offline, retry only what may heal -----------------------------------
+
+DAVIS_URL = "https://data.vision.ee.ethz.ch/csergi/share/davis/DAVIS-2017-trainval-480p.zip"
+
+
+@pytest.fixture
+def no_dns(monkeypatch):
+    """The machine is offline: every name lookup fails as it does without a network."""
+    lookups = []
+
+    def getaddrinfo(host, *args, **kwargs):
+        lookups.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    return lookups
+
+
+def test_offline_dataset_download_fails_at_once_in_one_line(no_dns, clock, tmp_path):
+    """The report: `aot-edu download dataset davis2017` without a network retried for more
+    than a minute on a DNS error. Now: one attempt, no wait, one line with the way by hand."""
+    (tmp_path / "DAVIS2016").mkdir()
+    (tmp_path / "DAVIS2016" / "kept.txt").write_text("mine")  # something already there
+    archive = tmp_path / "DAVIS-2017-trainval-480p.zip"
+    with pytest.raises(DownloadError) as info:
+        download_dataset("davis2017", tmp_path, progress=False)
+    assert str(info.value) == (
+        f"Cannot download {DAVIS_URL}: data.vision.ee.ethz.ch cannot be reached (the DNS "
+        "lookup failed; no network connection?). Nothing was received. What to do: connect to "
+        "the internet and run the same command again, or download it by hand from "
+        f"{DAVIS_URL} and save it as {archive}, then run the same command again."
+    )
+    assert no_dns == ["data.vision.ee.ethz.ch"]  # one attempt
+    assert clock.sleeps == [] and clock.now == 0.0  # no backoff at all
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["DAVIS2016"]  # nothing made or lost
+    assert (tmp_path / "DAVIS2016" / "kept.txt").read_text() == "mine"
+
+
+def test_offline_keeps_a_partial_transfer_and_says_so(no_dns, clock, tmp_path):
+    dest = tmp_path / "file.bin"
+    partial = tmp_path / "file.bin.partial"
+    partial.write_bytes(PAYLOAD[:4096])
+    with pytest.raises(DownloadError) as info:
+        download_url("https://example.org/file.bin", dest, progress=False)
+    message = str(info.value)
+    assert "\n" not in message and clock.sleeps == []
+    assert (f"example.org cannot be reached (the DNS lookup failed; no network connection?). "
+            f"The 4,096 bytes received so far are kept in {partial}; running the same command "
+            "again resumes from there. What to do:") in message
+    assert f"save it as {dest}, then run the same command again." in message
+    assert partial.read_bytes() == PAYLOAD[:4096]
+
+
+def test_connection_refused_is_not_retried(clock, tmp_path):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/file.bin"
+    with pytest.raises(DownloadError) as info:
+        download_url(url, tmp_path / "file.bin", progress=False, retries=5)
+    assert str(info.value).startswith(
+        f"Cannot download {url}: 127.0.0.1 cannot be reached (the connection was refused; no "
+        "network connection?). Nothing was received.")
+    assert clock.sleeps == []
+
+
+class FailingUrlopen:
+    """``urllib.request.urlopen`` failing with ``errors`` in turn (the last one repeats)."""
+
+    def __init__(self, *errors: BaseException):
+        self.errors, self.calls = list(errors), 0
+
+    def __call__(self, request, timeout=None):
+        self.calls += 1
+        raise self.errors[min(self.calls, len(self.errors)) - 1]
+
+
+def test_timeouts_are_retried_with_capped_backoff(monkeypatch, clock, tmp_path):
+    urlopen = FailingUrlopen(urllib.error.URLError(TimeoutError("timed out")))
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    dest = tmp_path / "file.bin"
+    with pytest.raises(DownloadError) as info:
+        download_url("https://example.org/file.bin", dest, progress=False)  # defaults
+    assert clock.sleeps == [2.0, 4.0, 8.0, 16.0, 30.0]  # doubling, capped at MAX_BACKOFF
+    assert urlopen.calls == 6
+    assert str(info.value) == (
+        "Could not download https://example.org/file.bin after 6 attempts (last error: timed "
+        "out).\nNothing was received.\nWhat to do: run the same command again later, or "
+        f"download it by hand from https://example.org/file.bin and save it as {dest}, then "
+        "run the same command again."
+    )
+
+
+def test_retries_stop_at_the_time_budget(monkeypatch, clock, tmp_path):
+    urlopen = FailingUrlopen(ConnectionResetError(104, "Connection reset by peer"))
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    with pytest.raises(DownloadError, match="after 10 attempts"):
+        download_url("https://example.org/f", tmp_path / "f", progress=False, retries=100)
+    assert max(clock.sleeps) == dl.MAX_BACKOFF
+    assert sum(clock.sleeps) <= dl.RETRY_BUDGET == 180.0
+    assert urlopen.calls == len(clock.sleeps) + 1 == 10
+
+
+def test_a_transient_failure_then_no_network_stops_at_once(monkeypatch, clock, tmp_path):
+    urlopen = FailingUrlopen(urllib.error.HTTPError("u", 503, "Service Unavailable", {}, None),
+                             urllib.error.URLError(socket.gaierror(-3, "Temporary failure "
+                                                                       "in name resolution")))
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    with pytest.raises(DownloadError, match="the DNS lookup failed"):
+        download_url("https://example.org/f", tmp_path / "f", progress=False)
+    assert urlopen.calls == 2 and clock.sleeps == [2.0]
+
+
+def _requests_error(monkeypatch, exception_name: str):
+    """A real requests exception (as gdown raises it) for ``https://drive.google.com``."""
+    import requests
+
+    if exception_name == "dns":
+        monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: (_ for _ in ()).throw(
+            socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")))
+        with pytest.raises(requests.exceptions.ConnectionError) as info:
+            requests.get("https://drive.google.com/uc?id=X", timeout=5, proxies={})
+        return info.value
+    return getattr(requests.exceptions, exception_name)("boom")
+
+
+def _quota_error() -> Exception:
+    import gdown.exceptions
+
+    return gdown.exceptions.FileURLRetrievalError(
+        "Too many users have viewed or downloaded this file recently")
+
+
+@pytest.mark.parametrize("make, kind", [
+    (lambda: socket.gaierror(socket.EAI_NONAME, "Name or service not known"), "OFFLINE"),
+    (lambda: urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution")),
+     "OFFLINE"),
+    (lambda: ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), "OFFLINE"),
+    (lambda: OSError(errno.ENETUNREACH, "Network is unreachable"), "OFFLINE"),
+    (lambda: ConnectionError("Failed to resolve 'drive.google.com'"), "OFFLINE"),
+    (lambda: TimeoutError("timed out"), "TRANSIENT"),
+    (lambda: ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"), "TRANSIENT"),
+    (lambda: http.client.IncompleteRead(b"x", 10), "TRANSIENT"),
+    (lambda: urllib.error.HTTPError("u", 502, "Bad Gateway", {}, None), "TRANSIENT"),
+    (lambda: urllib.error.HTTPError("u", 404, "Not Found", {}, None), "PERMANENT"),
+    (lambda: OSError(errno.ENOSPC, "No space left on device"), "PERMANENT"),
+    (lambda: urllib.error.URLError(ssl.SSLCertVerificationError("certificate verify failed")),
+     "PERMANENT"),
+    (_quota_error, "PERMANENT"),
+])
+def test_errors_are_classified(make, kind):
+    assert dl.classify_error(make()) is dl.ErrorKind[kind]
+
+
+@pytest.mark.parametrize("name, kind", [("dns", "OFFLINE"), ("ReadTimeout", "TRANSIENT"),
+                                        ("ConnectTimeout", "TRANSIENT"),
+                                        ("ChunkedEncodingError", "TRANSIENT"),
+                                        ("InvalidURL", "PERMANENT")])
+def test_requests_errors_from_gdown_are_classified(monkeypatch, name, kind):
+    assert dl.classify_error(_requests_error(monkeypatch, name)) is dl.ErrorKind[kind]
+
+
+def test_offline_checkpoint_download_through_gdown_fails_at_once(no_dns, clock, tmp_path):
+    dest = tmp_path / "AOTT_PRE_YTB_DAV.pth"
+    with pytest.raises(GoogleDriveError) as info:
+        download_gdrive("1owPmwV4owd", dest, progress=False)  # the real gdown, no network
+    assert str(info.value) == (
+        f"Cannot download {dest.name} from Google Drive: drive.google.com cannot be reached "
+        "(the DNS lookup failed; no network connection?). No bytes of it were received, so the "
+        "next run starts from the beginning. What to do: connect to the internet and run the "
+        "same command again, or download it by hand: open "
+        "https://drive.google.com/uc?id=1owPmwV4owd in a browser (signed in to Google if it "
+        f"asks), save the file as {dest}, then run the same command again."
+    )
+    assert no_dns and set(no_dns) == {"drive.google.com"}
+    assert clock.sleeps == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_offline_youtubevos_listing_fails_at_once(no_dns, clock, tmp_path):
+    with pytest.raises(GoogleDriveError) as info:
+        download_dataset("youtubevos2019", tmp_path, progress=False)  # real gdown listing
+    folder = "https://drive.google.com/drive/folders/1BWzrCWyPEmBEKm0lOHe5KLuBuQxUSwqz"
+    message = str(info.value)
+    assert "\n" not in message and clock.sleeps == []
+    assert message.startswith("Cannot download valid.zip from Google Drive: drive.google.com "
+                              "cannot be reached (the DNS lookup failed; no network")
+    assert message.endswith(
+        f"or download it by hand: open {folder} in a browser (signed in to Google if it asks), "
+        f"find valid.zip there, save the file as {tmp_path / 'valid.zip'}, then run the same "
+        "command again.")
+
+
+class FlakyFetch(FakeFetch):
+    """A Drive transfer that fails with ``errors`` first, then delivers."""
+
+    def __init__(self, *errors: Exception):
+        super().__init__()
+        self.errors = list(errors)
+
+    def __call__(self, file_id, output, quiet):
+        self.calls.append((file_id, Path(output), quiet))
+        if self.errors:
+            raise self.errors.pop(0)
+        Path(output).write_bytes(self.payload)
+        return str(output)
+
+
+def test_gdrive_transient_errors_are_retried_then_succeed(clock, tmp_path, capsys):
+    import requests
+
+    fetch = FlakyFetch(requests.exceptions.ReadTimeout("Read timed out."),
+                       ConnectionResetError(104, "Connection reset by peer"))
+    dest = tmp_path / "ckpt.pth"
+    assert download_gdrive("ID", dest, sha256=SHA, fetch=fetch, progress=False) == dest
+    assert dest.read_bytes() == PAYLOAD and len(fetch.calls) == 3
+    assert clock.sleeps == [2.0, 4.0]
+    assert ("The download of ckpt.pth was interrupted (Read timed out.); retrying in 2 s "
+            "(attempt 2 of 4).") in capsys.readouterr().err
+
+
+def test_gdrive_gives_up_after_its_retries(clock, tmp_path):
+    fetch = FakeFetch(error=ConnectionResetError(104, "Connection reset by peer"))
+    with pytest.raises(GoogleDriveError) as info:
+        download_gdrive("ID", tmp_path / "x.pth", fetch=fetch, progress=False, retries=2)
+    assert str(info.value).startswith(
+        "Downloading x.pth from Google Drive failed: [Errno 104] Connection reset by peer.\n"
+        "All 3 attempts failed. No bytes of it were received")
+    assert len(fetch.calls) == 3 and clock.sleeps == [2.0, 4.0]
+
+
+def test_gdrive_quota_and_dns_errors_are_not_retried(clock, tmp_path):
+    import gdown.exceptions
+
+    quota = FakeFetch(error=gdown.exceptions.FileURLRetrievalError(
+        "Too many users have viewed or downloaded this file recently."))
+    with pytest.raises(GoogleDriveError, match="quota"):
+        download_gdrive("ID", tmp_path / "a.pth", fetch=quota, progress=False)
+    offline = FakeFetch(error=ConnectionError("Failed to resolve 'drive.google.com'"))
+    with pytest.raises(GoogleDriveError, match="cannot be reached"):
+        download_gdrive("ID", tmp_path / "b.pth", fetch=offline, progress=False)
+    assert len(quota.calls) == len(offline.calls) == 1 and clock.sleeps == []
+
+
+# --- issue 21: zip bombs ------------------------------------------------------------------------
+
+def bomb_source(url: str, contents_bytes: int, contents_members: int) -> DatasetSource:
+    """:func:`local_source` for an archive known to hold ``contents_bytes`` in
+    ``contents_members`` files and folders."""
+    from dataclasses import replace
+
+    base = local_source(url)
+    return replace(base, archives=(replace(base.archives[0], contents_bytes=contents_bytes,
+                                           contents_members=contents_members),))
+
+
+def deflated_zip(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def extracted_before(tmp_path) -> dict[Path, bytes]:
+    """Files already in the dataset folder (an earlier extraction): none may be lost."""
+    files = {tmp_path / "DAVIS2017" / "JPEGImages" / "480p" / "bear" / "00000.jpg": b"old jpg",
+             tmp_path / "DAVIS2017" / "notes.txt": b"mine"}
+    for path, data in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return files
+
+
+def test_zip_bomb_is_refused_from_its_headers_and_left_in_place(server, tmp_path, monkeypatch,
+                                                                 extracted_before):
+    monkeypatch.delenv("AOT_EDU_UNPACK_LIMIT_SCALE", raising=False)
+    bomb = deflated_zip({**DAVIS_LIKE, "DAVIS/JPEGImages/480p/bear/00000.jpg": b"new",
+                         "DAVIS/JPEGImages/480p/bear/00001.jpg": bytes(10_000_000)})
+    assert len(bomb) < 20_000  # 10 MB of zeros deflate to almost nothing
+    server.state.files["/davis.zip"] = bomb
+    source = bomb_source(server.url("/davis.zip"), contents_bytes=2_000_000,
+                         contents_members=10)
+    archive = tmp_path / "davis.zip"
+    with pytest.raises(dl.ArchiveTooLargeError) as info:
+        download_dataset(source, tmp_path, progress=False)
+    assert str(info.value) == (
+        f"Refusing to extract {archive}: by its headers it would unpack to 10.0 MB, more than "
+        "the 3.0 MB allowed (1.5 times what davis2017 trainval is known to hold, 2.0 MB in 10 "
+        "files and folders), as a zip bomb would. Nothing was extracted and the archive was "
+        "left where it is. What to do: if you trust this file, set "
+        "AOT_EDU_UNPACK_LIMIT_SCALE=3.4 and run the same command again; if not, delete it and "
+        "run the same command again to download a fresh copy."
+    )
+    assert archive.read_bytes() == bomb  # not moved, not deleted
+    assert not (tmp_path / "davis.zip.corrupt").exists() and read_sidecar(archive) is None
+    for path, data in extracted_before.items():  # nothing already extracted was touched
+        assert path.read_bytes() == data
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
+                  if p.is_file()) == ["DAVIS2017/JPEGImages/480p/bear/00000.jpg",
+                                      "DAVIS2017/notes.txt", "davis.zip"]
+
+    # The override named in the message lets a trusted file through, without a new download.
+    monkeypatch.setenv("AOT_EDU_UNPACK_LIMIT_SCALE", "3.4")
+    folder = download_dataset(source, tmp_path, progress=False)
+    assert (folder / "JPEGImages" / "480p" / "bear" / "00001.jpg").stat().st_size == 10_000_000
+    assert read_sidecar(archive) == hashlib.sha256(bomb).hexdigest()
+    assert len(server.state.requests) == 1
+
+
+def test_too_many_members_are_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv("AOT_EDU_UNPACK_LIMIT_SCALE", raising=False)
+    archive = tmp_path / "many.zip"
+    archive.write_bytes(make_zip({f"f{i}.txt": b"" for i in range(20)}))
+    limits = dl.unpack_limits(100, 10, name="many")
+    with pytest.raises(dl.ArchiveTooLargeError) as info:
+        extract_archive(archive, tmp_path / "out", limits=limits, progress=False)
+    assert str(info.value).startswith(
+        f"Refusing to extract {archive}: by its headers it holds 20 files and folders, more "
+        "than the 15 allowed (1.5 times what many is known to hold, 100 bytes in 10 files and "
+        "folders)")
+    assert "AOT_EDU_UNPACK_LIMIT_SCALE=1.4 and run the same command again" in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unpack_limits_defaults_and_scale(monkeypatch):
+    monkeypatch.delenv("AOT_EDU_UNPACK_LIMIT_SCALE", raising=False)
+    small = dl.unpack_limits(archive_size=1000)  # contents not known: the default
+    assert (small.max_bytes, small.max_members) == (10**9, 1_000_000)
+    assert dl.unpack_limits(archive_size=10**8).max_bytes == 10**10  # 100 times its size
+    monkeypatch.setenv("AOT_EDU_UNPACK_LIMIT_SCALE", "2")
+    scaled = dl.unpack_limits(1000, 10, name="x")
+    assert (scaled.max_bytes, scaled.max_members) == (3000, 30)
+    assert scaled.basis.endswith(", times 2 from AOT_EDU_UNPACK_LIMIT_SCALE")
+    for bad in ("zero", "0", "-1", "nan", "inf"):
+        monkeypatch.setenv("AOT_EDU_UNPACK_LIMIT_SCALE", bad)
+        with pytest.raises(ValueError, match=f"AOT_EDU_UNPACK_LIMIT_SCALE='{bad}' is not a "
+                                             "positive number"):
+            dl.unpack_limits(archive_size=1)
+
+
+def test_every_dataset_archive_has_known_contents(monkeypatch):
+    monkeypatch.delenv("AOT_EDU_UNPACK_LIMIT_SCALE", raising=False)
+    for source in DATASETS:
+        for archive in source.archives:
+            assert archive.contents_bytes and archive.contents_members, archive.filename
+    davis = get_dataset("davis2017").archive("trainval")
+    assert dl.unpack_limits(davis.contents_bytes, davis.contents_members).max_bytes == int(
+        1.5 * davis.contents_bytes)
+
+
+def _understate(data: bytes, name: str, declared: int) -> bytes:
+    """``data`` (a zip) with member ``name``'s uncompressed size set to ``declared`` in both
+    of its headers: a forged archive whose headers lie."""
+    import struct
+
+    out = bytearray(data)
+    raw = name.encode()
+    for signature, size_at, name_len_at, name_at in ((b"PK\x03\x04", 22, 26, 30),
+                                                    (b"PK\x01\x02", 24, 28, 46)):
+        start = 0
+        while (start := out.find(signature, start)) >= 0:
+            length = struct.unpack_from("<H", out, start + name_len_at)[0]
+            if bytes(out[start + name_at:start + name_at + length]) == raw:
+                struct.pack_into("<I", out, start + size_at, declared)
+            start += 4
+    return bytes(out)
+
+
+def test_a_member_larger_than_its_header_is_refused_and_cleaned_up(server, tmp_path,
+                                                                    extracted_before):
+    forged = _understate(deflated_zip({**DAVIS_LIKE,
+                                       "DAVIS/JPEGImages/480p/bear/00000.jpg": b"new",
+                                       "DAVIS/z_big.bin": bytes(5_000_000)}),
+                         "DAVIS/z_big.bin", 100)
+    server.state.files["/davis.zip"] = forged
+    with pytest.raises(DownloadError) as info:  # headers within the default limits
+        download_dataset(local_source(server.url("/davis.zip")), tmp_path, progress=False)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'davis.zip'} is damaged: member 'DAVIS/z_big.bin' "
+                              "could not be read")  # zipfile stops at the declared size
+    _one_instruction(message)
+    assert (tmp_path / "davis.zip.corrupt").read_bytes() == forged  # kept aside, as damaged
+    for path, data in extracted_before.items():  # the members before it never reached here
+        assert path.read_bytes() == data
+    folder = tmp_path / "DAVIS2017"
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) == [
+        "JPEGImages", "JPEGImages/480p", "JPEGImages/480p/bear",
+        "JPEGImages/480p/bear/00000.jpg", "notes.txt"]  # no staging folder, no partial file
+
+
+def test_extraction_never_writes_more_than_a_header_declares(tmp_path, monkeypatch):
+    """Our own limit while copying, whatever the zip reader does (CPython's stops at the
+    declared size; the check must not depend on it)."""
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(make_zip({"a.txt": b"a" * 10, "b.txt": b"b" * 10}))
+    real_open = zipfile.ZipFile.open
+
+    def lying_open(self, info, *args, **kwargs):
+        name = info if isinstance(info, str) else info.filename
+        if name == "b.txt":
+            return io.BytesIO(b"b" * 3_000_000)  # far more than the 10 bytes declared
+        return real_open(self, info, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", lying_open)
+    dest = tmp_path / "deep" / "out"
+    with pytest.raises(UnsafeArchiveError) as info:
+        extract_archive(archive, dest, progress=False)
+    assert str(info.value).startswith(
+        f"Refusing to extract {archive}: member 'b.txt' holds more than the 10 bytes its "
+        "header declares (a forged or damaged archive). What had been extracted was removed.")
+    assert not (tmp_path / "deep").exists()  # a.txt, the staging folder and the folders: gone
+
+
+def test_special_files_are_refused(tmp_path):
+    archive = tmp_path / "fifo.zip"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("fine.txt", b"fine")
+        info = zipfile.ZipInfo("pipe")
+        info.external_attr = 0o010644 << 16  # a FIFO
+        zf.writestr(info, b"")
+    archive.write_bytes(buffer.getvalue())
+    with pytest.raises(UnsafeArchiveError, match="member 'pipe' is a special file"):
+        extract_archive(archive, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_interrupted_extraction_leaves_the_folder_as_it_was(tmp_path, monkeypatch):
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(make_zip({"x/1.txt": b"new 1", "x/2.txt": b"new 2"}))
+    dest = tmp_path / "out"
+    (dest / "x").mkdir(parents=True)
+    (dest / "x" / "1.txt").write_bytes(b"old 1")
+    real = dl._unpack_member
+    calls = []
+
+    def interrupted(zf, info, path, arch):
+        calls.append(info.filename)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(zf, info, path, arch)
+
+    monkeypatch.setattr(dl, "_unpack_member", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        extract_archive(archive, dest, progress=False)
+    assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*")) == ["x", "x/1.txt"]
+    assert (dest / "x" / "1.txt").read_bytes() == b"old 1"  # not half-replaced
+    monkeypatch.setattr(dl, "_unpack_member", real)
+    extract_archive(archive, dest, progress=False)  # the rerun does it all
+    assert (dest / "x" / "2.txt").read_bytes() == b"new 2"
+    assert (dest / "x" / "1.txt").read_bytes() == b"new 1"
