@@ -15,7 +15,7 @@ Paths come from ``AOT_EDU_DATA`` (datasets), ``AOT_EDU_CHECKPOINTS`` (weights),
 The notebooks also get their material here, each with a fallback so that every notebook runs
 without downloads: :func:`davis_clip` (a DAVIS sequence if one is on disk), :func:`synthetic_clip`
 (always), :func:`official_model` (an official checkpoint if downloaded) and :func:`course_model`
-(the trained course model, :mod:`aot_edu.train`). :func:`check` is the exercises' self-check;
+(the shipped, trained course model, :mod:`aot_edu.course_model`). :func:`check` is the exercises' self-check;
 :func:`show_source` shows a package function's code.
 """
 
@@ -285,14 +285,14 @@ def davis_clip(
 
 def synthetic_clip(
     seed: int = 0, num_frames: int = 8, size: int | tuple[int, int] = 129, num_objects: int = 3,
-    num_distractors: int = 1, motion: float = 1.0,
+    num_distractors: int = 1, motion: float = 1.0, scale: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A synthetic video (:func:`aot_edu.data.render_video`): frames ``uint8 [T, H, W, 3]`` and
     labels ``uint8 [T, H, W]`` (objects ``1..N``), a pure function of its arguments."""
     from .data import render_video
 
     rng = np.random.default_rng([seed, 0])
-    return render_video(rng, num_frames, size, num_objects, num_distractors, motion)
+    return render_video(rng, num_frames, size, num_objects, num_distractors, motion, scale=scale)
 
 
 # --- models --------------------------------------------------------------------------------
@@ -317,61 +317,39 @@ def official_model(settings: Settings, variant: str = "aotl", download: bool = F
 
 
 CHECK_TAG = "nbval-check-output"
-COURSE_CONFIG = "configs/quick_cpu.toml"  # the learning proof of bench/RESULTS.md
-COURSE_RUN = "runs/course"
 
 
-def course_config(overrides: dict | None = None, root: Path | None = None):
-    """The course model's training configuration (:class:`aot_edu.train.TrainConfig`)."""
+def course_config(overrides: dict | None = None, root: Path | None = None, stage: str = "main"):
+    """A training configuration of the shipped course model (:class:`aot_edu.train.TrainConfig`):
+    ``stage`` is one of ``course_model.STAGES``: ``"pre"`` (static images,
+    ``configs/course_pre.toml``), ``"main"`` (videos, ``configs/course.toml``) or ``"long"``
+    (long clips fed back, ``configs/course_long.toml``)."""
+    from .course_model import STAGES
     from .train import load_config
 
-    return load_config((root or repo_root()) / COURSE_CONFIG, overrides or {})
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {sorted(STAGES)}, got {stage!r}")
+    return load_config((root or repo_root()) / STAGES[stage], overrides or {}, check_paths=False)
 
 
-def train_course_model(root: Path | None = None, overrides: dict | None = None,
-                       progress: bool = True):
-    """Train (or continue, or just load) the course model's run in ``runs/course``.
+def course_model(settings: Settings):
+    """The course's trained AOT: the shipped AOT-B (:mod:`aot_edu.course_model`), loaded at once.
 
-    When ``configs/quick_cpu.toml`` has changed since that run was made (a ``git pull``), the
-    old run is not deleted: it is renamed ``runs/course-outdated-<time>`` (with a message saying
-    what changed) and the course model is trained again. Returns the
-    :class:`aot_edu.train.TrainResult`.
+    Returns ``(model, source)``: the float16 EMA weights of ``aot_edu/assets/course_aotb.pt``
+    as a float32 model in eval mode on ``settings.device``, with the shipped run's training
+    losses attached as ``model.course_losses`` (``{stage: [...]}``, one loss per step, for the
+    stages of ``course_model.STAGES``) and a line saying what it is and how it scores (from its card).
     """
-    from .train import retire_outdated_run, train
+    from .course_model import course_losses, load_course_model, read_card
 
-    root = root or repo_root()
-    run_dir = root / COURSE_RUN
-    config = course_config({"run.output_dir": str(run_dir), **(overrides or {})}, root)
-    retire_outdated_run(run_dir, config)
-    if not (run_dir / "summary.json").is_file():
-        print(f"training the course model into {run_dir} (once; `make course-model` does the same)")
-    return train(config, progress=progress)
-
-
-def course_model(settings: Settings, overrides: dict | None = None, progress: bool = True):
-    """The course's trained AOT: the run of ``configs/quick_cpu.toml`` in ``runs/course``.
-
-    ``make course-model`` (run by ``make lab`` and ``make test``) trains it once with
-    :func:`aot_edu.train.train` - about ten minutes on a 2-core CPU, a minute or two on a GPU.
-    Later calls load the finished run; a run cut short resumes from its last checkpoint. If it
-    is missing when a notebook asks for it, it is trained here (with a progress bar).
-
-    Returns ``(model, source)``: the EMA weights in eval mode on ``settings.device``, with the
-    run's training losses attached as ``model.course_losses`` (one per step), and a line saying
-    where the model came from. ``overrides`` change the configuration (tests use a tiny one).
-    """
-    from .train import read_log
-
-    run_dir = settings.root / COURSE_RUN
-    before = (run_dir / "summary.json").is_file()
-    result = train_course_model(settings.root, overrides, progress)
-    finished = before and result.resumed_from == result.step  # loaded, not (re)trained
-    model = result.load_model(device=settings.device)
-    model.course_losses = [row["loss"] for row in read_log(run_dir / "log.csv")]
-    scores = result.metrics
-    score = f", held-out J&F {scores['J&F']:.2f}" if scores else ""
-    source = (f"{'loaded' if finished else 'trained'} {COURSE_RUN} ({result.step} steps of "
-              f"{Path(COURSE_CONFIG).name}{score})")
+    card = read_card()
+    model = load_course_model(settings.device)
+    model.course_losses = course_losses()
+    held_out = card["held_out"]
+    source = (f"shipped course model ({card['weights']}: {sum(card['steps'].values()):,} steps, "
+              f"{card['train_time_min']:.0f} min of training; held-out J&F "
+              f"{held_out['model']['J&F']:.2f}, copying the first mask "
+              f"{held_out['copy_first_mask']['J&F']:.2f})")
     return model, source
 
 
@@ -451,20 +429,11 @@ def check_colab_cells(root: Path | None = None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Generate or check notebooks/*.ipynb, or train the course model.")
+    parser = argparse.ArgumentParser(description="Generate or check notebooks/*.ipynb.")
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--write", action="store_true", help="regenerate every .ipynb from its .py")
     group.add_argument("--check", action="store_true", help="fail when a .ipynb differs")
-    group.add_argument("--model", action="store_true",
-                       help=f"train the course model into {COURSE_RUN} (once; see make course-model)")
     args = parser.parse_args(argv)
-    if args.model:
-        result = train_course_model()
-        scores = result.metrics
-        print(f"course model: {COURSE_RUN}, {result.step} steps"
-              + (f", held-out J&F {scores['J&F']:.3f}" if scores else ""))
-        return 0
     problems = sync_notebooks(check=args.check) + check_colab_cells()
     for problem in problems:
         print(problem, file=sys.stderr)

@@ -3,10 +3,9 @@
 The course promises at most 3 minutes per notebook and 15 for the whole course on a 2-core CPU
 in quick mode. The notebooks run in course order (00, 01, ...), each in a fresh kernel of the
 current Python with ``AOT_EDU_MODE=quick``, an empty checkpoint folder and none of the
-notebooks' own runs (a clean clone has none: notebook 05 trains its short run), with the
-course model already trained (``make course-model``: it is a set-up step like the install, and
-its own training time is reported beside the table). Each runs exactly as the test command
-runs it (pytest + nbval), so the time is what CI spends on it.
+notebooks' own runs (a clean clone has none: notebook 05 trains its short run); the course
+model ships with the course (``aot_edu/assets``), so nothing is trained beforehand. Each runs
+exactly as the test command runs it (pytest + nbval), so the time is what CI spends on it.
 ``python bench/bench_notebooks.py [NN ...]`` runs some notebooks and prints the times.
 """
 
@@ -63,12 +62,6 @@ def execute(path: Path, env: dict[str, str], timeout: int = 900) -> tuple[float,
 
 
 def run(quick: bool, names: list[str] | None = None) -> str:
-    import json
-
-    course_run = ROOT / "runs" / "course" / "summary.json"
-    if not course_run.is_file():
-        raise SystemExit("the notebooks need the course model: run `make course-model` first")
-    course = json.loads(course_run.read_text())
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if names:
         paths = [p for p in paths if p.name[:2] in names or p.stem in names]
@@ -87,9 +80,8 @@ def run(quick: bool, names: list[str] | None = None) -> str:
         "",
         "Wall time of each notebook run top to bottom in course order by the test command "
         "(`pytest --nbval-lax`, a fresh kernel each, `AOT_EDU_MODE=quick`, an empty checkpoint "
-        "folder and no notebook runs, as in a clean clone; pytest's start-up included), with the course model trained "
-        f"beforehand by `make course-model` ({course['step']} steps, "
-        f"{course['train_time'] / 60:.1f} min of training when it was made). Budget: "
+        "folder and no notebook runs, as in a clean clone; pytest's start-up included); the "
+        "course model is the shipped one (nothing trained beforehand). Budget: "
         f"{PER_NOTEBOOK_BUDGET_S} s per notebook, {COURSE_BUDGET_S // 60} min for the course, "
         f"on a 2-core CPU. *Load*: the 1-minute load average when the notebook started (this "
         f"machine has {os.cpu_count()} cores; above that, other programs competed for the CPU).",

@@ -210,9 +210,10 @@ print("DAVIS on disk:", course.find_davis(settings) or "none")
 
 # %% [markdown]
 # **What works without downloads:** everything. Without a checkpoint the notebooks use the
-# **course model**, AOT trained from scratch on synthetic videos by `make lab` / `make test`
-# (`make course-model`: once, about ten minutes on a 2-core CPU), or random weights where only
-# shapes and timings matter; without DAVIS they use synthetic videos.
+# **course model**, an AOT-B that ships with the course (`aot_edu/assets/course_aotb.pt`,
+# trained with the course's own trainer on synthetic scenes and videos; notebook 05 shows how),
+# or random weights where only shapes and timings matter; without DAVIS they use synthetic
+# videos.
 # The official weights make notebooks 03 and 04 show what a fully trained AOT does, and
 # notebook 06 needs DAVIS to compute real scores.
 #

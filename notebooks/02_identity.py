@@ -12,8 +12,7 @@
 #
 # Paper: Sec. 3.2, Eq. 3 (random assignment), Eq. 4 (identification embedding), Eq. 5
 # (identification decoding), Fig. 4 (how similar the learned identities are).
-# **Budget: under 3 minutes on a 2-core CPU** (with the course model trained by `make lab` /
-# `make test`; without it, add ten minutes once).
+# **Budget: under 3 minutes on a 2-core CPU.**
 
 # %%
 # On Colab: fetch the course and install it (about a minute). On your own checkout: nothing to do.
@@ -35,6 +34,7 @@ from IPython.display import display
 from matplotlib.figure import Figure
 
 from aot_edu import build_model, course, viz
+from aot_edu.course_model import STAGE_LABELS
 from aot_edu.identity import (
     IdentityBank,
     assign_identities,
@@ -220,47 +220,49 @@ print("Eq. 5 as a matrix product matches the package; assign -> decode is the id
 #
 # - **random**: a freshly built model. Random vectors in 256 dimensions are nearly at right
 #   angles already (similarities near 0).
-# - **trained here**: the course model, AOT trained from scratch on synthetic videos by the
-#   course's training run (`configs/quick_cpu.toml`, the trainer of notebook 05). `make lab`
-#   and `make test` train it once (about ten minutes on a 2-core CPU, `make course-model`);
-#   here it is loaded. Opened without it (on Colab, say), the next cell trains it first.
+# - **course model**: the AOT-B that ships with the course (`aot_edu/assets/course_aotb.pt`),
+#   trained with the course's own trainer (notebook 05) on synthetic scenes and videos: a
+#   static-image pre-training stage, then video training, as in the paper. It loads at once;
+#   `make train-course-model` reproduces it (hours on a CPU).
 # - **official**: the bank of the official AOT-L checkpoint, when it is on disk (full mode
 #   downloads it).
 
 # %%
-# --- the trained model: the course's training run (trained once, then loaded) -----------
-def trained_model():
-    """The course model (``aot_edu.course.course_model``)."""
-    return course.course_model(settings)
-
-
-trained, trained_source = trained_model()
+# --- the trained model: the shipped course model ------------------------------------------
+trained, trained_source = course.course_model(settings)
 print(f"{trained.config.title}: {trained_source}")
-losses = trained.course_losses
+stages = trained.course_losses  # {"pre": [...], "main": [...], "long": [...]}: every step's loss
+losses = [loss for stage in stages.values() for loss in stage]
 
 # %% [markdown]
-# The run's loss, step by step. Half-way (`seq_training_start_ratio = 0.5`, dashed line) the
-# training switches from feeding the ground-truth masks back as memory to feeding the model's
-# own predictions, and freezes the identity bank: the task gets harder, so the loss jumps, then
-# falls again (notebook 05, §3, explains the switch).
+# The run's loss, step by step, its three stages end to end (its committed log). In the first
+# two, half-way (`seq_training_start_ratio = 0.5`, dashed lines) the training switches from
+# feeding the ground-truth masks back as memory to feeding the model's own predictions, and
+# freezes the identity bank: the task gets harder, so the loss jumps, then falls again
+# (notebook 05, §3, explains the switch). The third feeds predictions back from its first step,
+# on clips of 8 frames.
 
 # %%
-recipe = course.course_config()
-switch = next(step for step in range(len(losses)) if plan_step(step, recipe).use_prev_pred)
-fig = Figure(figsize=(5, 2.8), layout="constrained")
+configs = {stage: course.course_config(stage=stage) for stage in stages}
+fig = Figure(figsize=(6, 2.8), layout="constrained")
 ax = fig.add_subplot()
-ax.plot(losses, lw=1, alpha=0.4, label="per step")
-window = max(len(losses) // 10, 1)
+ax.plot(losses, lw=1, alpha=0.3, label="per step")
+window = 50
 ax.plot(range(window - 1, len(losses)), torch.tensor(losses).unfold(0, window, 1).mean(1), label=f"mean of {window}")
-ax.axvline(switch, color="k", ls="--", lw=1, label="predictions fed back")
-ax.set_xlabel("training step")
+offset = 0
+for name, stage_losses in stages.items():
+    switch = next(step for step in range(len(stage_losses)) if plan_step(step, configs[name]).use_prev_pred)
+    ax.axvline(offset + switch, color="k", ls="--", lw=1)
+    ax.text(offset + 5, max(losses) * 0.95, STAGE_LABELS[name].split(": ")[1], fontsize=8, va="top")
+    print(f"{name}: loss of the first 10 steps {sum(stage_losses[:10]) / 10:.2f}, last 10 "
+          f"{sum(stage_losses[-10:]) / 10:.2f}; predictions fed back from step {switch}")
+    offset += len(stage_losses)
+    ax.axvline(offset, color="grey", lw=2)
+ax.set_xlabel("training step (all stages)")
 ax.set_ylabel("loss (CE + soft Jaccard)")
-ax.set_title(f"{trained.config.title} on synthetic videos", fontsize=10)
-ax.legend()
+ax.set_title(f"the course model ({trained.config.title}): dashed = predictions fed back", fontsize=10)
+ax.legend(loc="upper right")
 viz.save_figure(fig, settings.figures_dir / "02_course_training_loss.png")
-print(f"loss: first 10 steps {sum(losses[:10]) / 10:.2f}, last 10 steps {sum(losses[-10:]) / 10:.2f}")
-print(f"predictions fed back from step {switch}: mean loss of the 25 steps before "
-      f"{sum(losses[switch - 25:switch]) / 25:.2f}, after {sum(losses[switch:switch + 25]) / 25:.2f}")
 assert sum(losses[-10:]) < sum(losses[:10]), "the loss went down"
 fig
 
@@ -268,7 +270,7 @@ fig
 torch.manual_seed(0)
 banks = {
     "random": build_model(trained.config.name).patch_wise_id_bank.identity_vectors().detach(),
-    f"trained here ({len(losses)} steps)": trained.patch_wise_id_bank.identity_vectors().detach().cpu(),
+    "course model": trained.patch_wise_id_bank.identity_vectors().detach().cpu(),
 }
 official = course.official_model(settings, "aotl", download=settings.pick(False, True))
 if official is not None:
@@ -317,7 +319,7 @@ bank_parameters = None  # your number here
 course.check("identity bank parameters", bank_parameters,
              count_parameters(IdentityBank(max_obj_num=10, dim=256)))
 
-# %% cellView="form" jupyter={"source_hidden": true} expected_output="identity bank parameters (solution): correct\n814,080 parameters, 14% of AOT-T\n"
+# %% cellView="form" jupyter={"source_hidden": true} expected_output="identity bank parameters (solution): correct\n814,080 parameters, 10% of AOT-B\n"
 # @title Solution (double-click to show)
 bank_parameters_solution = (10 + 1) * 256 * 17 * 17 + 256  # weights [C, M+1, 17, 17] + bias [C]
 course.check("identity bank parameters (solution)", bank_parameters_solution,

@@ -205,12 +205,11 @@ print(f"{solution:,} of the block's {count_parameters(block):,} parameters; "
 # ## Attention maps of a trained model (paper Fig. 6-7)
 #
 # Random weights attend almost uniformly. A trained model is needed: the official AOT-L if
-# its checkpoint is on disk (full mode downloads it), else the course model (AOT-T trained
-# from scratch on synthetic videos by `make course-model`, see notebook 05). **The course
-# model has one block**, so in quick mode there is one row of maps below; the block-by-block
-# comparison needs full mode (AOT-L, three blocks).
+# its checkpoint is on disk (full mode downloads it), else the course model - the AOT-B that
+# ships with the course, trained on synthetic scenes and videos (notebook 05). Both have
+# **three blocks**, as in the paper's Fig. 6, so the maps can be compared block by block.
 #
-# The course model was trained on 97x97 frames: a 7x7 token grid, smaller than the 15x15
+# The course model was trained on 129x129 frames: a 9x9 token grid, smaller than the 15x15
 # window, where every query's "window" is the whole frame. AOT is made of convolutions and
 # attention only, so the same weights run on larger frames; we record a 289x289 clip (19x19
 # tokens), where the window is a visible part of the frame, keeping every block's weights.

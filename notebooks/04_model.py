@@ -121,8 +121,8 @@ for config in VARIANTS.values():
 # that does not fit the variant is refused with a message naming the variant it belongs to
 # (the official loader silently skips mismatched weights, which gives a half-random network).
 # Full mode downloads AOT-L here; in quick mode we use it only if it is already on disk -
-# otherwise the course model (AOT-T trained for ten CPU minutes from scratch on synthetic
-# videos, notebook 05), a weak tracker: judge the pipeline, not the accuracy.
+# otherwise the course model: the AOT-B that ships with the course, trained on synthetic
+# scenes and videos (notebook 05).
 
 # %%
 # --- the trained model: official weights if on disk, else the course model ---------------
@@ -152,7 +152,8 @@ clip = course.davis_clip(settings, "dog", num_frames=settings.pick(12, 60), scal
 synthetic = clip is None
 if synthetic:
     recipe = course.course_config().data  # the course model's frame size
-    clip = course.synthetic_clip(seed=21, num_frames=settings.pick(10, 30), size=recipe.size, num_objects=2, motion=0.7)
+    clip = course.synthetic_clip(seed=21, num_frames=settings.pick(20, 40), size=recipe.size, num_objects=3,
+                                 num_distractors=1, motion=0.5, scale=1.2)
 frames, truth = clip
 start = time.perf_counter()
 result = aot_edu.segment(frames, truth[0], trained, progress=True)

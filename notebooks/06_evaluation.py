@@ -296,9 +296,8 @@ print(dataset, [s.num_objects for s in dataset])
 
 # %% [markdown]
 # The model: the official AOT-T checkpoint when it is on disk (full mode downloads it through
-# gdown), otherwise the **course model** - the AOT-T that notebook 05 trains from scratch in
-# about ten CPU minutes on synthetic videos like the ones here (`course.course_model`; it is
-# trained here first if it is missing).
+# gdown), otherwise the **course model** - the AOT-B that ships with the course, trained on
+# synthetic scenes and videos like the ones here (`course.course_model`, notebook 05).
 
 # %%
 official = course.official_model(settings, "aott", download=not settings.quick)

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
@@ -166,45 +164,17 @@ def test_official_model_is_none_without_a_file_and_loads_one(monkeypatch, tmp_pa
     torch.testing.assert_close(model.state_dict(), weights)
 
 
-def test_course_model_trains_once_then_loads(tmp_path):
-    """The course model is the trainer's run of the course config: trained once, then loaded."""
-    import shutil
+def test_course_model_is_the_shipped_model_loaded_at_once():
+    """No training before the course: the notebooks get the shipped AOT-B and its losses."""
+    from aot_edu.course_model import STAGES, read_card
 
-    (tmp_path / "configs").mkdir()
-    shutil.copy(course.repo_root() / course.COURSE_CONFIG, tmp_path / course.COURSE_CONFIG)
-    settings = dataclasses.replace(course.get_settings("quick"), root=tmp_path)
-    tiny = {"optim.steps": 2, "optim.batch_size": 1, "data.size": 33, "data.seq_len": 3,
-            "eval.num_videos": 1, "eval.num_frames": 3, "run.checkpoint_every": 1,
-            "run.progress": False}
-    model, source = course.course_model(settings, tiny, progress=False)
-    assert source.startswith("trained runs/course (2 steps") and not model.training
-    assert len(model.course_losses) == 2 and all(loss > 0 for loss in model.course_losses)
-    assert (tmp_path / course.COURSE_RUN / "summary.json").is_file()
-    loaded, source = course.course_model(settings, tiny, progress=False)
-    assert source.startswith("loaded runs/course (2 steps")
-    torch.testing.assert_close(loaded.state_dict(), model.state_dict())
-    assert loaded.course_losses == model.course_losses
-
-
-def test_course_model_from_an_older_config_is_kept_aside_and_trained_again(tmp_path, capsys):
-    import shutil
-
-    (tmp_path / "configs").mkdir()
-    shutil.copy(course.repo_root() / course.COURSE_CONFIG, tmp_path / course.COURSE_CONFIG)
-    settings = dataclasses.replace(course.get_settings("quick"), root=tmp_path)
-    tiny = {"optim.steps": 2, "optim.batch_size": 1, "data.size": 33, "data.seq_len": 3,
-            "eval.num_videos": 0, "run.checkpoint_every": 1, "run.progress": False}
-    old, _ = course.course_model(settings, tiny, progress=False)
-    capsys.readouterr()
-    # the configuration changes (a pull): the old run is renamed, not lost, and a new one made
-    model, source = course.course_model(settings, {**tiny, "optim.lr": 5e-4}, progress=False)
-    out = capsys.readouterr().out
-    assert "runs/course was trained with another configuration (optim.lr: 0.001 -> 0.0005)" in out
-    kept = list(tmp_path.glob("runs/course-outdated-*"))
-    assert len(kept) == 1 and (kept[0] / "summary.json").is_file()
-    assert source.startswith("trained runs/course (2 steps")
-    torch.testing.assert_close(course.course_model(settings, {**tiny, "optim.lr": 5e-4},
-                                                   progress=False)[0].state_dict(), model.state_dict())
+    model, source = course.course_model(course.get_settings("quick"))
+    card = read_card()
+    assert not model.training and model.config.name == card["variant"] == "aotb"
+    assert source.startswith("shipped course model (course_aotb.pt")
+    assert f"held-out J&F {card['held_out']['model']['J&F']:.2f}" in source
+    assert list(model.course_losses) == list(STAGES)
+    assert {k: len(v) for k, v in model.course_losses.items()} == card["steps"]
 
 
 def test_best_times_interleaves_and_keeps_the_fastest():
