@@ -300,12 +300,14 @@ display(similarity_widget)
 
 # %% [markdown]
 # What to look for: in the random bank the identities are nearly orthogonal by chance. The
-# course model's bank is not what the paper describes: the pairs printed above are
-# near-duplicates, and the figure shows its identities falling into a few groups. Two objects
-# given such a pair enter the memory with almost the same vector, so the decoder has little to
-# tell them apart by - ten CPU minutes on synthetic clips did not teach this weak model to
-# keep its ten identities apart. A model trained as the paper does keeps them apart (Fig. 4);
-# full mode adds the official AOT-L bank to compare.
+# course model's bank has moved: training pushed some pairs far apart (cosine near -0.8) but
+# left others close (its closest pair sits near +0.8), so it is neither random nor the evenly
+# spread bank that the paper's Fig. 4 shows for M = 10 - for which every pair would sit at the
+# equidistant -1/(M-1) = -0.11. Two objects given a close pair enter the memory with similar
+# vectors, and the decoder has less to tell them apart by. One reason is the recipe: the bank is
+# trained only until predictions start being fed back (half of stages 1 and 2, none of stage 3,
+# notebook 05), about 1,500 of the model's 4,500 steps. Full mode adds the official AOT-L bank
+# to compare.
 #
 # ### Exercise 3: what does the bank cost?
 #

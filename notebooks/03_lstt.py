@@ -299,14 +299,15 @@ display(attention_explorer)
 
 # %% [markdown]
 # What to look for: with random weights the maps are flat (their entropy above is close to
-# the uniform reference) and the carried colours blur over the whole frame. Training should
-# make a query look at its own object in the memory and the carried colours trace the
-# objects; the entropy numbers above say how much sharper each block became in this run. The
-# course model has trained for ten CPU minutes from scratch: its short-term attention has
-# learned to look near the query's own position (entropy far below uniform), its long-term
-# attention is still close to uniform (notebook 05 says why). The official weights (full
-# mode, or `aot-edu download checkpoint aotl`) show what a fully trained AOT does, block by
-# block.
+# the uniform reference) and the carried colours blur over the whole frame. The course model's
+# maps are sharp: a query looks at a few tokens of its own object in the memory frames, and the
+# carried colours trace the objects. Its short-term attention (a 15x15 window of frame t-1) is
+# the sharpest, which is what following small motions needs. Unlike the paper's Fig. 6, the
+# sharpening is not steady from block 1 to block 3 (the model card measures long-term entropy
+# 1.35, 1.54, 1.09 nats for blocks 1-3, short-term 0.48, 0.82, 0.71, against about 4.4 for
+# uniform): this small model, trained on synthetic videos, uses its blocks differently. The
+# official weights (full mode, or `aot-edu download checkpoint aotl`) show what a fully trained
+# AOT does, block by block.
 #
 # **Summary.** An LSTT block = self-attention, long-term attention to all memory frames,
 # short-term attention to a 15x15 window of the previous frame (with relative positions), and a

@@ -30,7 +30,7 @@
 #
 # All of it lives in `aot_edu.train`; we read the code, re-derive the key lines from scratch,
 # see how the course model was trained (hours on a CPU: the paper's static-image stage, then videos), train a
-# model ourselves for two minutes, and watch the course model segment videos it has never
+# model ourselves for a few minutes, and watch the course model segment videos it has never
 # seen. **Budget: under 4 minutes on a 2-core CPU in quick mode.**
 
 # %%
@@ -419,12 +419,12 @@ show_source(T.train_step)
 # 2. `configs/course.toml` - **video training** from stage 1's weights, on synthetic videos
 #    whose clip frames are 1-2 rendered frames apart (`data.max_gap`, as the official clips
 #    skip frames), predictions fed back from half-way.
-# 3. `configs/course_long.toml` - **longer clips, fed back from the start**. After stage 2 the
-#    model tracked, but drifted: on the 20-frame held-out videos its J fell from 0.81 at
-#    frame 1 to 0.50 at frame 19, while the same model given the *true* previous mask each
-#    frame (teacher forcing) stayed near 0.80 - its own small errors, carried forward by the
-#    short-term memory, were what pulled it down - and removing its long-term attention cost
-#    it nothing. Its clips had been 5 frames long, fed back only in the second half of the
+# 3. `configs/course_long.toml` - **longer clips, fed back from the start**. A model made by
+#    stages 1 and 2 alone (an earlier run, held-out J&F 0.68) tracked, but drifted: on the
+#    20-frame held-out videos its J fell from 0.81 at frame 1 to 0.50 at frame 19, while the
+#    same model given the *true* previous mask each frame (teacher forcing) stayed near 0.80 -
+#    its own small errors, carried forward by the short-term memory, were what pulled it
+#    down - and removing its long-term attention cost it nothing. Its clips had been 5 frames long, fed back only in the second half of the
 #    stage: too short for errors to build up. Stage 3 trains on 8-frame clips up to 3 rendered
 #    frames apart, feeding predictions back at every step, so that only the long-term memory
 #    (the reference frame's true masks) can correct a drifting mask.
@@ -523,14 +523,18 @@ print(f"{card['title']}: {card['steps']} steps, {card['train_time_min']:.0f} min
 fig
 
 # %% [markdown]
-# ## 6 · Train on this machine: two minutes that learn
+# ## 6 · Train on this machine: a few minutes of the real loop
 #
 # Hours are too long for a notebook, but what takes longest to learn is the encoder.
 # `configs/quick_cpu.toml` keeps the course model's trained encoder (`model.init_encoder`:
 # its MobileNetV2 and projection, frozen) and trains a fresh AOT-T - one LSTT block, the
 # identity bank and the decoder, from the official initialisation - for 150 steps on the
 # course's synthetic videos, with the whole recipe of §1-§4. Every number printed below comes
-# from this run.
+# from this run. Watch the loss fall; then compare its held-out J&F with copying the first
+# mask. When we ran it (2026-12-07, 2-core CPU) 150 steps were **not** enough: the loss fell
+# from 2.2 to about 1.4, but the held-out J&F was 0.14 against 0.36 for copying - a fresh
+# LSTT block and decoder need far more steps than a notebook can wait for, even on a trained
+# encoder, which is why the course ships its model. (Full mode trains ten times longer.)
 
 # %%
 config_path = settings.root / "configs" / "quick_cpu.toml"
@@ -555,7 +559,6 @@ copy_first = T.global_scores(T.score_videos(quick_videos, analysis.copy_first_ma
 print(f"held-out J&F {result.metrics['J&F']:.3f} on {len(quick_videos)} videos of "
       f"{result.config.eval.num_frames} frames; copying the first mask: {copy_first:.3f}")
 assert result.step == result.config.optim.steps
-assert result.metrics["J&F"] > copy_first + 0.15, "two minutes of training should beat copying clearly"
 
 # %% [markdown]
 # The run folder holds the CSV log, the curves and two weight files: `checkpoint.pt` (the
@@ -660,7 +663,28 @@ fig.savefig(settings.figures_dir / "05_trained_segmentation.png", dpi=100)
 fig
 
 # %% [markdown]
-# READ_THIS_HONESTLY
+# **Reading it honestly.** The course model tracks: it beats copying the first mask on every
+# held-out video, and it follows objects through motion and past look-alikes, where copying
+# falls from 0.87 to 0.16 J over the 19 frames. Stage 3 helped (held-out J&F 0.67 after
+# stage 2 in this run, 0.75 after stage 3; J at frame 19 from 0.50 to 0.61 against the earlier
+# two-stage run). But it is not yet the AOT of the paper, and the card
+# (`aot_edu/assets/course_aotb.json`) says where:
+#
+# - **Drift is smaller, not gone.** Its J falls from 0.83 at frame 1 to 0.61 at frame 19; fed
+#   the true previous mask it stays between 0.82 and 0.86. What remains is errors carried by
+#   the short-term memory that the long-term memory does not undo.
+# - **Its long-term memory matters little.** Removing long-term attention costs 0.03 J&F;
+#   removing short-term attention costs 0.19. The paper's AOT re-finds objects by matching the
+#   reference frame; this one mostly carries the previous mask forward.
+# - **Its identity bank is uneven** (notebook 02): its closest pair of identities has cosine
+#   0.79, where the paper's banks spread towards the equidistant -0.11.
+# - **Its attention does not sharpen steadily from block 1 to 3** (notebook 03).
+#
+# The measurements point at what to try next: more tokens per object (larger frames: 129 px
+# gives a 9x9 token grid, so a small object is one or two tokens - the token-grid oracle
+# scores only 0.57), longer training of stage 3, and an identity bank that keeps learning
+# while predictions are fed back. Each costs hours on this CPU and minutes on a GPU.
+#
 #
 # ## 8 · On a GPU: DAVIS 2017
 #
