@@ -119,8 +119,12 @@ class VideoJob:
         if first is None:
             return {}
         selection = self.source.selection
-        exact = (self.source.frame_count if isinstance(self.source, FrameFolder)
-                 else self.source.header_frames)
+        if isinstance(self.source, FrameFolder):
+            exact = self.source.frame_count
+        elif any(k is not None and k > first for k in self.masks):  # a later mask: where's the end?
+            exact = self.source.count_frames()
+        else:
+            exact = self.source.header_frames
         if None in self.masks and first in self.masks:
             raise ValueError(f"two masks for frame {first}, the first frame segmented; give one")
         keyed = {first if k is None else k: m for k, m in self.masks.items()}

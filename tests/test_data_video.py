@@ -235,3 +235,14 @@ def test_the_writer_refuses_what_it_cannot_write(tmp_path, clip):
     with pytest.raises(ValueError, match="frame 1 is 48x32 but the video being written is 96x64"):
         writer.write(clip[0][0, :32, :48])
     writer.close()
+
+
+def test_frames_are_counted_from_packets_when_the_header_does_not_say(tmp_path, clip):
+    source = VideoSource(encode_video(tmp_path / "clip.webm", clip[0]))
+    assert source.header_frames is None and source.count_frames() == 12
+    data = source.path.read_bytes()
+    (tmp_path / "cut.webm").write_bytes(data[: len(data) * 2 // 3])
+    cut = VideoSource(tmp_path / "cut.webm")
+    assert 0 < cut.count_frames() < 12
+    with pytest.raises(VideoReadError, match="looks truncated"):  # counting does not hide it
+        list(cut)

@@ -270,6 +270,7 @@ class VideoSource:
         h, w = self.coded_size
         self.size: tuple[int, int] = (w, h) if self.rotation in (90, 270) else (h, w)
         self.frame_gaps: tuple[float, float] | None = None
+        self._counted: int | None = None
         self._check_start()
 
     def _check_start(self) -> None:
@@ -283,6 +284,25 @@ class VideoSource:
         if past:
             raise ValueError(f"start {start} is past the end of {self.path} ({self.describe()}); "
                              "give an earlier start")
+
+    def count_frames(self) -> int:
+        """Count the frames of the file from its packets (read, not decoded: fast), for files
+        whose header does not give the count (WebM, MKV); sets ``frame_count``. A file that
+        breaks off counts the packets before the break."""
+        if self.header_frames is not None:
+            return self.header_frames
+        if self._counted is not None:
+            return self._counted
+        av = _av()
+        count = 0
+        with av.open(str(self.path)) as container:
+            try:
+                for packet in container.demux(container.streams.video[0]):
+                    count += packet.size > 0  # the last, empty packet only flushes
+            except av.error.FFmpegError:
+                pass  # decoding will say where the file breaks off
+        self._counted = self.frame_count = count
+        return count
 
     def describe(self) -> str:
         """``'250 frames, 10.0 s, 25 fps, 854x480'`` (what the header says)."""
