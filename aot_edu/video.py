@@ -241,9 +241,12 @@ class VideoJob:
             late = sorted(k for k in keyed if k > last)
             if not (ended[0] and late):  # else: the engine's check of masks past the end
                 raise
+            part = self.source.selection.describe()
+            upto = f"{self.source.path} ends" if part == "the whole video" else \
+                f"the frames segmented ({part}) end"
             raise ValueError(
-                f"a mask was given for frame {', '.join(map(str, late))} but {self.source.path} "
-                f"ends at frame {last}; {self._kept()}") from None
+                f"a mask was given for frame {', '.join(map(str, late))} but {upto} at frame "
+                f"{last}; {self._kept()}") from None
         finally:
             if bar is not None:
                 bar.close()
@@ -402,9 +405,12 @@ def _check_outputs(job: VideoJob, overwrite: bool) -> None:
     if job.out is not None:
         out = job.out
         if out.resolve() == source:
-            raise ValueError(f"{opt('out')} {out} is the frames folder: the masks would overwrite "
-                             f"or mix with the frames; give a separate folder, e.g. "
-                             f"{opt('out')} {out}_masks")
+            if isinstance(job.source, FrameFolder):
+                raise ValueError(f"{opt('out')} {out} is the frames folder: the masks would "
+                                 f"overwrite or mix with the frames; give a separate folder, "
+                                 f"e.g. {opt('out')} {out}_masks")
+            raise ValueError(f"{opt('out')} {out} is the input video; give a folder for the "
+                             f"masks, e.g. {opt('out')} {out.with_suffix('')}_masks")
         if out.resolve() in mask_folders:
             raise ValueError(f"{opt('out')} {out} is the folder of {opt('mask')} "
                              f"{mask_folders[out.resolve()]}: the masks could overwrite it (and "

@@ -260,3 +260,16 @@ def test_a_folder_of_frames_works_the_same(tmp_path, model, squares):
         f"frame{i}.png" for i in range(4)]
     assert result.frames == 4 and decode(tmp_path / "out.mp4")[1] == pytest.approx(
         [i / 24 for i in range(4)])  # a folder has no times: 24 fps
+
+
+def test_a_mask_past_a_time_end_is_found_at_the_end_with_nothing_lost(tmp_path, model, squares):
+    frames, truth = squares
+    video = encode_video(tmp_path / "clip.mp4", frames)
+    with pytest.raises(ValueError, match=r"^a mask was given for frame 8 but the frames segmented "
+                                         r"\(end 0.2s\) end at frame 4; the 5 masks written to "
+                                         r".*masks are kept$"):
+        segment_video(video, {0: truth[0], 8: truth[8]}, model, out=tmp_path / "masks",
+                      end="0.2s", **QUIET)
+    assert len(list((tmp_path / "masks").iterdir())) == 5
+    with pytest.raises(ValueError, match=r"^out .*clip.mp4 is the input video; give a folder"):
+        plan_video(video, truth[0], out=video)
