@@ -8,8 +8,9 @@ command does is also one function call away in a notebook.
     aot-edu download list
     aot-edu download checkpoint aotl [--stage PRE_YTB_DAV] [--dir DIR]
     aot-edu download dataset davis2017 [--part trainval] [--dir DIR]
-    aot-edu segment --frames DIR --mask FIRST.png --out DIR (--weights PATH | --official) [--variant aotl]
-                    [--overwrite] [--max-long-term-frames N]
+    aot-edu segment (--video FILE | --frames DIR) --mask [FRAME:]PATH ... [--out DIR] [--overlay FILE]
+                    (--weights PATH | --official) [--variant aotl] [--start S] [--end E] [--every N]
+                    [--fps F] [--overwrite] [--max-long-term-frames N|none]
     aot-edu eval --dataset davis2017 [--split val] (--weights PATH | --official) [--variant aotl] [--out DIR]
     aot-edu train --config configs/course.toml [--set optim.steps=100 ...]
 """
@@ -157,91 +158,100 @@ def resolve_device(name: str | None) -> str:
 
 # --- segment -------------------------------------------------------------------------------
 
-def _check_output(out, frames_dir, mask_path, targets, overwrite: bool) -> None:
-    """Refuse an --out that would overwrite the inputs, or earlier masks without --overwrite,
-    or that cannot be written."""
-    from .data.io import check_writable_folder
+def _mask_option(value: str) -> tuple[int | None, str]:
+    """``--mask [FRAME:]PATH``: ``48:newcomer.png`` is frame 48's mask; a bare path is the
+    first segmented frame's."""
+    head, sep, tail = value.partition(":")
+    if sep and head.strip().isdigit():
+        if not tail.strip():
+            raise argparse.ArgumentTypeError(f"{value!r}: give a file after the frame number, "
+                                             "e.g. 48:newcomer.png")
+        return int(head), tail
+    if not value.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a mask PNG, e.g. first.png or "
+                                         "48:newcomer.png")
+    return None, value
 
-    out_r = out.resolve()
-    if out_r == frames_dir.resolve():
-        raise ValueError(f"--out {out} is the frames folder: the masks would overwrite or mix "
-                         f"with the frames; give a separate folder, e.g. --out {frames_dir}_masks")
-    if out_r == mask_path.resolve().parent:
-        raise ValueError(f"--out {out} is the folder of --mask {mask_path}: the masks could "
-                         "overwrite it (and the annotations beside it); give a separate folder")
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file; give a folder for the masks")
-    check_writable_folder(out, "--out")
-    existing = [t.name for t in targets if t.exists()]
-    if existing and not overwrite:
-        shown = ", ".join(existing[:3]) + (", ..." if len(existing) > 3 else "")
-        raise ValueError(f"--out {out} already holds {len(existing)} of the masks this run "
-                         f"would write ({shown}); pass --overwrite to replace them, or give "
-                         "another --out")
+
+def _long_term_bound(value: str) -> int | str | None:
+    """``--max-long-term-frames``: N >= 1, ``none`` (unbounded) or ``auto`` (the default)."""
+    if value.strip().lower() in ("none", "auto"):
+        return None if value.strip().lower() == "none" else "auto"
+    try:
+        return _positive_int(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number >= 1 or 'none' "
+                                         "(unbounded)") from None
+
+
+def _fps(value: str) -> float:
+    try:
+        fps = float(value)
+    except ValueError:
+        fps = 0.0
+    if not 0 < fps < 1000:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a frame rate (frames per second, "
+                                         "e.g. 25 or 29.97)")
+    return fps
 
 
 def _segment(args: argparse.Namespace) -> int:
-
-    import numpy as np
-
     from .checkpoints import download_checkpoint
-    from .data.io import frame_sizes_agree, list_frames, read_frame, read_mask, write_mask
-    from .engine import segment_frames
     from .model import build_model
+    from .video import log_to_stderr, plan_video
 
     _require_weights(args)
+    masks: dict[int | None, str] = {}
+    for frame, path in args.mask:
+        if frame in masks:
+            which = "the first frame" if frame is None else f"frame {frame}"
+            raise ValueError(f"two masks for {which} ({masks[frame]} and {path}); give one "
+                             "(later masks as --mask FRAME:PATH)")
+        masks[frame] = path
     # Everything the user gave is checked before any download, model or frame decoding.
-    frames_dir, mask_path, out = Path(args.frames), Path(args.mask), Path(args.out)
-    paths = list_frames(frames_dir, exclude=[mask_path])
-    if not paths:
-        raise ValueError(f"no .jpg/.png frames in {frames_dir}")
-    first_mask = read_mask(mask_path)
-    height, width = frame_sizes_agree(paths)
-    if first_mask.shape != (height, width):
-        raise ValueError(
-            f"--mask {mask_path} is {first_mask.shape[1]}x{first_mask.shape[0]} (WxH) but the "
-            f"first frame {paths[0].name} is {width}x{height}; give the first frame's mask at "
-            "the frame size (resize it with nearest-neighbour)")
-    if not first_mask.any():
-        raise ValueError(f"--mask {mask_path} is empty (all background); label at least one "
-                         "object with a value > 0")
-    targets = [out / f"{p.stem}.png" for p in paths]
-    _check_output(out, frames_dir, mask_path, targets, args.overwrite)
+    job = plan_video(args.video or args.frames, masks, out=args.out, overlay=args.overlay,
+                     start=args.start, end=args.end, every=args.every, fps=args.fps,
+                     overwrite=args.overwrite, option_prefix="--")
     device = resolve_device(args.device)
     weights = args.weights or download_checkpoint(args.variant, progress=not args.quiet)
     model = build_model(args.variant, weights=weights, device=device)
 
-    # One frame in memory at a time: read, propagate, write.
-    steps = segment_frames((read_frame(p) for p in paths), first_mask, model,
-                           long_term_gap=args.long_term_gap,
-                           max_long_term_frames=args.max_long_term_frames)
-    if not args.quiet:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(steps, desc="segment", unit="frame", total=len(paths))
-    written = 0
+    expected = job.expected_frames()
+    of = f" of {expected}" if expected else ""
     try:
-        for step in steps:
-            target = targets[step.index]
-            try:
-                write_mask(target, step.mask.numpy())
-            except OSError as error:  # e.g. the disk filled up, the folder went away
-                raise ValueError(f"could not write {target} ({error.strerror or error}); free "
-                                 f"disk space or make --out {out} writable, then run the same "
-                                 "command with --overwrite") from None
-            written += 1
+        result = job.run(model, long_term_gap=args.long_term_gap,
+                         max_long_term_frames=args.max_long_term_frames,
+                         progress=not args.quiet, log=log_to_stderr)
     except KeyboardInterrupt:
-        print(f"aot-edu: interrupted after writing {written} of {len(paths)} masks to {out}. "
-              "AOT needs the memory of every earlier frame, so a rerun starts again from the "
-              "first frame: run the same command with --overwrite.", file=sys.stderr)
+        written = (f"writing {job.written}{of} masks to {job.out}" if job.out is not None
+                   else f"{job.overlay_frames}{of} frames")
+        overlay = (f"; {job.overlay} holds the {job.overlay_frames} frames segmented"
+                   if job.overlay is not None and job.out is not None else "")
+        print(f"aot-edu: interrupted after {written}{overlay}. AOT needs the memory of every "
+              "earlier frame, so a rerun starts again from the first frame: run the same "
+              "command with --overwrite.", file=sys.stderr)
         return 130
     except BaseException:
-        if written:
-            print(f"aot-edu: {written} of {len(paths)} masks were written to {out} before the "
+        if job.written and not job.told_kept:
+            print(f"aot-edu: {job.written}{of} masks were written to {job.out} before the "
                   "error below", file=sys.stderr)
         raise
-    objects = len(np.unique(first_mask[first_mask > 0]))
-    print(f"wrote {written} mask{'' if written == 1 else 's'} ({objects} object{'' if objects == 1 else 's'}) to {out}")
+    objects = len(result.entry_frames)
+    wrote = []
+    if result.out is not None:
+        wrote.append(f"wrote {result.masks_written} mask{'' if result.masks_written == 1 else 's'} "
+                     f"({objects} object{'' if objects == 1 else 's'}) to {result.out}")
+    if result.overlay is not None:
+        wrote.append(f"overlay {result.overlay} ({result.frames} frame"
+                     f"{'' if result.frames == 1 else 's'}"
+                     f"{'' if result.out is not None else f', {objects} object' + ('' if objects == 1 else 's')})")
+    print("; ".join(wrote))
+    later = {}
+    for label, frame in result.entry_frames.items():
+        later.setdefault(frame, []).append(label)
+    if len(later) > 1:
+        print("objects by first mask: " + "; ".join(
+            f"{', '.join(map(str, labels))} from frame {frame}" for frame, labels in sorted(later.items())))
     return 0
 
 
@@ -267,26 +277,59 @@ def _add_memory_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_segment(subparsers) -> None:
     from .model import VARIANTS
+    from .video import LONG_VIDEO_MEMORY
 
     parser = subparsers.add_parser(
-        "segment", help="segment the objects of a first-frame mask through a folder of frames",
-        description="Semi-supervised video object segmentation of your own video: a folder of "
-                    "frames (natural order: frame2 before frame10; hidden files skipped) and "
+        "segment", help="segment the objects of your masks through a video file or frame folder",
+        description="Semi-supervised video object segmentation of your own video: a video file "
+                    "(decoded frame by frame: .mp4 .mov .webm .avi .mkv ...) or a folder of "
+                    "frames (natural order: frame2 before frame10; hidden files skipped), and "
                     "the mask of the first frame (a palette or grayscale PNG whose values are "
-                    "object labels; not JPEG, not anti-aliased). Writes one palette PNG per "
-                    "frame, same names, same label values, each as soon as it is predicted; "
-                    "frames are read one at a time, so memory does not grow with the video.")
-    parser.add_argument("--frames", required=True,
-                        help="folder of .jpg/.png frames (extract a video first, e.g. ffmpeg "
-                             "-i video.mp4 frames/%%05d.jpg)")
-    parser.add_argument("--mask", required=True, help="label PNG of the first frame")
-    parser.add_argument("--out", required=True,
-                        help="folder for the predicted masks (not the frames' or the mask's)")
+                    "object labels; not JPEG, not anti-aliased), with more masks for objects "
+                    "that appear later. Writes one palette PNG per frame (--out) and/or a video "
+                    "of the frames with the masks painted on (--overlay), each frame as soon as "
+                    "it is predicted; memory does not grow with the video.",
+        epilog="Frame numbers count from 0 at the start of the file (for a folder: positions "
+               "in it); times are seconds (4.5s) or minutes:seconds (1:02.5). Example: "
+               "aot-edu segment --video clip.mp4 --mask 0:first.png --mask 48:newcomer.png "
+               "--overlay clip_aot.mp4 --official")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--video", help="a video file (PyAV decodes it: nothing to install)")
+    source.add_argument("--frames", help="a folder of .jpg/.png frames")
+    parser.add_argument("--mask", required=True, action="append", type=_mask_option,
+                        metavar="[FRAME:]PATH",
+                        help="label PNG of the first frame segmented; repeat as FRAME:PATH for "
+                             "objects that appear later (e.g. --mask 0:first.png --mask "
+                             "48:newcomer.png): their labels are tracked from that frame on")
+    parser.add_argument("--out", default=None,
+                        help="folder for the predicted mask PNGs (not the frames' or a mask's)")
+    parser.add_argument("--overlay", default=None, metavar="FILE",
+                        help="write the frames with coloured, outlined masks and a legend of "
+                             "object ids: .mp4, .webm, .mov, .mkv, or .gif (short clips)")
+    parser.add_argument("--start", default=None,
+                        help="first frame to segment: a frame number (120) or a time (4.5s, "
+                             "1:02.5); default: the first")
+    parser.add_argument("--end", default=None,
+                        help="stop before this frame number or time (exclusive); default: the end")
+    parser.add_argument("--every", type=_positive_int, default=1, metavar="N",
+                        help="segment every N-th frame from --start (default 1: all)")
+    parser.add_argument("--fps", type=_fps, default=None,
+                        help="frame rate of the overlay (default: the video's own timing; "
+                             "a frame folder: 24)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace masks already in --out (otherwise refused)")
+                        help="replace masks or an overlay left by an earlier run (otherwise "
+                             "refused; the inputs are never overwritten)")
     parser.add_argument("--variant", default="aotl", choices=list(VARIANTS))
     _add_weights_options(parser)
-    _add_memory_options(parser)
+    parser.add_argument("--long-term-gap", type=_positive_int, default=None,
+                        help="frames between long-term memory updates (default: the variant's)")
+    parser.add_argument("--max-long-term-frames", type=_long_term_bound, default="auto",
+                        metavar="N",
+                        help=f"bound the long-term memory to N frames, the first included; "
+                             f"'none': unbounded, as the official code. Default: "
+                             f"{LONG_VIDEO_MEMORY} when the video is long enough for the memory "
+                             f"to grow past it (AOT-L adds a frame every 5), which the output "
+                             "states; else unbounded")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_segment, interrupted="no mask was written yet")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -467,6 +467,7 @@ class SegmentedFrame:
     mask: Tensor  # [H, W] on the CPU, label values of the first mask, dtype mask_dtype(labels)
     probs: Tensor | None  # float32 [N+1, H, W] on the CPU when asked for
     session: InferenceSession  # the memories; input_size, engines (object groups)
+    entered: tuple[int, ...] = ()  # label values tracked from this frame on (their first mask)
 
 
 def mask_dtype(max_label: int) -> torch.dtype:
@@ -543,28 +544,30 @@ def _as_frames(frames) -> Tensor:
     return frames_t
 
 
-def _as_first_mask(first_mask, frame_size: tuple[int, int]) -> Tensor:
+def _as_first_mask(first_mask, frame_size: tuple[int, int], name: str = "first_mask") -> Tensor:
+    """One given mask as int64 labels ``[H, W]``; ``name`` says which in messages
+    (``first_mask``, or ``masks[48]`` for a later frame's)."""
     if not isinstance(first_mask, (np.ndarray, Tensor)):
-        raise TypeError(f"first_mask must be a numpy array or torch tensor, got {type(first_mask).__name__}")
+        raise TypeError(f"{name} must be a numpy array or torch tensor, got {type(first_mask).__name__}")
     if isinstance(first_mask, np.ndarray):
         first_mask = np.ascontiguousarray(first_mask)
     mask = torch.as_tensor(first_mask)
     if mask.dim() == 3 and mask.shape[-1] in (3, 4) and not mask.dtype == torch.bool:
         raise ValueError(
-            f"first_mask must be a label map [H, W] of integers, got shape {tuple(mask.shape)}; an "
+            f"{name} must be a label map [H, W] of integers, got shape {tuple(mask.shape)}; an "
             "RGB mask image must be turned into labels first (aot_edu.data.read_mask does this for "
             "DAVIS-palette colours)"
         )
     if mask.dim() == 3 and mask.shape[0] == 1:
         mask = mask[0]
     if mask.dim() != 2:
-        raise ValueError(f"first_mask must be a 2-D label map [H, W], got shape {tuple(mask.shape)}")
+        raise ValueError(f"{name} must be a 2-D label map [H, W], got shape {tuple(mask.shape)}")
     if mask.dtype == torch.bool:
         mask = mask.long()
     elif mask.is_floating_point():
         if not torch.equal(mask, mask.round()):
             raise ValueError(
-                "first_mask must hold integer labels (0 = background, 1.. = objects), got "
+                f"{name} must hold integer labels (0 = background, 1.. = objects), got "
                 "non-integer floats; threshold soft masks first, e.g. (mask > 0.5)"
             )
         mask = mask.long()
@@ -572,28 +575,80 @@ def _as_first_mask(first_mask, frame_size: tuple[int, int]) -> Tensor:
         mask = mask.long()
     if tuple(mask.shape) != tuple(frame_size):
         raise ValueError(
-            f"first_mask is {tuple(mask.shape)} but the frames are {tuple(frame_size)} (H, W); "
+            f"{name} is {tuple(mask.shape)} but the frames are {tuple(frame_size)} (H, W); "
             "resize the mask to the frame size with nearest-neighbour interpolation"
         )
     if mask.numel() and int(mask.min()) < 0:
-        raise ValueError("first_mask labels must be >= 0 (0 = background)")
+        raise ValueError(f"{name} labels must be >= 0 (0 = background)")
     if not bool((mask > 0).any()):
         raise ValueError(
-            "first_mask is empty (all background): label at least one object with a value > 0"
+            f"{name} is empty (all background): label at least one object with a value > 0"
         )
     return mask
 
 
-def _label_values(mask: Tensor) -> tuple[Tensor, Tensor]:
-    """User labels ``[H, W]`` -> ``(internal labels 0..N [H, W], values [N+1])``.
+def _given_masks(first_mask) -> dict[int, object]:
+    """``first_mask`` as ``{frame index: mask}``: one mask is frame 0's; a mapping must hold
+    frame 0 and whole frame numbers >= 0 (checked here, sizes and labels at frame 0)."""
+    if not isinstance(first_mask, Mapping):
+        return {0: first_mask}
+    frames = list(first_mask)
+    for t in frames:
+        if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 0:
+            raise ValueError(f"masks are keyed by frame index, a whole number >= 0; got key {t!r}")
+    if 0 not in first_mask:
+        shown = ", ".join(map(str, sorted(frames)[:5])) or "none"
+        raise ValueError(f"the masks must include frame 0, where tracking starts (got frames "
+                         f"{shown}); give {{0: first_mask, ...}}")
+    return {int(t): first_mask[t] for t in sorted(frames)}
 
-    ``values[i]`` is the user's value of internal label ``i`` (``values[0] = 0``). Uses
-    ``torch.unique``'s inverse, so label values as large as 10**9 cost nothing extra.
+
+@dataclass
+class _Labels:
+    """The user's label values of every given mask and the engine's internal labels.
+
+    Internal labels number the objects in the order they enter: frame 0's labels in ascending
+    value order are ``1..n0``, then each later mask's new labels (ascending) take the next
+    numbers, so the session's objects (and object groups) only ever grow at the end.
     """
-    values, inverse = torch.unique(mask, sorted=True, return_inverse=True)
-    if int(values[0]) == 0:
-        return inverse, values
-    return inverse + 1, torch.cat([values.new_zeros(1), values])  # no background pixel
+
+    values: Tensor  # [N+1]: the user's value of internal label i (values[0] = 0), output dtype
+    sorted_values: Tensor  # [N+1] int64: 0 and every label value, ascending
+    order: Tensor  # [N+1] int64: internal label of sorted_values[k] (probability channel order)
+    entries: dict[int, int]  # internal label -> frame index of its first mask
+
+    @classmethod
+    def from_masks(cls, masks: dict[int, Tensor]) -> _Labels:
+        first_frame: dict[int, int] = {}  # user value -> frame index, in the order of entry
+        for t, mask in masks.items():
+            for value in torch.unique(mask).tolist():
+                if value > 0 and value not in first_frame:
+                    first_frame[value] = t
+        entering = [0, *first_frame]  # internal label -> user value
+        internal = {v: i for i, v in enumerate(entering)}
+        sorted_values = sorted(entering)
+        return cls(
+            values=torch.tensor(entering, dtype=torch.int64).to(mask_dtype(max(entering))),
+            sorted_values=torch.tensor(sorted_values, dtype=torch.int64),
+            order=torch.tensor([internal[v] for v in sorted_values], dtype=torch.int64),
+            entries={i: first_frame[v] for v, i in internal.items() if v > 0},
+        )
+
+    def internal(self, mask: Tensor) -> Tensor:
+        """User labels ``[H, W]`` (values of the given masks) -> internal labels ``[H, W]``.
+
+        A binary search in the sorted values: label values as large as 10**9 cost nothing extra.
+        """
+        ranks = torch.searchsorted(self.sorted_values.to(mask.device), mask)
+        return self.order.to(mask.device)[ranks]
+
+    @property
+    def num_objects(self) -> int:
+        return len(self.values) - 1
+
+    def entering(self, t: int) -> tuple[int, ...]:
+        """The label values whose first mask is on frame ``t``, ascending."""
+        return tuple(sorted(int(self.values[i]) for i, start in self.entries.items() if start == t))
 
 
 def segment_frames(
@@ -608,18 +663,22 @@ def segment_frames(
     """Segment a stream of frames, yielding each frame's mask as soon as it is predicted.
 
     The streaming form of :func:`segment`: ``frames`` is any iterable of uint8 RGB ``[H, W, 3]``
-    arrays or tensors (e.g. read one by one from disk), so memory does not grow with the
+    arrays or tensors (e.g. read one by one from disk, or an
+    :class:`aot_edu.data.VideoSource` decoding a video file), so memory does not grow with the
     video's length (only the long-term memory does; ``max_long_term_frames`` bounds it).
-    Frame 0 is yielded first, its mask being ``first_mask``. Arguments as :func:`segment`.
+    Frame 0 is yielded first, its mask being the given one. Arguments as :func:`segment`,
+    including ``first_mask`` as ``{frame index: mask}`` for objects that appear later.
 
     The model is in eval mode while the generator runs and is restored when it finishes or is
     closed; each step runs under ``torch.inference_mode``, the caller's code between frames
-    does not.
+    does not. A mask keyed past the last frame raises ``ValueError`` after the last frame was
+    yielded (nothing computed is lost).
     """
     if not isinstance(model, AOT):
         raise TypeError(
             f"model must be an aot_edu AOT model (aot_edu.build_model(...)), got {type(model).__name__}"
         )
+    given = _given_masks(first_mask)
     session = InferenceSession(model, long_term_gap, max_long_term_frames)
     iterator = iter(frames)
     was_training = model.training
@@ -629,28 +688,73 @@ def segment_frames(
         if first is None:
             raise ValueError("frames must not be empty: give at least the first frame")
         frame = _as_frames(first)[0]
-        mask = _as_first_mask(first_mask, tuple(frame.shape[:2]))
-        internal, values = _label_values(mask)
-        out_values = values.to(mask_dtype(int(values[-1])))
-        n = len(values) - 1
+        size = tuple(frame.shape[:2])
+        # every mask is checked on frame 0, before any work: a bad later mask fails now
+        masks = {t: _as_first_mask(m, size, "first_mask" if t == 0 else f"masks[{t}]")
+                 for t, m in given.items()}
+        labels_of = _Labels.from_masks(masks)
+        n = labels_of.num_objects
+        reorder = not torch.equal(labels_of.order, torch.arange(n + 1))
+
+        def output_probs(probs: Tensor) -> Tensor:
+            """Internal ``[n_t+1, H, W]`` -> ``[N+1, H, W]``, ascending label order; objects
+            that have not entered yet get probability 0."""
+            if probs.shape[0] < n + 1:
+                probs = torch.cat([probs, probs.new_zeros(n + 1 - probs.shape[0], *probs.shape[1:])])
+            return probs[labels_of.order] if reorder else probs
+
         with torch.inference_mode():
+            internal = labels_of.internal(masks[0])
             session.add_reference(frame, internal)
-            probs = one_hot_labels(internal[None], n + 1)[0] if return_probs else None
-        yield SegmentedFrame(0, mask.to(out_values.dtype), probs, session)
+            probs = output_probs(one_hot_labels(internal[None], n + 1)[0]) if return_probs else None
+        yield SegmentedFrame(0, masks[0].to(labels_of.values.dtype), probs, session,
+                             labels_of.entering(0))
+        last = 0
         for t, raw in enumerate(iterator, start=1):
+            last = t
             frame = _as_frames(raw)
             if frame.shape[0] != 1:
                 raise ValueError(f"frame {t}: give one frame [H, W, 3] at a time, got {tuple(frame.shape)}")
-            if frame.shape[1:3] != mask.shape:
-                raise _size_error(f"frame {t}", tuple(frame.shape[1:3]), tuple(mask.shape))
+            if frame.shape[1:3] != size:
+                raise _size_error(f"frame {t}", tuple(frame.shape[1:3]), size)
             with torch.inference_mode():
                 result = session.propagate(frame[0])
-                session.update_memory(result.labels)
-                labels = out_values[result.labels.cpu()]
-                probs = result.probs[0].float().cpu() if return_probs else None
-            yield SegmentedFrame(t, labels, probs, session)
+                if t in masks:
+                    labels = _merge_given(result.labels, labels_of.internal(masks[t].to(session.device)))
+                    session.add_reference(frame[0], labels)  # also the short-term memory
+                    labels = labels.cpu()
+                    probs = (output_probs(one_hot_labels(labels[None], n + 1)[0])
+                             if return_probs else None)
+                else:
+                    session.update_memory(result.labels)
+                    labels = result.labels.cpu()
+                    probs = output_probs(result.probs[0].float().cpu()) if return_probs else None
+            yield SegmentedFrame(t, labels_of.values[labels], probs, session,
+                                 labels_of.entering(t) if t in masks else ())
+        late = [t for t in masks if t > last]
+        if late:
+            shown = ", ".join(map(str, late[:5]))
+            raise ValueError(f"masks were given for frame{'s' if len(late) > 1 else ''} {shown} "
+                             f"but the video ends at frame {last} ({last + 1} frames); key each "
+                             "mask by its frame's index, 0 = the first frame segmented")
     finally:
         model.train(was_training)
+
+
+def _merge_given(predicted: Tensor, given: Tensor) -> Tensor:
+    """A later frame's labels: the prediction with a given mask laid over it (internal labels
+    ``[H, W]``).
+
+    As the official evaluator does for objects that appear on a later YouTube-VOS frame, the
+    mask's object pixels replace the prediction there. An object already tracked that the mask
+    also labels is re-anchored: its predicted pixels elsewhere are cleared, so the mask is its
+    whole extent on this frame (the official code keeps both; its later masks only ever hold
+    new objects, for which the two agree).
+    """
+    present = torch.unique(given)
+    present = present[present > 0]
+    cleared = torch.where(torch.isin(predicted, present), 0, predicted)
+    return torch.where(given > 0, given, cleared)
 
 
 def segment(
@@ -671,7 +775,13 @@ def segment(
             ``[T, H, W]`` is refused with a hint (it could be a stack of masks): repeat the
             channel to RGB first.
         first_mask: integer labels ``[H, W]`` for frame 0, 0 = background; any label values
-            (e.g. ``{0, 3, 7}`` or ``10**9``) and any number of objects.
+            (e.g. ``{0, 3, 7}`` or ``10**9``) and any number of objects. Objects that appear
+            later: ``{0: mask_0, 48: mask_48, ...}`` (frame index -> labels ``[H, W]``, frame 0
+            required). A later mask's new labels are tracked from that frame on, beside the
+            objects already tracked, as the official evaluator adds YouTube-VOS objects: the
+            frame is propagated, the mask laid over the prediction, and the result joins the
+            memory as a reference frame. A label already tracked that a later mask also holds
+            is re-anchored to it on that frame.
         model: an :class:`~aot_edu.model.AOT` from :func:`aot_edu.build_model`.
         long_term_gap: frames between long-term memory updates; ``None`` = the variant's
             test-time default (AOT-L: 5, AOT-T/S/B: never).
@@ -685,8 +795,11 @@ def segment(
     were numpy, frame 0 = ``first_mask``, values from ``first_mask``, dtype the smallest that
     holds them: ``uint8`` when every label is <= 255, else int16 / int32 / int64, see
     :func:`mask_dtype`) and, when asked, ``probs`` (float32 ``[T, N+1, H, W]``: background,
-    then objects in ascending label order; frame 0 is the one-hot of ``first_mask``).
-    For videos too long to hold in memory use :func:`segment_frames`.
+    then objects in ascending label order; frame 0 is the one-hot of ``first_mask``, a frame
+    with a later mask the one-hot of its labels, and an object has probability 0 before its
+    first mask). ``labels`` lists the objects of all masks; ``info["entry_frames"]`` says on
+    which frame each entered. For videos too long to hold in memory use :func:`segment_frames`
+    (and :func:`aot_edu.video.segment_video` for video files).
     """
     if not isinstance(model, AOT):
         raise TypeError(
@@ -695,6 +808,11 @@ def segment(
     as_numpy = not isinstance(frames, Tensor)
     frames_t = _as_frames(frames)
     t_total, height, width, _ = frames_t.shape
+    late = [t for t in _given_masks(first_mask) if t >= t_total]
+    if late:  # before any work, as the frames are all here
+        raise ValueError(f"masks were given for frame{'s' if len(late) > 1 else ''} "
+                         f"{', '.join(map(str, late[:5]))} but the video has {t_total} frames "
+                         f"(0..{t_total - 1}); key each mask by its frame's index")
     steps = segment_frames(frames_t, first_mask, model, long_term_gap=long_term_gap,
                            return_probs=return_probs, max_long_term_frames=max_long_term_frames)
     if progress:
@@ -702,7 +820,9 @@ def segment(
 
         steps = tqdm(steps, desc="segment", unit="frame", total=t_total)
     masks = probs = session = None
+    entry_frames: dict[int, int] = {}
     for step in steps:
+        entry_frames.update(dict.fromkeys(step.entered, step.index))
         if masks is None:
             masks = torch.empty(t_total, height, width, dtype=step.mask.dtype)
             if return_probs:
@@ -711,11 +831,11 @@ def segment(
         if probs is not None:
             probs[step.index] = step.probs
         session = step.session
-    labels = [int(v) for v in torch.unique(masks[0]) if v > 0]
     return SegmentationResult(
         masks=masks.numpy() if as_numpy else masks,
-        labels=labels,
+        labels=sorted(entry_frames),
         probs=probs,
         input_size=session.input_size or (height, width),
-        info={"long_term_gap": session.long_term_gap, "groups": len(session.engines)},
+        info={"long_term_gap": session.long_term_gap, "groups": len(session.engines),
+              "entry_frames": entry_frames},
     )

@@ -2,9 +2,10 @@
 
 Every picture in the notebooks comes from a function here, so it can be tested and reused:
 
-- masks and videos: :func:`colorize`, :func:`overlay`, :func:`show_images`,
-  :func:`video_strip`, :func:`animate` / :func:`animation_html` (matplotlib's JavaScript player,
-  no CDN), :func:`save_gif`, :func:`save_figure`;
+- masks and videos: :func:`colorize`, :func:`overlay`, :func:`draw_legend` (object ids in their
+  colours, for overlay videos), :func:`show_images`, :func:`video_strip`, :func:`animate` /
+  :func:`animation_html` (matplotlib's JavaScript player, no CDN), :func:`save_gif`,
+  :func:`save_figure`;
 - attention: :func:`heatmap_grid` (a rows x columns grid, e.g. layers x heads),
   :func:`record_attention` (run a model over a clip keeping every layer's attention weights),
   :func:`attention_views` and :func:`plot_attention` (paper Fig. 6-7: where one query pixel looks
@@ -97,6 +98,54 @@ def overlay(frame, labels, alpha: float = 0.5, outline: bool = True) -> np.ndarr
         edge &= objects
         out[edge] = colours[edge]
     return out.round().astype(np.uint8)
+
+
+def _legend_font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1: a scalable font
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def draw_legend(image, labels: Sequence[int], font_size: int | None = None) -> np.ndarray:
+    """The object ids ``labels`` written over ``image uint8 [H, W, 3]`` (top-left, on a dark
+    band), each after a swatch of its DAVIS colour, as :func:`overlay` paints it; returns a new
+    ``uint8 [H, W, 3]``. Rows wrap at the image width. ``font_size``: about ``H / 28``."""
+    from PIL import Image, ImageDraw
+
+    image = _numpy(image)
+    if not len(labels):
+        return image.copy()
+    height, width = image.shape[:2]
+    size = font_size or max(9, round(height / 28))
+    font = _legend_font(size)
+    pad, swatch = max(2, size // 4), size
+    picture = Image.fromarray(image)
+    band = Image.new("RGBA", picture.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(band)
+    x = y = pad
+    items = []
+    for label in labels:
+        text = str(int(label))
+        text_width = draw.textlength(text, font=font)
+        item_width = swatch + pad + text_width + 2 * pad
+        if x > pad and x + item_width > width:
+            x, y = pad, y + swatch + pad
+        items.append((x, y, int(label), text, item_width))
+        x += item_width
+    right = max(ix + w for ix, _, _, _, w in items)
+    draw.rectangle((0, 0, min(right, width), y + swatch + 2 * pad), fill=(0, 0, 0, 150))
+    palette = davis_palette()
+    for ix, iy, label, text, _ in items:
+        colour = tuple(int(c) for c in palette[label % 256])
+        draw.rectangle((ix, iy + pad // 2, ix + swatch, iy + pad // 2 + swatch), fill=(*colour, 255),
+                       outline=(255, 255, 255, 255))
+        draw.text((ix + swatch + pad, iy + pad // 2 + swatch / 2), text, font=font,
+                  fill=(255, 255, 255, 255), anchor="lm")
+    return np.asarray(Image.alpha_composite(picture.convert("RGBA"), band).convert("RGB"))
+
 
 
 def _grid(rows: int, cols: int, size: float, aspect: float = 1.0) -> tuple[Figure, np.ndarray]:

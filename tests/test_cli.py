@@ -331,3 +331,123 @@ def test_segment_refuses_labels_above_255_with_the_api_as_the_fix(tmp_path, monk
                           "up to 300")
     assert "Renumber the objects" in err and "aot_edu.segment(frames, first_mask, model)" in err
     assert not (tmp_path / "out").exists()
+
+
+# --- segment --video ---------------------------------------------------------------------------
+
+def video_with_masks(root, t=8, appear=5, suffix=".webm"):
+    """A PyAV-encoded video of moving squares, its first mask and the newcomer's (frame
+    ``appear``), as PNGs."""
+    from conftest import encode_video, moving_squares
+
+    frames, truth = moving_squares(t, appear=appear)
+    video = encode_video(root / f"clip{suffix}", frames)
+    write_mask(root / "first.png", truth[0])
+    write_mask(root / "newcomer.png", np.where(truth[appear] == 3, 3, 0).astype(np.uint8))
+    return video, truth
+
+
+def video_argv(video, weights, *extra):
+    return ["segment", "--video", str(video), "--variant", "aott", "--weights", str(weights),
+            "--quiet", *extra]
+
+
+def test_segment_a_video_end_to_end_with_an_object_that_appears_later(tmp_path, capsys,
+                                                                      aott_weights):
+    pytest.importorskip("av")
+    from aot_edu.data import VideoSource
+
+    video, truth = video_with_masks(tmp_path)
+    status = cli.main(video_argv(video, aott_weights, "--mask", f"0:{tmp_path / 'first.png'}",
+                                 "--mask", f"5:{tmp_path / 'newcomer.png'}",
+                                 "--out", str(tmp_path / "masks"),
+                                 "--overlay", str(tmp_path / "clip_aot.mp4")))
+    out, err = capsys.readouterr()
+    assert status == 0 and err == ""
+    assert out == (f"wrote 8 masks (3 objects) to {tmp_path / 'masks'}; overlay "
+                   f"{tmp_path / 'clip_aot.mp4'} (8 frames)\n"
+                   "objects by first mask: 1, 2 from frame 0; 3 from frame 5\n")
+    masks = np.stack([read_mask(tmp_path / "masks" / f"{i:05d}.png") for i in range(8)])
+    assert np.array_equal(masks[0], truth[0]) and not (masks[:5] == 3).any()
+    assert np.array_equal(masks[5] == 3, truth[5] == 3)
+    overlay = VideoSource(tmp_path / "clip_aot.mp4")
+    assert overlay.size == (64, 96) and len(list(overlay.frames())) == 8
+
+
+def test_segment_video_options_are_checked_before_the_model(tmp_path, monkeypatch, capsys,
+                                                            aott_weights):
+    pytest.importorskip("av")
+    import aot_edu.model as model_module
+
+    monkeypatch.setattr(model_module, "build_model", lambda *a, **k: pytest.fail("model built"))
+    video, _ = video_with_masks(tmp_path)
+    first = str(tmp_path / "first.png")
+    for extra, message in [
+        (["--mask", first], "nothing to write: give --out (a folder for the mask PNGs) and/or "
+                            "--overlay (a video file)"),
+        (["--mask", first, "--overlay", str(video)], f"--overlay {video} is an input of this run"),
+        (["--mask", first, "--mask", f"40:{first}", "--overlay", str(tmp_path / "o.mp4")],
+         f"the mask for frame 40 lies past the end of {video}, which has 8 frames (0..7)"),
+        (["--mask", f"0:{first}", "--overlay", str(tmp_path / "o.mp4"), "--start", "3"],
+         "the masks must include frame 3, the first frame segmented (start 3); got frame 0: give "
+         "the first mask --mask 3:PATH (or --mask PATH)"),
+        (["--mask", first, "--mask", f"0:{first}", "--overlay", str(tmp_path / "o.mp4")],
+         "two masks for frame 0, the first frame segmented; give one"),
+        (["--mask", first, "--mask", first, "--overlay", str(tmp_path / "o.mp4")],
+         "two masks for the first frame"),
+        (["--mask", first, "--overlay", str(tmp_path / "o.mp4"), "--start", "1m"],
+         "start '1m': give a frame number (120), seconds (4.5s) or minutes:seconds (1:02.5)"),
+    ]:
+        assert cli.main(video_argv(video, aott_weights, *extra)) == 1, extra
+        err = capsys.readouterr().err
+        assert err.startswith("aot-edu: error: ") and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize("value, message", [("48:", "give a file after the frame number"),
+                                            ("", "an empty path")])
+def test_segment_mask_option_forms(value, message, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["segment", "--video", "v.mp4", "--mask", value, "--out", "o"])
+    assert message in capsys.readouterr().err
+    assert cli._mask_option("48:new.png") == (48, "new.png")
+    assert cli._mask_option("C:\\masks\\first.png") == (None, "C:\\masks\\first.png")
+    assert cli._long_term_bound("none") is None and cli._long_term_bound("7") == 7
+
+
+def test_segment_a_truncated_video_keeps_what_was_written(tmp_path, capsys, aott_weights):
+    pytest.importorskip("av")
+    video, _ = video_with_masks(tmp_path, t=10)
+    data = video.read_bytes()
+    (tmp_path / "cut.webm").write_bytes(data[: len(data) * 2 // 3])
+    status = cli.main(video_argv(tmp_path / "cut.webm", aott_weights, "--mask",
+                                 str(tmp_path / "first.png"), "--out", str(tmp_path / "masks")))
+    err = capsys.readouterr().err
+    written = len(list((tmp_path / "masks").iterdir()))
+    assert status == 1 and err.count("\n") == 1 and 0 < written < 10
+    assert "the file looks truncated" in err
+    assert f"the {written} masks written to {tmp_path / 'masks'} are kept" in err
+
+
+def test_segment_video_interrupted_keeps_a_playable_overlay(tmp_path, monkeypatch, capsys,
+                                                            aott_weights):
+    pytest.importorskip("av")
+    from aot_edu.data import VideoSource, io
+
+    video, _ = video_with_masks(tmp_path)
+    write = io.write_mask
+
+    def writing(path, labels):
+        if Path(path).stem == "00003":
+            raise KeyboardInterrupt
+        write(path, labels)
+
+    monkeypatch.setattr(io, "write_mask", writing)
+    status = cli.main(video_argv(video, aott_weights, "--mask", str(tmp_path / "first.png"),
+                                 "--out", str(tmp_path / "masks"),
+                                 "--overlay", str(tmp_path / "o.mp4")))
+    err = capsys.readouterr().err
+    assert status == 130
+    assert f"interrupted after writing 3 of 8 masks to {tmp_path / 'masks'}" in err
+    assert "--overwrite" in err
+    assert len(list(VideoSource(tmp_path / "o.mp4").frames())) == 3

@@ -309,3 +309,98 @@ def test_labels_the_png_masks_cannot_hold_work_in_the_api(model):
     """The CLI's PNG masks stop at 255 (tests/test_cli.py); the API takes label 300."""
     result = segment(random_frames(2), blocks_mask(65, 97, [1, 300]), model)
     assert result.labels == [1, 300] and result.masks.dtype == np.int16
+
+
+# --- objects that appear later ---------------------------------------------------------------
+
+def test_a_later_mask_adds_its_object_from_that_frame_on(model):
+    frames = random_frames(5)
+    first, later = blocks_mask(65, 97, [5, 9]), np.zeros((65, 97), np.int64)
+    later[2:12, 40:60] = 2  # a smaller label than those tracked: channel order must follow
+    result = segment(frames, {0: first, 3: later}, model, return_probs=True)
+    assert result.labels == [2, 5, 9] and result.info["entry_frames"] == {5: 0, 9: 0, 2: 3}
+    assert result.probs.shape == (5, 4, 65, 97)
+    assert not (result.masks[:3] == 2).any()
+    assert (result.probs[:3, 1] == 0).all()  # channel 1 = label 2, absent before frame 3
+    assert np.array_equal(result.masks[3] == 2, later == 2)  # the given mask, exactly
+    torch.testing.assert_close(result.probs[3].argmax(0).numpy(),
+                               np.searchsorted([0, 2, 5, 9], result.masks[3]))
+    assert (result.probs[4, 1] > 0).all()  # tracked (softmax) after it entered
+    torch.testing.assert_close(result.probs.sum(1), torch.ones(5, 65, 97))
+
+
+def test_later_objects_follow_the_official_youtube_vos_order(model):
+    """Same masks as the benchmark path (evaluate.predict_sequence: propagate, paste the new
+    object over the argmax, add the merged frame as a reference) for a mask of new objects."""
+    from aot_edu.data import SequenceFrame
+    from aot_edu.evaluate import predict_sequence
+
+    frames, first = random_frames(5), blocks_mask(65, 97, [1, 2])
+    later = np.zeros((65, 97), np.uint8)
+    later[0:10, 10:50] = 3
+
+    class Sequence(list):
+        name = "later"
+
+    sequence = Sequence(
+        SequenceFrame(t, f"{t:05d}", frames[t], {0: first.astype(np.uint8), 2: later}.get(t), ())
+        for t in range(5))
+    with torch.inference_mode():
+        official = [p.labels for p in predict_sequence(sequence, model.eval())]
+    ours = segment(frames, {0: first, 2: later}, model).masks
+    assert np.array_equal(np.stack(official), ours)
+
+
+def test_a_later_mask_re_anchors_an_object_already_tracked(model):
+    frames, first = random_frames(4), blocks_mask(65, 97, [1, 2])
+    later = np.zeros((65, 97), np.int64)
+    later[0:8, 0:30] = 2
+    masks = segment(frames, {0: first, 2: later}, model).masks
+    assert np.array_equal(masks[2] == 2, later == 2)  # its predicted pixels elsewhere cleared
+
+
+def test_a_later_object_that_opens_a_new_group_of_ten(model):
+    first = blocks_mask(65, 97, list(range(1, 11)))
+    later = np.zeros((65, 97), np.int64)
+    later[0:10, 0:20] = 11
+    result = segment(random_frames(4), {0: first, 2: later}, model)
+    assert result.info["groups"] == 2 and result.labels == list(range(1, 12))
+    assert not (result.masks[:2] == 11).any() and (result.masks[2] == 11).sum() == 200
+
+
+def test_segment_frames_says_which_labels_enter_where(model):
+    later = np.zeros((65, 97), np.int64)
+    later[0:8, 0:30] = 4
+    steps = list(segment_frames(iter(random_frames(3)), {0: blocks_mask(65, 97, [1]), 1: later},
+                                model))
+    assert [s.entered for s in steps] == [(1,), (4,), ()]
+
+
+@pytest.mark.parametrize(
+    "masks, match",
+    [
+        ({2: "later"}, r"^the masks must include frame 0, where tracking starts \(got frames 2\)"),
+        ({0: "first", -1: "later"}, "keyed by frame index, a whole number >= 0; got key -1"),
+        ({0: "first", 1.5: "later"}, "got key 1.5"),
+        ({0: "first", 4: "later"}, r"^masks were given for frame 4 but the video has 3 frames "
+                                   r"\(0..2\)"),
+        ({0: "first", 1: "small"}, r"^masks\[1\] is \(60, 97\) but the frames are \(65, 97\)"),
+        ({0: "first", 2: "empty"}, r"^masks\[2\] is empty \(all background\)"),
+    ],
+)
+def test_bad_later_masks_get_a_clear_error(model, masks, match):
+    arrays = {"first": blocks_mask(65, 97, [1]), "later": blocks_mask(65, 97, [2]),
+              "small": blocks_mask(60, 97, [2]), "empty": np.zeros((65, 97), np.int64)}
+    with pytest.raises(ValueError, match=match):
+        segment(random_frames(3), {t: arrays[name] for t, name in masks.items()}, model)
+
+
+def test_a_mask_past_the_end_of_a_stream_fails_after_the_last_frame(model):
+    later = blocks_mask(65, 97, [2])
+    steps = segment_frames(iter(random_frames(3)), {0: blocks_mask(65, 97, [1]), 7: later}, model)
+    seen = []
+    with pytest.raises(ValueError, match=r"^masks were given for frame 7 but the video ends at "
+                                         r"frame 2 \(3 frames\)"):
+        for step in steps:
+            seen.append(step.index)
+    assert seen == [0, 1, 2]  # every frame was delivered first

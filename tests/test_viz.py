@@ -47,6 +47,19 @@ def test_overlay_paints_objects_and_leaves_background():
         viz.overlay(frame, labels[:10])
 
 
+def test_the_legend_shows_each_object_id_in_its_colour():
+    image = np.full((120, 200, 3), 100, np.uint8)
+    out = viz.draw_legend(image, [1, 2, 13])
+    assert out.shape == image.shape and out.dtype == np.uint8 and (image == 100).all()
+    band = out[:12]
+    for label in (1, 2, 13):  # a swatch of each colour, in the band at the top-left
+        assert (band == davis_palette()[label]).all(axis=-1).sum() >= 9, label
+    assert (out[60:] == 100).all(), "below the band the picture is untouched"
+    assert np.array_equal(viz.draw_legend(image, []), image)
+    wrapped = viz.draw_legend(image[:40, :60], list(range(1, 9)))  # rows wrap at the width
+    assert (wrapped[:, :60] != 100).any(axis=-1)[20:].any()
+
+
 def test_mix_colours_and_soft_overlay():
     one_hot = np.stack([_labels() == k for k in range(3)]).astype(np.float32)
     assert (viz.mix_colours(one_hot) == viz.colorize(_labels())).all()

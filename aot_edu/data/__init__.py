@@ -1,6 +1,8 @@
 """Data: frames and masks on disk, the evaluation datasets, synthetic videos and training samples.
 
 - :mod:`.io` - read/write frames and label-map PNGs (DAVIS palette).
+- :mod:`.video` - video files (PyAV) and frame folders read one frame at a time, and
+  :class:`VideoWriter` (mp4 / webm / gif).
 - :mod:`.datasets` - DAVIS 2016/2017 and YouTube-VOS readers giving :class:`VideoSequence`,
   and :func:`write_davis_layout`.
 - :mod:`.synthetic` - textured multi-object videos with look-alike distractors.
@@ -29,10 +31,19 @@ from .training import (
     find_static_pairs,
     make_sample,
 )
+from .video import (
+    FrameFolder,
+    VideoReadError,
+    VideoSource,
+    VideoWriter,
+    open_video,
+    read_video_frame,
+)
 
 __all__ = [
     "DAVIS",
     "DAVISTrain",
+    "FrameFolder",
     "SequenceFrame",
     "StaticClips",
     "StaticTrain",
@@ -40,7 +51,10 @@ __all__ = [
     "SyntheticVideos",
     "TrainVideo",
     "VOSTrain",
+    "VideoReadError",
     "VideoSequence",
+    "VideoSource",
+    "VideoWriter",
     "YouTubeVOS",
     "YouTubeVOSTrain",
     "collate",
@@ -48,8 +62,10 @@ __all__ = [
     "find_static_pairs",
     "list_frames",
     "make_sample",
+    "open_video",
     "read_frames",
     "read_mask",
+    "read_video_frame",
     "read_youtubevos_meta",
     "render_video",
     "write_davis_layout",
