@@ -512,8 +512,9 @@ def _check_multihead(cls: type) -> None:
 # --- 02 identity ---------------------------------------------------------------------------------
 
 @_exercise(
-    "random_assignment", "random identity assignment", "the P of Eq. 3", "02_identity",
-    "random_assignment(batch: int, M: int, generator: torch.Generator | None = None) -> Tensor",
+    "random_identity_assignment", "random identity assignment", "the P of Eq. 3", "02_identity",
+    "random_identity_assignment(batch: int, M: int, generator: torch.Generator | None = None) "
+    "-> Tensor",
     hints=(
         "Return an index, [batch, M + 1] of torch.long: row b says which identity each object "
         "j = 0..M of sample b wears.",
@@ -522,10 +523,10 @@ def _check_multihead(cls: type) -> None:
         "A new permutation for every sample; then torch.cat a column of zeros in front.",
     ))
 def _check_random_assignment(random_assignment: Callable) -> None:
-    key = "random_assignment"
+    key = "random_identity_assignment"
     name = EXERCISES[key].name
     batch, M = 64, 10
-    called = "random_assignment(64, 10, generator)"
+    called = "random_identity_assignment(64, 10, generator)"
 
     def draw(seed: int) -> Tensor:
         out = _call(key, random_assignment, batch, M, torch.Generator().manual_seed(seed),

@@ -58,7 +58,7 @@ class MultiheadAttention(nn.Module):
 # --- 02 identity ---------------------------------------------------------------------------
 
 
-def random_assignment(batch: int, M: int, generator: torch.Generator | None = None) -> Tensor:
+def random_identity_assignment(batch: int, M: int, generator: torch.Generator | None = None) -> Tensor:
     """The ``P`` of Eq. 3 as an index ``[batch, M+1]``: background 0, objects a permutation of 1..M."""
     rows = [torch.cat([torch.zeros(1, dtype=torch.long), torch.randperm(M, generator=generator) + 1])
             for _ in range(batch)]

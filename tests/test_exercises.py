@@ -4,6 +4,7 @@ a trained model; the notebooks ship stubs, not solutions."""
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 from pathlib import Path
@@ -131,21 +132,21 @@ def test_random_assignment_mistakes():
         return torch.cat([torch.zeros(batch, 1, dtype=torch.long), objects], 1)
 
     def same_for_all(batch, M, generator=None):
-        return S.random_assignment(1, M, generator).expand(batch, M + 1)
+        return S.random_identity_assignment(1, M, generator).expand(batch, M + 1)
 
     def ignores_generator(batch, M, generator=None):
-        return S.random_assignment(batch, M)
+        return S.random_identity_assignment(batch, M)
 
     def no_background(batch, M, generator=None):
-        return S.random_assignment(batch, M, generator)[:, 1:]
+        return S.random_identity_assignment(batch, M, generator)[:, 1:]
 
-    rejects("random_assignment", shuffled_background, "background", "keep identity 0")
-    rejects("random_assignment", with_replacement, "never share an identity", "torch.randperm")
-    rejects("random_assignment", same_for_all, "every sample got the same assignment")
-    rejects("random_assignment", ignores_generator, "pass generator=generator")
-    rejects("random_assignment", lambda b, M, g=None: S.random_assignment(b, M, g).float(),
+    rejects("random_identity_assignment", shuffled_background, "background", "keep identity 0")
+    rejects("random_identity_assignment", with_replacement, "never share an identity", "torch.randperm")
+    rejects("random_identity_assignment", same_for_all, "every sample got the same assignment")
+    rejects("random_identity_assignment", ignores_generator, "pass generator=generator")
+    rejects("random_identity_assignment", lambda b, M, g=None: S.random_identity_assignment(b, M, g).float(),
             "integers")
-    rejects("random_assignment", no_background, "leave out the background")
+    rejects("random_identity_assignment", no_background, "leave out the background")
 
 
 def test_identification_embedding_mistakes():
@@ -436,6 +437,40 @@ def test_grades_are_recorded(monkeypatch, tmp_path):
         {"exercise": "identification_decoding", "notebook": "02_identity", "status": "not right yet"},
     ]
     assert exercises.summary()["attention"] == "correct"
+
+
+# --- the notebooks ------------------------------------------------------------------------------
+
+def notebook_checks() -> dict[str, list[tuple[str, str]]]:
+    """Per notebook source: the ``(exercise, name)`` of every ``exercises.check(...)`` call."""
+    found = {}
+    for source in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.py")):
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+                 and isinstance(node.func, ast.Attribute) and node.func.attr == "check"
+                 and isinstance(node.func.value, ast.Name) and node.func.value.id == "exercises"]
+        found[source.stem] = [(c.args[0].value, c.args[1].id) for c in calls]
+    return found
+
+
+def raises_not_implemented(node: ast.AST) -> bool:
+    return any(isinstance(n, ast.Raise) and "NotImplementedError" in ast.unparse(n)
+               for n in ast.walk(node))
+
+
+def test_every_exercise_is_in_its_notebook_once_as_a_stub():
+    checks = notebook_checks()
+    keys = [key for calls in checks.values() for key, _ in calls]
+    assert sorted(keys) == sorted(exercises.EXERCISES), "each exercise checked exactly once"
+    for notebook, calls in checks.items():
+        tree = ast.parse((ROOT / "notebooks" / f"{notebook}.py").read_text(encoding="utf-8"))
+        for key, name in calls:
+            assert exercises.EXERCISES[key].notebook == notebook
+            definitions = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)
+                           and n.name == name]
+            assert len(definitions) == 1, f"{notebook}: {name} defined {len(definitions)} times"
+            assert raises_not_implemented(definitions[0]), \
+                f"{notebook}: {name} must ship as a stub raising NotImplementedError"
 
 
 # --- your block in a trained model -------------------------------------------------------------
