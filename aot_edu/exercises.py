@@ -125,10 +125,21 @@ def solutions_mode() -> str:
     return value
 
 
+def solutions_path() -> Path | None:
+    """Where the course's solutions are: ``notebooks/solutions.py`` of the checkout the package
+    comes from, else of the working directory (or ``solutions.py`` in it: a kernel started in
+    ``notebooks/``); ``None`` when there are none (a student version)."""
+    for candidate in (SOLUTIONS_FILE, Path.cwd() / "notebooks" / "solutions.py",
+                      Path.cwd() / "solutions.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def load_solutions(path: str | Path | None = None):
-    """The course's solutions module (``notebooks/solutions.py``), or ``None`` if absent."""
-    path = Path(path) if path is not None else SOLUTIONS_FILE
-    if not path.is_file():
+    """The course's solutions module (:func:`solutions_path`), or ``None`` if absent."""
+    path = Path(path) if path is not None else solutions_path()
+    if path is None or not path.is_file():
         return None
     name = "aot_edu_course_solutions"
     if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path):
@@ -163,7 +174,7 @@ def check(key: str, answer):
             _record(key, "not written")
             if mode == "on":
                 raise NotWritten(f"{exercise.name}: {SWITCH}=on but the solutions file "
-                                 f"{SOLUTIONS_FILE} is missing") from None
+                                 f"notebooks/solutions.py is missing") from None
             raise NotWritten(
                 f"{exercise.name} is not written yet: your {exercise.signature.split('(')[0]} "
                 f"still raises NotImplementedError.\nWrite it in the cell above, run that cell, "
@@ -191,7 +202,7 @@ def _record(key: str, status: str) -> None:
 
 
 def hint(key: str, all: bool = False) -> None:  # noqa: A002 (reads well in a notebook)
-    """Print the next hint of exercise ``key`` (``all=True``: every hint)."""
+    """Print the hints of exercise ``key`` given so far and one more (``all=True``: all)."""
     exercise = _get(key)
     given = _hints_given.get(key, 0)
     shown = exercise.hints if all else exercise.hints[: given + 1]

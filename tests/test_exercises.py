@@ -398,6 +398,7 @@ def test_switch_off_or_no_solutions_stops_at_the_exercise(monkeypatch, tmp_path)
         exercises.check("attention", stub)
     monkeypatch.setenv(exercises.SWITCH, "auto")  # a student version: no solutions file
     monkeypatch.setattr(exercises, "SOLUTIONS_FILE", tmp_path / "solutions.py")
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(NotWritten, match=r"exercises.hint\('attention'\)"):
         exercises.check("attention", stub)
     monkeypatch.setenv(exercises.SWITCH, "on")
@@ -406,6 +407,14 @@ def test_switch_off_or_no_solutions_stops_at_the_exercise(monkeypatch, tmp_path)
     monkeypatch.setenv(exercises.SWITCH, "maybe")
     with pytest.raises(ValueError, match="auto, on or off"):
         exercises.check("attention", stub)
+
+
+def test_solutions_are_found_beside_a_notebook(monkeypatch, tmp_path):
+    monkeypatch.setattr(exercises, "SOLUTIONS_FILE", tmp_path / "missing.py")
+    monkeypatch.chdir(tmp_path)
+    assert exercises.load_solutions() is None
+    (tmp_path / "solutions.py").write_text("def attention(Q, K, V):\n    return 'mine'\n")
+    assert exercises.load_solutions().attention(1, 2, 3) == "mine"
 
 
 def test_not_written_is_a_not_implemented_error_and_mistake_an_assertion():
