@@ -268,6 +268,13 @@ def _explain_transpose(error: Exception) -> str | None:
     return None
 
 
+def _explain_layout(error: Exception) -> str | None:
+    if any(word in str(error) for word in ("size", "shape", "dimension")):
+        return ("Likely cause: the layout. Tokens come as [N, B, C] - tokens first, batch "
+                "second - and the keys may be more (or fewer) than the queries.")
+    return None
+
+
 def _explain_ignore(error: Exception) -> str | None:
     if "out of bounds" in str(error) or "255" in str(error):
         return ("Likely cause: labels 255 mark pixels to ignore (e.g. around objects); tell "
@@ -476,7 +483,8 @@ def _check_multihead(cls: type) -> None:
     mine.eval()
     query, key_, value = _fixed(6, 2, dim, seed=12), _fixed(7, 2, dim, seed=13), _fixed(7, 2, dim, seed=14)
     called = "forward(query, key, value) with query [6, 2, 16], key and value [7, 2, 16]"
-    got = _tensor(key, _call(key, mine, query, key_, value, called=called), "the output")
+    got = _tensor(key, _call(key, mine, query, key_, value, called=called,
+                             explain=_explain_layout), "the output")
     expected = reference(query, key_, value)[0]
 
     def shape_advice(got_shape: tuple, _: tuple) -> str | None:
@@ -959,8 +967,8 @@ _BLOCK_STEPS: tuple[tuple[str, str], ...] = (
     ("self_attn.linear_K", "self-attention: the keys are norm1(X) + pos, like the queries."),
     ("self_attn.linear_V", "self-attention: the values are norm1(X), without the position "
                            "embedding."),
-    ("self_attn.projection", "self-attention: the merged heads differ - check your "
-                             "MultiheadAttention on these inputs."),
+    ("self_attn.projection", "the self-attention's merged heads go into self_attn.projection: "
+                             "check your MultiheadAttention."),
     ("norm2", "norm2 must get X + SelfAtt(...): the residual connection around the "
               "self-attention."),
     ("linear_Q", "linear_Q (W^K, shared by query and memory) must project norm2 of the tokens "
@@ -969,10 +977,12 @@ _BLOCK_STEPS: tuple[tuple[str, str], ...] = (
                  "embedding: W_V(X_m + E_m)."),
     ("short_term_attn.relative_emb_k", "the relative-position logits are computed from the "
                                        "query as a map: relative_emb_k(Q as [B, C, h, w])."),
-    ("long_term_attn.projection", "long-term attention (Eq. 6) differs: its result, before "
-                                  "long_term_attn.projection."),
-    ("short_term_attn.projection", "short-term attention (Eq. 7) differs: its result, before "
-                                   "short_term_attn.projection."),
+    ("long_term_attn.projection", "the long-term attention (Eq. 6) goes into "
+                                  "long_term_attn.projection: AttLT of T = norm2(X) over the "
+                                  "memory, with linear_Q and linear_V, in att_heads heads."),
+    ("short_term_attn.projection", "the short-term attention (Eq. 7) goes into "
+                                   "short_term_attn.projection: over frame t-1's lam x lam "
+                                   "window, with the relative-position logits and values."),
     ("norm3", "norm3 must get X + LongTerm + ShortTerm, each after its projection (one "
               "residual connection for both)."),
     ("linear1", "the feed-forward starts with linear1(norm3(...))."),
@@ -1003,9 +1013,10 @@ def _first_wrong_step(mine: dict[str, list[Tensor]],
     """
     for name, message in _BLOCK_STEPS:
         for wanted, own_message in expected.get(name, []):
-            if not any(_close(got, wanted, atol, 1e-3) for got in mine.get(name, [])):
-                called = "never called" if not mine.get(name) else "called with other inputs"
-                return f"{own_message or message}\n  ({name} was {called}.)"
+            if not mine.get(name):
+                return f"{name} is never called: {own_message or message}"
+            if not any(_close(got, wanted, atol, 1e-3) for got in mine[name]):
+                return f"{own_message or message}\n  ({name} was called with other inputs.)"
     return None
 
 

@@ -104,6 +104,17 @@ class Interleaved(S.MultiheadAttention):
         return self.projection(out.permute(2, 0, 3, 1).reshape(N, B, -1))
 
 
+class BatchFirst(S.MultiheadAttention):
+    def forward(self, query, key, value):
+        def split(x):  # reads [N, B, C] as if it were [B, N, C]
+            B, N, C = x.shape
+            return x.view(B, N, self.heads, C // self.heads).transpose(1, 2)
+
+        out = S.attention(split(self.linear_Q(query)), split(self.linear_K(key)),
+                          split(self.linear_V(value)))
+        return self.projection(out.transpose(1, 2).flatten(2))
+
+
 class OtherNames(nn.Module):
     def __init__(self, dim, heads):
         super().__init__()
@@ -117,6 +128,7 @@ def test_multihead_mistakes():
     rejects("MultiheadAttention", ScaledByC, "1/sqrt(d)", "sqrt(C) = sqrt(16)")
     rejects("MultiheadAttention", OneHead, "single-head")
     rejects("MultiheadAttention", Interleaved, "heads are cut the wrong way")
+    rejects("MultiheadAttention", BatchFirst, "raised", "tokens first, batch second")
     rejects("MultiheadAttention", OtherNames, "Missing in yours: linear_Q.weight",
             "Not in the trained model: in_proj.weight")
 
@@ -308,6 +320,24 @@ class NoIdentityInReference(S.LSTTBlock):
         return super().forward(X, pos, size_2d, E, long_term_memory, short_term_memory)
 
 
+class NoLongTermProjection(S.LSTTBlock):
+    def forward(self, X, pos, size_2d, E=None, long_term_memory=None, short_term_memory=None):
+        projection, self.long_term_attn.projection = self.long_term_attn.projection, nn.Identity()
+        try:
+            return super().forward(X, pos, size_2d, E, long_term_memory, short_term_memory)
+        finally:
+            self.long_term_attn.projection = projection
+
+
+class LongTermIdentitiesInShortTerm(S.LSTTBlock):
+    """Frame t-1's tokens, but the long-term memory's identity embedding."""
+
+    def forward(self, X, pos, size_2d, E=None, long_term_memory=None, short_term_memory=None):
+        if short_term_memory is not None:
+            short_term_memory = (short_term_memory[0], long_term_memory[1][:X.shape[0]])
+        return super().forward(X, pos, size_2d, E, long_term_memory, short_term_memory)
+
+
 class MemoryIsOutput(S.LSTTBlock):
     def forward(self, *args, **kwargs):
         out, _ = super().forward(*args, **kwargs)
@@ -330,6 +360,8 @@ def test_lstt_block_mistakes():
     rejects(key, NoGelu, "GELU(GroupNorm(...))")
     rejects(key, NoIdentityInReference, "its own memory", "linear_V(T + E)")
     rejects(key, MemoryIsOutput, "X_memory is wrong", "norm2")
+    rejects(key, NoLongTermProjection, "long_term_attn.projection is never called")
+    rejects(key, LongTermIdentitiesInShortTerm, "frame t-1's identity embedding")
     rejects(key, RenamedFeedForward, "Missing in yours: linear1.weight")
 
 
