@@ -1,4 +1,5 @@
-"""Attention: matching and propagation (paper Eq. 2), long-term and short-term attention.
+"""Attention: matching and propagation (paper Eq. 2), long-term (Eq. 6) and short-term (Eq. 7)
+attention.
 
 All three attentions of an LSTT block are the same operation,
 
@@ -8,10 +9,10 @@ computed per head (8 heads of d = 32 channels for a 256-wide embedding). They di
 they attend to:
 
 - self-attention: the frame's own tokens (with position embedding), own Q/K/V projections;
-- long-term attention: every token of every memory frame (no projections of its own: the LSTT
-  block projects the query once and the memory stores projected keys and values);
-- short-term attention: a 15x15 window around the same position in frame t-1, plus a learned
-  relative position term on both the logits and the values.
+- long-term attention (Eq. 6): every token of every memory frame (no projections of its own:
+  the LSTT block projects the query once and the memory stores projected keys and values);
+- short-term attention (Eq. 7): a 15x15 window around the same position in frame t-1, plus a
+  learned relative position term on both the logits and the values.
 
 Layouts: "sequence" tensors are ``[N, B, C]`` (token index ``y * w + x``); "map" tensors are
 ``[B, C, h, w]``; per-head tensors are ``[B, heads, N, d]``.
@@ -62,7 +63,7 @@ def scaled_dot_product_attention(
 def long_term_attention(
     q: Tensor, k: Tensor, v: Tensor, heads: int, need_weights: bool = False
 ) -> tuple[Tensor, Tensor | None]:
-    """Long-term attention: every query token attends to all memory tokens (Eq. 2).
+    """Long-term attention (Eq. 6): every query token attends to all memory tokens.
 
     Args:
         q: current-frame queries ``[HW, B, C]`` (already projected by the block's ``linear_Q``).
@@ -135,7 +136,7 @@ def short_term_attention(
     need_weights: bool = False,
     chunk_elements: int = 1 << 20,
 ) -> tuple[Tensor, Tensor | None]:
-    """Short-term attention: each query attends to a (2*max_dis+1)^2 window of frame t-1.
+    """Short-term attention (Eq. 7): each query attends to a (2*max_dis+1)^2 window of frame t-1.
 
     For query pixel ``p = (y, x)`` and window slot ``s = (dy, dx)``, ``dy, dx in -7..7``:
 

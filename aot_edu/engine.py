@@ -179,7 +179,7 @@ class AOTEngine:
         return self.long_term[0][0].shape[0] // (self.size_2d[0] * self.size_2d[1])
 
     def identity_embedding(self, object_one_hot: Tensor) -> Tensor:
-        """Eq. 3-4: object masks ``[B, M+1, H, W]`` -> ``ID`` tokens ``[HW, B, C]``."""
+        """Eq. 3: object masks ``[B, M+1, H, W]`` -> ``ID`` tokens ``[HW, B, C]``."""
         if self.assignment is None:
             used = max(self.obj_nums) + 1  # higher identities are all-zero: skip them
             return self.model.identity_embedding(object_one_hot, used)

@@ -2,15 +2,16 @@
 
 AOT gives every object in a video an *identity*: one of ``M`` learnable vectors of an identity
 bank ``D`` (``M = 10`` plus one for the background). Masks of N objects are turned into one
-embedding by looking up each pixel's identity (Eq. 4), so all objects travel through the
+embedding by looking up each pixel's identity (Eq. 3), so all objects travel through the
 transformer *together* and cost what one object costs. The decoder predicts, for every pixel,
 a probability over the ``M + 1`` identities, which is read back as a probability over objects
 with the same assignment (Eq. 5).
 
-- Eq. 3, random assignment: ``P`` is a random permutation matrix choosing which identity
-  each object gets (``P = I`` at test time, the official evaluation's choice).
-- Eq. 4, identification embedding: ``ID = Y P D`` for one-hot masks ``Y [HW, N]``; AOT adds
-  it to the attention values of memory frames, ``V' = V + ID`` (the LSTT does this, see
+- Eq. 3, identification embedding: ``E = ID(Y, D) = Y P D`` for one-hot masks ``Y [HW, N]``,
+  where ``P`` is a random permutation matrix choosing which identity each object gets
+  (``P = I`` at test time, the official evaluation's choice).
+- Eq. 4, attention with identities: ``AttID(Q, K, V | Y) = Att(Q, K, V + ID(Y, D))``: the
+  embedding is added to the values of the memory frames (the LSTT does this, see
   ``LSTTBlock.memory_value``).
 - Eq. 5, identification decoding: ``Y' = softmax(P L^T)`` where ``L`` holds the decoder's
   identity logits; with the permutation stored as an index this is a gather.
@@ -44,7 +45,7 @@ def random_assignment(
     batch: int, num_identities: int, generator: torch.Generator | None = None,
     device: torch.device | str = "cpu",
 ) -> Tensor:
-    """Eq. 3: a random identity for every object, as an index ``[B, M+1]``.
+    """The random ``P`` of Eq. 3: an identity for every object, as an index ``[B, M+1]``.
 
     ``assignment[b, j]`` is the identity given to object ``j`` of sample ``b``; the background
     (``j = 0``) always keeps identity 0, objects get a random permutation of ``1..M``.
@@ -81,7 +82,7 @@ class IdentityBank(nn.Conv2d):
     """Patch-wise identity bank: ``M + 1`` identities, each a 17x17 patch of C-dim vectors.
 
     A strided convolution from the one-hot identity map ``[B, M+1, H, W]`` (input resolution
-    ``16k + 1``) to the identity embedding ``[B, C, h, w]`` on the 1/16 grid (Eq. 4). It is a
+    ``16k + 1``) to the identity embedding ``[B, C, h, w]`` on the 1/16 grid (Eq. 3). It is a
     plain ``Conv2d`` so its state-dict keys are the official ``patch_wise_id_bank.weight``
     ``[C, M+1, 17, 17]`` and ``.bias [C]``.
     """
@@ -94,7 +95,7 @@ class IdentityBank(nn.Conv2d):
         self.num_identities = max_obj_num + 1
 
     def embed(self, identity_one_hot: Tensor, used: int | None = None) -> Tensor:
-        """Eq. 4: identity embedding ``[B, C, h, w]`` of a one-hot identity map.
+        """Eq. 3: identity embedding ``[B, C, h, w]`` of a one-hot identity map.
 
         ``used``: if only identities ``0..used-1`` can be non-zero (test time, identity
         assignment), convolve just those input channels - the others add exact zeros.

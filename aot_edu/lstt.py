@@ -11,8 +11,9 @@ residual connection:
 
 Blocks are stacked (1 for AOT-T, 2 for AOT-S, 3 for AOT-B/L); every block keeps memories of its
 own. The memory of a frame is, per block, the key ``linear_Q(norm2(x))`` and the value
-``linear_V(norm2(x) + ID)`` (the identification embedding, Eq. 4, is added before the value
-projection). Tokens are in sequence layout ``[HW, B, C]``.
+``linear_V(norm2(x) + ID)`` (the identification embedding of Eq. 3 is added before the value
+projection: the official form of AttID, Eq. 4). Long-term attention is the paper's Eq. 6,
+short-term attention Eq. 7. Tokens are in sequence layout ``[HW, B, C]``.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ class LSTTBlock(nn.Module):
         self.droppath = DropPath(droppath)
 
     def memory_value(self, value: Tensor, id_emb: Tensor) -> Tensor:
-        """Eq. 4 inside the block: ``V' = linear_V(norm2(x) + ID)``; ``[HW, B, C]``."""
+        """AttID (Eq. 4) inside the block: ``V' = linear_V(norm2(x) + ID)``; ``[HW, B, C]``."""
         return self.linear_V(value + id_emb)
 
     def forward(

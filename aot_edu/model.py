@@ -143,7 +143,7 @@ class AOT(nn.Module):
         return map_to_seq(pos).expand(-1, batch, -1)
 
     def identity_embedding(self, identity_one_hot: Tensor, used: int | None = None) -> Tensor:
-        """Eq. 4: one-hot identity map ``[B, M+1, H, W]`` -> ``ID`` tokens ``[HW, B, C]``."""
+        """Eq. 3: one-hot identity map ``[B, M+1, H, W]`` -> ``ID`` tokens ``[HW, B, C]``."""
         return map_to_seq(self.patch_wise_id_bank.embed(identity_one_hot, used))
 
     def propagate(

@@ -476,7 +476,7 @@ class SequenceOutput:
 
 @contextlib.contextmanager
 def detached_identity_bank(model: AOT, enabled: bool = True) -> Iterator[None]:
-    """While active, the identity embedding (Eq. 4) carries no gradient into the identity bank
+    """While active, the identity embedding (Eq. 3) carries no gradient into the identity bank
     (official ``freeze_id`` while predictions are fed back)."""
     if not enabled:
         yield

@@ -362,7 +362,7 @@ class AttentionRecord:
 
     def token_labels(self, t: int, ground_truth: bool = False) -> Tensor:
         """Soft labels of frame ``t`` on the token grid ``[N+1, h, w]``: the fraction of each
-        object in the 17x17 patch around a token - the patch the identity bank reads (Eq. 4).
+        object in the 17x17 patch around a token - the patch the identity bank reads (Eq. 3).
 
         ``masks[t]`` (for ``t > 0`` the prediction), or ``ground_truth[t]`` if ``ground_truth``.
         """

@@ -8,7 +8,7 @@
    loss and optimiser: objects keeping identity ``j`` (memorisable) against Eq. 3's fresh
    random identities every step (what training does).
 3. *Decoding is slow too.* The LSTT replaced by a perfect one: the decoder is handed each
-   frame's own identity embedding (Eq. 4 of its ground truth, fresh random identities) on top of
+   frame's own identity embedding (Eq. 3 of its ground truth, fresh random identities) on top of
    the encoder's 1/16 map, and only the identity bank, the encoder projection and the decoder
    train, on the quick configuration's clips. Its IoU bounds what the whole model can reach at
    the same number of steps with this encoder and resolution.
@@ -132,7 +132,7 @@ def perfect_matching_fit(steps: int, train_encoder: bool = False) -> list[tuple[
 
     The quick configuration's clips (``configs/scratch_cpu.toml``: 97 x 97, 4 clips of 4 target
     frames per step); the LSTT output is replaced by the encoder's 1/16 map plus the frame's
-    ground-truth identity embedding (Eq. 4, fresh random identities), i.e. what a perfect
+    ground-truth identity embedding (Eq. 3, fresh random identities), i.e. what a perfect
     long/short-term attention would deliver at best. AdamW 4e-4 on the identity bank, encoder
     projection and decoder; the recipe's loss with the configuration's hard-pixel schedule.
     ``train_encoder``: the random encoder trains too, at the same rate, with batch statistics

@@ -27,8 +27,9 @@ if "google.colab" in sys.modules:
 import numpy as np
 import torch
 from PIL import Image
+from torch import Tensor, nn
 
-from aot_edu import course, viz
+from aot_edu import course, exercises, viz
 from aot_edu.attention import merge_heads, scaled_dot_product_attention, split_heads
 from aot_edu.identity import one_hot_labels
 from aot_edu.metrics import jaccard
@@ -68,35 +69,69 @@ print("[N, B, C]", tuple(tokens.shape), "-> [B, heads, N, d]", tuple(heads.shape
 assert torch.equal(merge_heads(heads), tokens)
 
 # %% [markdown]
-# ### Exercise 1: Eq. 2 from scratch
+# ### Your turn 1: scaled dot-product attention (Eq. 2)
 #
-# Write `my_attention(q, k, v)` for tensors `[..., n, d]`, `[..., m, d]`, `[..., m, c]` returning
-# `(output [..., n, c], weights [..., n, m])`. Use only `@`, `.transpose(-2, -1)`, `.softmax(-1)`
-# and `math.sqrt` (or `** 0.5`). The check compares with the package.
+# Each **Your turn** is two cells: one where you write a function (or a module) with a given
+# signature, and one that checks it. The check runs your code on small fixed inputs against
+# the package's implementation and says what is wrong, in these words: which axis of which
+# shape, a missing `1/sqrt(C)`, a softmax over the wrong axis... `exercises.hint("attention")`
+# gives one hint at a time. Until you write it, your cell raises `NotImplementedError` and
+# the check lets the course's solution stand in, with a note, so that the notebook still runs
+# to the end. From then on the notebook uses *your* function.
+#
+# Write `attention(Q, K, V)` for `Q [..., n, C]`, `K [..., m, C]` and `V [..., m, C_v]`
+# (any leading axes: batch, heads), returning `A V` `[..., n, C_v]`. Only `@`,
+# `.transpose(-2, -1)`, `.softmax(...)` and `math.sqrt` (or `** 0.5`) are needed.
 
 # %%
-def my_attention(q, k, v):
-    return None  # your code here
+def attention(Q: Tensor, K: Tensor, V: Tensor) -> Tensor:
+    """Eq. 2: softmax(Q K^T / sqrt(C)) V."""
+    raise NotImplementedError("your turn: write Eq. 2 here")
 
 
+# %%
+attention = exercises.check("attention", attention)
+
+# %% [markdown]
+# Yours now runs on the notebook's own tensors. With `V` all ones every output is 1, because
+# each query's weights sum to 1 over the keys:
+
+# %% expected_output="A V with V = 1: [1.0]\n"
 generator = torch.Generator().manual_seed(0)
-q, k, v = (torch.randn(2, 8, 5, 32, generator=generator) for _ in range(3))
-answer = my_attention(q, k, v)
-course.check("Eq. 2 output", None if answer is None else answer[0],
-             scaled_dot_product_attention(q, k, v)[0])
+q, k = torch.randn(2, 8, 5, 32, generator=generator), torch.randn(2, 8, 7, 32, generator=generator)
+print("A V with V = 1:", attention(q, k, torch.ones(2, 8, 7, 1)).round(decimals=5).unique().tolist())
 
-# %% cellView="form" jupyter={"source_hidden": true}
-# @title Solution (double-click to show)
-def my_attention_solution(q, k, v):
-    weights = (q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5).softmax(-1)
-    return weights @ v, weights
+# %% [markdown]
+# ### Your turn 2: multi-head attention
+#
+# The self-attention of every LSTT block (notebook 03) is Eq. 2 in `heads` heads, with its
+# own learned projections of the queries, keys and values and one of the merged result. Write
+# the module's `forward` for the package's **sequence layout**, tokens `[N, B, C]`: project,
+# split into heads as `split_heads` above does (head `h` owns channels `h*d .. h*d + d - 1`),
+# use your `attention` per head, merge, project. The parameter names are those of the
+# trained checkpoints (`linear_Q`, `linear_K`, `linear_V`, `projection`): the check loads
+# the package's weights into your module with `strict=True`, and in notebook 03 your module
+# runs inside your LSTT block with trained weights.
+
+# %%
+class MultiheadAttention(nn.Module):
+    """Eq. 2 in `heads` heads, with projections of its own."""
+
+    def __init__(self, dim: int = 256, heads: int = 8) -> None:
+        super().__init__()
+        self.heads = heads
+        self.linear_Q = nn.Linear(dim, dim)
+        self.linear_K = nn.Linear(dim, dim)
+        self.linear_V = nn.Linear(dim, dim)
+        self.projection = nn.Linear(dim, dim)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
+        """query [N_q, B, C], key and value [N_k, B, C] -> [N_q, B, C]."""
+        raise NotImplementedError("your turn: project, split into heads, attend, merge, project")
 
 
-out, weights = my_attention_solution(q, k, v)
-reference, reference_weights = scaled_dot_product_attention(q, k, v, need_weights=True)
-course.check("Eq. 2 output (solution)", out, reference)
-course.check("Eq. 2 weights (solution)", weights, reference_weights)
-assert torch.allclose(weights.sum(-1), torch.ones(2, 8, 5)), "every row of weights sums to 1"
+# %%
+MultiheadAttention = exercises.check("MultiheadAttention", MultiheadAttention)
 
 # %% [markdown]
 # ## A toy you can see: carry labels from one frame to another
@@ -222,7 +257,7 @@ def post_ensemble(masks_one_hot):  # [tokens, N+1] -> N runs of F
     return [decoder_one(attend(embed_mask(masks_one_hot[:, j : j + 1]))) for j in range(1, masks_one_hot.shape[1])]
 
 
-def identification(masks_one_hot):  # one run: masks -> identities (Eq. 4) -> F
+def identification(masks_one_hot):  # one run: masks -> identities (Eq. 3) -> F
     return decoder_ids(attend(masks_one_hot @ identities[: masks_one_hot.shape[1]]))
 
 
@@ -267,7 +302,7 @@ fig
 # if the identity vectors are **orthonormal** (unit length, at right angles), the result can be
 # read back exactly. That is the next exercise.
 #
-# ### Exercise 2: read the objects back
+# ### Exercise: read the objects back
 #
 # With `Y` the one-hot masks `[tokens, N+1]` and `D` orthonormal identities `[N+1, C]`,
 # attention on the embedding gives `Z = A (Y D)`. Recover `A Y` - what N+1 separate one-column
@@ -300,7 +335,8 @@ course.check("A Y from Z (solution)", read_back_solution(Z, D), A @ Y, atol=1e-4
 # nothing is exactly orthogonal - the network learns to keep objects apart (notebook 02 looks
 # at how far apart the learned identities are).
 #
-# **Summary.** Attention matches queries to keys and propagates the keys' values (Eq. 2).
+# **Summary.** Attention matches queries to keys and propagates the keys' values (Eq. 2);
+# you wrote it, and its multi-head form, yourself.
 # Propagating labels is linear in the values, which is why many objects *can* share one
 # pass; methods that run their network per object pay N times (Eq. 1). Next: **02 - the
 # identification mechanism**.

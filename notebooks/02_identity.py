@@ -10,7 +10,7 @@
 # has propagated these vectors to the new frame, the decoder says, for every pixel, which
 # identity it carries, and that is read back as an object.
 #
-# Paper: Sec. 3.2, Eq. 3 (random assignment), Eq. 4 (identification embedding), Eq. 5
+# Paper: Sec. 3.2, Eq. 3 (identification embedding, with a random assignment P), Eq. 4 (AttID), Eq. 5
 # (identification decoding), Fig. 4 (how similar the learned identities are).
 # **Budget: under 3 minutes on a 2-core CPU.**
 
@@ -48,19 +48,40 @@ from aot_edu.train import plan_step
 settings = course.setup()
 
 # %% [markdown]
-# ## Eq. 3: random assignment
+# ## Random assignment: the P of Eq. 3
 #
 # A clip with `N` objects (`N <= M`) picks `N` of the `M` identities. Write the choice as a
 # **permutation matrix** `P` - a 0/1 matrix with one 1 in every row and column - that sends
 # object `j` to identity `P`'s column in row `j`:
 #
-# $$P = \mathrm{Random}(I_M) \qquad \text{(Eq. 3: a random permutation of the identity matrix)}$$
+# $$P = \mathrm{Random}(I_M) \qquad \text{(the } P \text{ of Eq. 3: a random permutation of the identity matrix)}$$
 #
 # **While training**, the permutation is random for every clip, so every identity learns to
 # stand for any object (otherwise identity 1 would only ever see "the first-labelled object").
 # **At test time** `P = I`: object `j` simply uses identity `j`. The background always keeps
 # identity 0. In code, `P` is stored as an index, `assignment[b, j]` = the identity of object
-# `j` in clip `b`:
+# `j` in clip `b`.
+#
+# ### Your turn 1: a random assignment for every sample
+#
+# Write `random_identity_assignment(batch, M, generator)` returning that index,
+# `[batch, M + 1]` integers: column 0 (the background) is 0, columns `1..M` a random
+# permutation of the identities `1..M`, drawn anew for every sample with the `generator` you are
+# given (so that a training step can be reproduced). The check draws 64 samples and looks for
+# what goes wrong most often: a shuffled background, two objects sharing an identity, the same
+# permutation for every sample. The package's version follows the check.
+
+# %%
+def random_identity_assignment(batch: int, M: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The P of Eq. 3 as an index [batch, M + 1]: assignment[b, j] = identity of object j."""
+    raise NotImplementedError("your turn")
+
+
+# %%
+from aot_edu import exercises
+
+random_identity_assignment = exercises.check("random_identity_assignment", random_identity_assignment)
+print("three samples, M = 10:", random_identity_assignment(3, 10, torch.Generator().manual_seed(0)).tolist())
 
 # %%
 course.show_source(random_assignment)
@@ -93,22 +114,37 @@ course.check("P (solution)", P, torch.eye(11)[assignment[0]])
 assert torch.equal(P.sum(0), torch.ones(11)) and torch.equal(P.sum(1), torch.ones(11)), "one 1 per row and column"
 
 # %% [markdown]
-# ## Eq. 4: identification embedding
+# ## Eq. 3: identification embedding
 #
 # Let `Y` be the masks as **one-hot** rows, `[HW, N+1]`: row = pixel, column `j` = 1 if the
 # pixel belongs to object `j` (column 0 = background). With the bank `D` `[M+1, C]` (one
 # `C`-dimensional vector per identity):
 #
-# $$\mathrm{ID} = Y P D \qquad \text{(Eq. 4)}$$
+# $$E = \mathrm{ID}(Y, D) = Y P D \qquad \text{(Eq. 3)}$$
 #
 # `Y P` moves object `j`'s column to its identity's column; multiplying by `D` replaces every
 # pixel's one-hot row with that identity's vector. The paper adds `ID` to the attention
-# **values** of the memory frames, `Att(Q, K, V + ID)`. In code (the official implementation,
+# **values** of the memory frames, `Att(Q, K, V + ID)` (Eq. 4). In code (the official implementation,
 # and this package's `LSTTBlock.memory_value`, notebook 03) it is added one step earlier, to
 # the memory frame's normalised features before the value projection:
 # `V' = linear_V(norm2(x) + ID)`. Either way, what the attention propagates now carries,
 # besides the image features, *which object* each memory pixel belongs to.
 #
+# ### Your turn 2: the identification embedding
+#
+# Write `identification_embedding(Y, P, D)` for `Y [HW, M+1]` (one-hot objects), `P [M+1, M+1]`
+# (`P[j, i] = 1`: object `j` wears identity `i`) and `D [M+1, C]`, returning `E` `[HW, C]`.
+
+# %%
+def identification_embedding(Y: torch.Tensor, P: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
+    """Eq. 3: E = ID(Y, D) = Y P D."""
+    raise NotImplementedError("your turn")
+
+
+# %%
+identification_embedding = exercises.check("identification_embedding", identification_embedding)
+
+# %% [markdown]
 # The package does `Y P` with `assign_identities` (a scatter along the channels). Checking it
 # against the matrix product, on a toy mask of three objects:
 
@@ -121,9 +157,36 @@ P = torch.eye(11)[assignment[0]]  # clip 0's permutation matrix (exercise 1)
 
 id_package = torch.einsum("bihw,ic->bchw", assign_identities(Y, assignment[:1]), D)
 Y_rows = Y[0].flatten(1).t()  # [HW, M+1]
-id_equation = (Y_rows @ P @ D).t().reshape(1, 16, 8, 12)  # Eq. 4, literally
+id_equation = identification_embedding(Y_rows, P, D).t().reshape(1, 16, 8, 12)  # Eq. 3: yours
 torch.testing.assert_close(id_package, id_equation)
-print("ID:", tuple(id_equation.shape), "- Eq. 4 as a matrix product matches the package")
+print("ID:", tuple(id_equation.shape), "- Eq. 3 as a matrix product matches the package")
+
+# %% [markdown]
+# ### Your turn 3: attention with identities (Eq. 4)
+#
+# AOT's attention to a memory frame carries the identities along with the values:
+#
+# $$\mathrm{Att}_{ID}(Q, K, V \mid Y) = \mathrm{Att}(Q, K, V + \mathrm{ID}(Y, D)) \qquad \text{(Eq. 4)}$$
+#
+# `Q [n, C]` are the tokens of the frame to segment, `K, V [m, C]` the memory frame's and
+# `Y [m, M+1]` its masks. Write `att_id` with `attention` (Eq. 2, notebook 01's Your turn 1,
+# repeated in the next cell) and your `identification_embedding`.
+
+# %%
+def attention(Q: torch.Tensor, K: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """Eq. 2, as in notebook 01."""
+    return torch.softmax(Q @ K.transpose(-2, -1) / Q.shape[-1] ** 0.5, dim=-1) @ V
+
+
+# %%
+def att_id(Q: torch.Tensor, K: torch.Tensor, V: torch.Tensor, Y: torch.Tensor, P: torch.Tensor,
+           D: torch.Tensor) -> torch.Tensor:
+    """Eq. 4: AttID(Q, K, V | Y) = Att(Q, K, V + ID(Y, D))."""
+    raise NotImplementedError("your turn")
+
+
+# %%
+att_id = exercises.check("att_id", att_id)
 
 # %% [markdown]
 # ## The patch-wise identity bank
@@ -195,7 +258,29 @@ course.check("identity vector 2 (solution)", interior_embedding_of_identity_2_so
 #
 # $$Y' = \mathrm{softmax}(P L) \qquad \text{(Eq. 5)}$$
 #
-# Row `j` of `P L` is the logit of object `j`'s identity. The package does it with a gather:
+# Row `j` of `P L` is the logit of object `j`'s identity.
+#
+# ### Your turn 4: identification decoding
+#
+# Write `identification_decoding(L, P)` for the decoder's identity logits in the row layout of
+# `Y`, `L [HW, M+1]` (one row per pixel), returning each pixel's probabilities over the
+# objects, `[HW, M+1]` - in this layout Eq. 5 reads `softmax(L P^T)` over the last axis. The
+# `P` must be the one the memory's masks were embedded with (your Your turn 2): it is what
+# makes the memory and the frame being segmented share identities.
+
+# %%
+def identification_decoding(L: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
+    """Eq. 5: Y' = softmax(P L), for L [HW, M+1]."""
+    raise NotImplementedError("your turn")
+
+
+# %%
+identification_decoding = exercises.check("identification_decoding", identification_decoding)
+Y_back = identification_decoding(100 * Y_rows @ P, P)  # identities of Y P, decoded with the same P
+print("decoded objects equal the masks:", torch.equal(Y_back.round(), Y_rows))
+
+# %% [markdown]
+# The package does it with a gather:
 
 # %%
 course.show_source(decode_identities)
@@ -331,8 +416,9 @@ print(f"{bank_parameters_solution:,} parameters, "
       f"{bank_parameters_solution / count_parameters(trained):.0%} of {trained.config.title}")
 
 # %% [markdown]
-# **Summary.** Eq. 3 picks an identity per object (randomly while training, `P = I` at test);
-# Eq. 4 writes all objects' masks into one embedding `Y P D` (the patch-wise bank does it with
-# a 17x17, stride-16 convolution straight onto the token grid); Eq. 5 reads the decoder's
+# **Summary.** Eq. 3 picks an identity per object (randomly while training, `P = I` at test)
+# and writes all objects' masks into one embedding `Y P D` (the patch-wise bank does it with
+# a 17x17, stride-16 convolution straight onto the token grid); Eq. 4 attends with it in the
+# values; Eq. 5 reads the decoder's
 # identity scores back as objects with the same `P`. Next: **03 - the Long Short-Term
 # Transformer** that carries these identities from frame to frame.

@@ -10,7 +10,8 @@
 # one block apart, re-derives its two memory attentions by hand, and then looks at the
 # attention maps of a trained model layer by layer (paper Fig. 6-7).
 #
-# Paper: Sec. 3.3, Fig. 2(c). **Budget: under 3 minutes on a 2-core CPU** (with the course
+# Paper: Sec. 3.3, Fig. 2c (the LSTT block), Eq. 6 (long-term attention), Eq. 7 (short-term
+# attention). **Budget: under 3 minutes on a 2-core CPU** (with the course
 # model trained by `make lab` / `make test`).
 
 # %%
@@ -29,10 +30,13 @@ if "google.colab" in sys.modules:
 # %%
 import numpy as np
 import torch
+import torch.nn.functional as F  # noqa: F401 (yours: F.unfold, F.gelu)
 from IPython.display import display
+from torch import Tensor, nn
 
-from aot_edu import build_model, course, viz
-from aot_edu.attention import split_heads
+import aot_edu
+from aot_edu import build_model, course, exercises, viz
+from aot_edu.attention import merge_heads, split_heads  # noqa: F401 (merge_heads: yours)
 from aot_edu.engine import AOTEngine, official_input_size, prepare_frame
 from aot_edu.identity import one_hot_labels
 from aot_edu.lstt import LSTTBlock, map_to_seq, seq_to_map
@@ -52,17 +56,17 @@ settings = course.setup()
 #    and values all from this frame, plus a **position embedding**: fixed sine waves that tell
 #    a token where it is);
 # 2. **long-term + short-term attention** - the frame's tokens attend to the *memory*:
-#    - long-term: every token of every **long-term memory frame** (the first frame with its
+#    - long-term (Eq. 6): every token of every **long-term memory frame** (the first frame with its
 #      given mask, plus - in AOT-L - a predicted frame every 5 frames); good for objects that
 #      reappear or change a lot;
-#    - short-term: only a **15x15 window** of tokens around the same position in the
+#    - short-term (Eq. 7): only a **15x15 window** of tokens around the same position in the
 #      **previous frame** (frame `t - 1`, with its predicted mask); good for smooth motion, and
 #      cheap;
 #
 #    both share one query projection, and the memory's values carry the identity embedding:
-#    `linear_V(norm2(x) + ID)`, the memory frame's normalised tokens plus `ID` (Eq. 4), then
-#    the value projection - as in the official code (the paper writes it on the attention
-#    values, `V + ID`). This is where the objects are matched and propagated;
+#    `linear_V(norm2(x) + ID)`, the memory frame's normalised tokens plus `ID` (Eq. 3), then
+#    the value projection - as in the official code (the paper's AttID, Eq. 4, writes it on
+#    the attention values, `V + ID`). This is where the objects are matched and propagated;
 # 3. **feed-forward** - per token `256 -> 1024 -> 256` channels, with, in the middle, a
 #    **GroupNorm** (normalises groups of 32 channels), a **GELU** (a smooth version of
 #    `max(0, x)`) and a **5x5 depth-wise convolution** (each of the 1024 channels filtered on
@@ -121,6 +125,32 @@ torch.testing.assert_close(long_by_hand, maps.long_term, atol=1e-5, rtol=1e-4)
 print("long-term weights re-derived:", tuple(long_by_hand.shape))
 
 # %% [markdown]
+# ### Your turn 1: long-term attention (Eq. 6)
+#
+# The paper writes block `l`'s long-term attention with the tokens `X^t_l` of frame `t`, the
+# tokens `X^m_l` of the memory frames and their masks `Y^m`:
+#
+# $$\mathrm{Att}_{LT}(X^t_l, X^m_l, Y^m) = \mathrm{Att}_{ID}(X^t_l W^K_l,\, X^m_l W^K_l,\, X^m_l W^V_l \mid Y^m) \qquad \text{(Eq. 6)}$$
+#
+# One projection `W^K` (the block's `linear_Q`) makes both the queries and the memory's keys;
+# `W^V` (`linear_V`) makes the values, which carry the memory's identity embedding
+# `E_m = ID(Y^m, D)` (AttID, Eq. 4). The trained weights come from the official code, which
+# adds `E_m` *before* the value projection, `V = W^V(X^m + E_m)`: do the same, or they will
+# not fit. Write it in the sequence layout - `X_t [HW, B, C]`, `X_m` and `E_m [T*HW, B, C]`
+# (all `T` memory frames one after another) - in `heads` heads (`split_heads` / `merge_heads`
+# are imported), without an output projection (the block adds its own).
+
+# %%
+def long_term_attention(X_t: Tensor, X_m: Tensor, E_m: Tensor, W_K: nn.Linear, W_V: nn.Linear,
+                        heads: int) -> Tensor:
+    """Eq. 6: AttID(X_t W^K, X_m W^K, X_m W^V | Y_m) over all memory frames -> [HW, B, C]."""
+    raise NotImplementedError("your turn")
+
+
+# %%
+long_term_attention = exercises.check("long_term_attention", long_term_attention)
+
+# %% [markdown]
 # ## Short-term attention: a 15x15 window with relative positions
 #
 # For query token `p = (y, x)` and window slot `s = (dy, dx)`, `dy, dx` in `-7..7`:
@@ -130,52 +160,55 @@ print("long-term weights re-derived:", tuple(long_by_hand.shape))
 # where `k` are frame `t - 1`'s keys and `r` a learned **relative position** term: a 1x1
 # convolution of the query giving one logit per slot and head (so "look 3 tokens left" can be
 # favoured or not, whatever the content). Slots outside the frame get weight 0. The package
-# computes all queries at once with banded matrix products; the exercise is the plain version
-# for one query.
+# computes all queries at once with banded matrix products. In the paper's notation, with
+# `N(p)` the `lambda x lambda` window around `p` (`lambda = 15`),
 #
-# ### Exercise 1: one query's short-term weights
+# $$\mathrm{Att}_{ST}(X^t_l, X^{t-1}_l, Y^{t-1} \mid p) = \mathrm{Att}_{LT}(X^t_{l,p},\, X^{t-1}_{l,N(p)},\, Y^{t-1}_{l,N(p)}) \qquad \text{(Eq. 7)}$$
 #
-# Complete `short_term_weights_for(y, x, head)` returning the 225 weights of query token
-# `(y, x)` for one head. You have `query_map` `[1, C, h, w]` (the query above as a map),
-# `short_keys` `[1, C, h, w]` (frame 0's keys), `relative` `[1, heads * 225, h, w]`, and `d`.
-# Head `hd` owns channels `hd*d .. hd*d + d - 1` and relative channels `hd*225 .. hd*225 + 224`.
+# - long-term attention restricted to the window of frame `t - 1`; the relative position terms
+# (`r` above, and a learned bias added to each slot's value) are the official code's.
+#
+# ### Your turn 2: short-term attention (Eq. 7)
+#
+# Write `short_term_attention` for maps `Q, K, V [B, C, h, w]` (`Q` the projected queries of
+# frame `t`, `K, V` frame `t - 1`'s keys and values), `relative_logits [B, heads * lam^2, h, w]`
+# (slot `s = (dy + R) * lam + (dx + R)`, `R = (lam - 1) // 2`, of head `hd` is channel
+# `hd * lam^2 + s`) and
+# `relative_values [heads, d, lam^2]`, returning the sequence layout `[h*w, B, C]` (token
+# `y * w + x`), before the output projection. `F.unfold` gives every pixel its neighbours;
+# slots outside the frame must get no weight. The check first finds out which tokens each
+# query of yours looks at, so a window off by one is caught with its rows and columns.
+
+# %%
+def short_term_attention(Q: Tensor, K: Tensor, V: Tensor, relative_logits: Tensor,
+                         relative_values: Tensor, heads: int, lam: int = 15) -> Tensor:
+    """Eq. 7: each query attends to the lam x lam window of frame t-1 around it -> [h*w, B, C]."""
+    raise NotImplementedError("your turn")
+
+
+# %%
+short_term_attention = exercises.check("short_term_attention", short_term_attention)
+
+# %% [markdown]
+# Yours, on block 0's real tensors of frame 1 (the query above as a map, frame 0's keys and
+# values from the engine's short-term memory), gives what the block computed:
 
 # %%
 with torch.inference_mode():
     query_map = seq_to_map(query, (h, w))
-    short_keys = engine.short_term[0][0]  # block 0's short-term memory keys, map layout
+    short_keys, short_values = engine.short_term[0]  # block 0's short-term memory, map layout
     relative = block.short_term_attn.relative_emb_k(query_map)
-R = model.config.max_dis  # 7: the window is 2R + 1 = 15 tokens wide
-
-
-def short_term_weights_for(y, x, head):
-    return None  # your code here: a tensor [225]
-
-
-y, x, head = 4, 5, 3
-course.check("short-term weights", short_term_weights_for(y, x, head), maps.short_term[0, head, y * w + x], atol=1e-5)
-
-# %% cellView="form" jupyter={"source_hidden": true}
-# @title Solution (double-click to show)
-def short_term_weights_for_solution(y, x, head):
-    channels = slice(head * d, (head + 1) * d)
-    q = query_map[0, channels, y, x]
-    logits = torch.full(((2 * R + 1) ** 2,), float("-inf"))
-    for s, (dy, dx) in enumerate((dy, dx) for dy in range(-R, R + 1) for dx in range(-R, R + 1)):
-        ky, kx = y + dy, x + dx
-        if 0 <= ky < h and 0 <= kx < w:
-            logits[s] = q @ short_keys[0, channels, ky, kx] / d**0.5 + relative[0, head * 225 + s, y, x]
-    return torch.softmax(logits, dim=0)
-
-
-for y, x, head in [(4, 5, 3), (0, 0, 0), (8, 2, 7)]:  # a centre token and two at the border
-    course.check(f"short-term weights of token ({y}, {x}), head {head} (solution)",
-                 short_term_weights_for_solution(y, x, head), maps.short_term[0, head, y * w + x], atol=1e-5)
+    your_short = short_term_attention(query_map, short_keys, short_values, relative,
+                                 block.short_term_attn.relative_emb_v, heads, 15)
+    package_out, _ = aot_edu.attention.short_term_attention(
+        query_map, short_keys, short_values, relative, block.short_term_attn.relative_emb_v, heads)
+torch.testing.assert_close(your_short, package_out, atol=1e-4, rtol=1e-4)
+print("your short-term attention on block 0:", tuple(your_short.shape), "- the same as the package's")
 
 # %% [markdown]
 # ## The feed-forward with its depth-wise convolution
 #
-# ### Exercise 2: count its parameters
+# ### Exercise: count its parameters
 #
 # `linear1` (256 -> 1024, with bias), GroupNorm over 1024 channels (a scale and a shift per
 # channel), a 5x5 depth-wise convolution over 1024 channels (no bias), `linear2` (1024 -> 256,
@@ -193,6 +226,134 @@ solution = (256 * 1024 + 1024) + 2 * 1024 + 1024 * 5 * 5 + (1024 * 256 + 256)
 course.check("feed-forward parameters (solution)", solution, sum(count_parameters(m) for m in feed_forward))
 print(f"{solution:,} of the block's {count_parameters(block):,} parameters; "
       f"the depth-wise convolution is only {1024 * 25:,} of them")
+
+# %% [markdown]
+# ### Your turn 3: an LSTT block (Fig. 2c)
+#
+# Now the whole block, from your pieces. Its parameters are given below with the trained
+# model's names, so that the trained weights load into it; the attention modules hold only
+# their own parameters (the block's `linear_Q` is `W^K` and its `linear_V` is `W^V` for both
+# long- and short-term attention). `MultiheadAttention` is the package's, returning only the
+# output like yours of notebook 01 (paste yours over it if you like).
+#
+# Write `forward`. Unlike the package's block, yours keeps a memory frame as its normalised
+# tokens and identity embedding, `(X_m, E_m)`, and projects them itself, as Eq. 6 and 7 are
+# written:
+#
+# - `X` `[HW, B, C]` are frame `t`'s tokens, `pos` their position embedding, `size_2d = (h, w)`;
+# - a **reference frame** comes with its identity embedding `E` and is its own memory: with
+#   `T = norm2(X)` after the self-attention, `long_term_memory = short_term_memory = (T, E)`;
+# - any other frame gets `long_term_memory = (X_m, E_m)` (`[T*HW, B, C]`) and
+#   `short_term_memory = (X_{t-1}, E_{t-1})` (`[HW, B, C]`);
+# - return `(X_out, T)`: the refined tokens, and `T`, what this frame leaves for the memory.
+#
+# The check compares yours with the package's block on both kinds of frame and, when they
+# differ, finds the first sub-layer whose input differs.
+
+# %%
+class PackageMultiheadAttention(aot_edu.attention.MultiheadAttention):
+    """The package's multi-head attention (notebook 01), returning only the output."""
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
+        return super().forward(query, key, value)[0]
+
+
+class LongTermAttention(nn.Module):
+    """Eq. 6's own parameter: the output projection."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.projection = nn.Linear(dim, dim)
+
+
+class ShortTermAttention(nn.Module):
+    """Eq. 7's own parameters: relative-position logits and values, the output projection."""
+
+    def __init__(self, dim: int, heads: int, lam: int) -> None:
+        super().__init__()
+        self.relative_emb_k = nn.Conv2d(dim, heads * lam * lam, kernel_size=1, groups=heads)
+        self.relative_emb_v = nn.Parameter(torch.zeros(heads, dim // heads, lam * lam))
+        self.projection = nn.Linear(dim, dim)
+
+
+class FeedForwardActivation(nn.Module):
+    """The feed-forward's hidden activation: GroupNorm, GELU, 5x5 depth-wise convolution."""
+
+    def __init__(self, ffn_dim: int) -> None:
+        super().__init__()
+        self.gn = nn.GroupNorm(32, ffn_dim)
+        self.conv = nn.Conv2d(ffn_dim, ffn_dim, kernel_size=5, padding=2, groups=ffn_dim, bias=False)
+
+
+# %%
+class LSTTBlock(nn.Module):
+    """Fig. 2c: self-attention, long- and short-term attention, feed-forward; pre-norm."""
+
+    def __init__(self, dim: int = 256, self_heads: int = 8, att_heads: int = 8,
+                 ffn_dim: int = 1024, lam: int = 15) -> None:
+        super().__init__()
+        self.att_heads, self.lam = att_heads, lam
+        self.norm1 = nn.LayerNorm(dim)
+        self.self_attn = PackageMultiheadAttention(dim, self_heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.linear_Q = nn.Linear(dim, dim)  # W^K of Eq. 6-7: queries and memory keys
+        self.linear_V = nn.Linear(dim, dim)  # W^V
+        self.long_term_attn = LongTermAttention(dim)
+        self.short_term_attn = ShortTermAttention(dim, att_heads, lam)
+        self.norm3 = nn.LayerNorm(dim)
+        self.linear1 = nn.Linear(dim, ffn_dim)
+        self.activation = FeedForwardActivation(ffn_dim)
+        self.linear2 = nn.Linear(ffn_dim, dim)
+
+    def forward(self, X: Tensor, pos: Tensor, size_2d: tuple[int, int], E: Tensor | None = None,
+                long_term_memory: tuple[Tensor, Tensor] | None = None,
+                short_term_memory: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """X [HW, B, C] -> (X_out [HW, B, C], T = norm2 of the tokens after self-attention)."""
+        raise NotImplementedError("your turn: self-attention, long + short-term, feed-forward")
+
+
+# %%
+LSTTBlock = exercises.check("LSTTBlock", LSTTBlock)
+
+# %% [markdown]
+# ### Your block, trained weights
+#
+# Your block has the trained model's parameter names, so it takes the trained weights:
+# `exercises.plug_in(model, LSTTBlock)` copies a model and replaces each of its LSTT blocks by
+# one of yours, loaded from the trained block with `load_state_dict(strict=True)` (a misnamed or
+# missing parameter is refused). Both models then segment the same video. In quick mode the
+# model is the course model; in full mode (a GPU) the official AOT-L on a DAVIS video when
+# its checkpoint and DAVIS are at hand.
+
+# %%
+def model_and_video():
+    """Official AOT-L on DAVIS "dog" (full mode, when available), else the course model on a
+    synthetic video."""
+    if not settings.quick:
+        official = course.official_model(settings, "aotl", download=True)
+        davis = course.davis_clip(settings, "dog", num_frames=30) if official is not None else None
+        if davis is not None:
+            return official, "official AOT-L weights", davis, "DAVIS dog"
+    model, source = course.course_model(settings)
+    video = course.synthetic_clip(seed=21, num_frames=settings.pick(8, 30), size=193, num_objects=3)
+    return model, source, video, "a synthetic video"
+
+
+trained_for_yours, trained_for_yours_source, (frames, truth), video_name = model_and_video()
+yours_model = exercises.plug_in(trained_for_yours, LSTTBlock)
+theirs = aot_edu.segment(frames, truth[0], trained_for_yours)
+yours = aot_edu.segment(frames, truth[0], yours_model)
+same = float((yours.masks == theirs.masks).mean())
+print(f"{trained_for_yours.config.title} ({trained_for_yours_source}) with your "
+      f"{trained_for_yours.config.lstt_layers} LSTT blocks, {video_name}, {len(frames)} frames: "
+      f"{same:.2%} of the pixels get the package's label"
+      + (" - the masks are identical" if same == 1.0 else ""))
+assert same > 0.999, "your block should give the package's masks"
+shown = list(range(0, len(frames), max(1, len(frames) // 4)))[:4]
+viz.show_images([viz.overlay(frames[t], yours.masks[t]) for t in shown]
+                + [viz.overlay(frames[t], theirs.masks[t]) for t in shown],
+                [f"your blocks, frame {t}" for t in shown] + [f"package, frame {t}" for t in shown],
+                ncols=len(shown), size=2.2)
 
 # %% [markdown]
 # ## Stacking blocks

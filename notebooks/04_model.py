@@ -52,7 +52,7 @@ settings = course.setup()
 #    larger ResNet-50 for R50-AOT-L): a network of convolutions that shrinks the image step
 #    by step; AOT keeps its maps at 1/4, 1/8 and 1/16 of the input size
 #    and projects the last one to `C = 256` channels - one **token** per 16x16 patch.
-# 2. **Identity embedding** (Eq. 4, notebook 02) of the reference frame's masks.
+# 2. **Identity embedding** (Eq. 3, notebook 02) of the reference frame's masks.
 # 3. **LSTT** (notebook 03): match the frame's tokens against the memories, propagate the
 #    identities.
 # 4. **Decoder**: a feature pyramid (**FPN**) - upsample from 1/16 to 1/4, adding the encoder's

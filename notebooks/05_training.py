@@ -104,6 +104,25 @@ fig
 #
 # with `k` annealed from 100 % to 15 %: linearly over the first half of training (the official
 # `TRAIN_TOP_K_PERCENT_PIXELS = 0.15`, `TRAIN_HARD_MINING_RATIO = 0.5`).
+#
+# ### Your turn 1: the bootstrapped cross-entropy
+#
+# Write it before reading the package's version below: `logits [B, C, H, W]`, `labels [B, H, W]`
+# (`0..C-1`, and `255` for pixels to ignore, which count as loss 0), returning one loss per
+# sample, `[B]`. The check also compares the gradient with respect to the logits: it is what
+# trains the model. (As elsewhere, `exercises.hint(...)` helps, and the course's solution
+# stands in until yours is written.)
+
+# %%
+def bootstrapped_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, fraction: float) -> torch.Tensor:
+    """Mean of the int(fraction * H * W) largest pixel losses of each sample -> [B]."""
+    raise NotImplementedError("your turn")
+
+
+# %%
+from aot_edu import exercises
+
+bootstrapped_cross_entropy = exercises.check("bootstrapped_cross_entropy", bootstrapped_cross_entropy)
 
 # %%
 show_source(T.hardest_pixels)
@@ -186,6 +205,20 @@ fig
 #
 # Small objects count as much as large ones here, which the pixel average of the
 # cross-entropy does not do. The frame loss is `0.5 * CE + 0.5 * Jaccard`.
+#
+# ### Your turn 2: the loss of a frame
+#
+# Write `aot_loss`, the whole per-frame loss: `0.5 *` your bootstrapped cross-entropy `+ 0.5 *`
+# the soft Jaccard above, per sample, `[B]` (ignored pixels, label 255, count in neither).
+
+# %%
+def aot_loss(logits: torch.Tensor, labels: torch.Tensor, fraction: float) -> torch.Tensor:
+    """0.5 * bootstrapped cross-entropy + 0.5 * soft Jaccard -> [B]."""
+    raise NotImplementedError("your turn")
+
+
+# %%
+aot_loss = exercises.check("aot_loss", aot_loss)
 
 # %%
 show_source(T.soft_jaccard_loss)
@@ -200,6 +233,14 @@ for c in range(n + 1):
 mine = torch.stack(by_hand).mean()
 print(f"by hand {mine:.6f}   package {T.soft_jaccard_loss(logits, labels).item():.6f}")
 assert torch.allclose(mine, T.soft_jaccard_loss(logits, labels)[0], atol=1e-6)
+
+# %% [markdown]
+# Your `aot_loss` on the lagging prediction above, at the end of hard mining (`k = 15 %`):
+
+# %%
+print(f"yours {aot_loss(logits, labels, 0.15).item():.6f}   "
+      f"package {T.vos_loss(logits, labels, 0.15).item():.6f}")
+assert torch.allclose(aot_loss(logits, labels, 0.15), T.vos_loss(logits, labels, 0.15), atol=1e-5)
 
 # %% [markdown]
 # ### Exercise 1: the kept fraction

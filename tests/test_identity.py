@@ -1,4 +1,4 @@
-"""The identification mechanism: Eq. 3 (assignment), Eq. 4 (embedding), Eq. 5 (decoding)."""
+"""The identification mechanism: Eq. 3 (random assignment P, embedding Y P D), Eq. 5 (decoding)."""
 
 from __future__ import annotations
 
