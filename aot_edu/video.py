@@ -187,6 +187,8 @@ class VideoJob:
                 log(text)
 
         bound = self._memory_bound(model, long_term_gap, max_long_term_frames, note)
+        self.written = self.overlay_frames = 0
+        self.told_kept = False
         started = time.perf_counter()
         expected = self.expected_frames()
         decoded = self.source.frames()
