@@ -344,9 +344,9 @@ yours_model = exercises.plug_in(trained_for_yours, LSTTBlock)
 theirs = aot_edu.segment(frames, truth[0], trained_for_yours)
 yours = aot_edu.segment(frames, truth[0], yours_model)
 same = float((yours.masks == theirs.masks).mean())
-print(f"{trained_for_yours.config.title} ({trained_for_yours_source}) with your "
-      f"{trained_for_yours.config.lstt_layers} LSTT blocks, {video_name}, {len(frames)} frames: "
-      f"{same:.2%} of the pixels get the package's label"
+print(f"{trained_for_yours.config.title}: {trained_for_yours_source}")
+print(f"with your {trained_for_yours.config.lstt_layers} LSTT blocks on {video_name}, "
+      f"{len(frames)} frames: {same:.2%} of the pixels get the package's label"
       + (" - the masks are identical" if same == 1.0 else ""))
 assert same > 0.999, "your block should give the package's masks"
 shown = list(range(0, len(frames), max(1, len(frames) // 4)))[:4]
