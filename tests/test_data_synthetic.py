@@ -143,3 +143,57 @@ def test_synthetic_images_are_static_clips_of_rendered_scenes():
     assert isinstance(images, StaticClips)  # the official static-clip recipe, shared
     merged = SyntheticImages(6, 65, 3, 2, 0, seed=0, merge_prob=1.0)[0]
     assert "+" in merged["name"]
+
+
+def _distance_to_colour_line(pixels_a: np.ndarray, pixels_b: np.ndarray) -> float:
+    """Largest distance of the colours ``pixels_b`` to the line through the colours of
+    ``pixels_a`` (a texture mixes two colours: its pixels lie on a segment)."""
+    a, b = pixels_a.astype(np.float64), pixels_b.astype(np.float64)
+    centre = a.mean(0)
+    direction = np.linalg.svd(a - centre, full_matrices=False)[2][0]
+    offsets = b - centre
+    return float(np.linalg.norm(offsets - np.outer(offsets @ direction, direction), axis=1).max())
+
+
+def test_look_alike_objects_share_object_one_colours():
+    far = []
+    for seed in range(4):
+        for look_alike in (True, False):
+            frames, labels = render_video(np.random.default_rng(seed), 1, 97, 3, 0, noise=0.0,
+                                          look_alike_objects=look_alike)
+            obj = [frames[0][labels[0] == k] for k in (1, 2, 3)]
+            distance = max(_distance_to_colour_line(obj[0], o) for o in obj[1:])
+            if look_alike:
+                assert distance < 2.0, seed  # on object 1's colour segment (uint8 rounding)
+            else:
+                far.append(distance)
+    assert min(far) > 10  # independent objects have their own colours
+    videos = SyntheticVideos(2, 3, 65, num_objects=3, num_distractors=0, seed=2, look_alike_objects=True)
+    frames, labels = videos.video(1)
+    assert set(np.unique(labels[0])) == {0, 1, 2, 3}
+    plain = SyntheticVideos(2, 3, 65, num_objects=3, num_distractors=0, seed=2)
+    assert not np.array_equal(plain.video(1)[0], frames)
+
+
+def test_occlusion_video_hides_object_one_and_brings_it_back():
+    from aot_edu.data import render_occlusion_video
+
+    frames, labels = render_occlusion_video(np.random.default_rng(5), 12, 129)
+    assert frames.shape == (12, 129, 129, 3) and frames.dtype == np.uint8
+    assert labels.shape == (12, 129, 129) and labels.dtype == np.uint8
+    area = [(frame == 1).sum() for frame in labels]
+    hidden = [t for t, a in enumerate(area) if a == 0]
+    assert len(hidden) >= 2 and 0 < hidden[0] and hidden[-1] < 11
+    assert hidden == list(range(hidden[0], hidden[-1] + 1))  # one occlusion, then back
+    assert area[0] == area[-1] > 300  # fully visible at both ends
+    assert all((frame == 2).sum() > 300 for frame in labels)  # object 2 never hidden
+    assert set(np.unique(labels)) == {0, 1, 2}
+    # the occluder is in front: it looks the same over the hidden frames, object 1 or not
+    occluder = (slice(40, 88), slice(50, 78))
+    assert np.abs(frames[hidden[0]][occluder].astype(int) - frames[4][occluder].astype(int)).mean() < 15
+    again, again_labels = render_occlusion_video(np.random.default_rng(5), 12, 129)
+    assert np.array_equal(again, frames) and np.array_equal(again_labels, labels)
+    one, one_labels = render_occlusion_video(np.random.default_rng(5), 8, 65, second_object=False)
+    assert set(np.unique(one_labels)) == {0, 1}
+    with pytest.raises(ValueError, match="num_frames"):
+        render_occlusion_video(np.random.default_rng(0), 2, 129)

@@ -5,7 +5,8 @@
   :class:`VideoWriter` (mp4 / webm / gif).
 - :mod:`.datasets` - DAVIS 2016/2017 and YouTube-VOS readers giving :class:`VideoSequence`,
   and :func:`write_davis_layout`.
-- :mod:`.synthetic` - textured multi-object videos with look-alike distractors.
+- :mod:`.synthetic` - textured multi-object videos with look-alike distractors or objects,
+  and an occlusion video (an object passes behind an occluder).
 - :mod:`.transforms` - the training augmentations (scale, balanced crop, flip, pad, merge).
 - :mod:`.training` - training clips (static images, DAVIS, YouTube-VOS) and :func:`collate`.
 """
@@ -19,7 +20,7 @@ from .datasets import (
     write_davis_layout,
 )
 from .io import davis_palette, list_frames, read_frames, read_mask, write_mask
-from .synthetic import SyntheticImages, SyntheticVideos, render_video
+from .synthetic import SyntheticImages, SyntheticVideos, render_occlusion_video, render_video
 from .training import (
     DAVISTrain,
     StaticClips,
@@ -67,6 +68,7 @@ __all__ = [
     "read_mask",
     "read_video_frame",
     "read_youtubevos_meta",
+    "render_occlusion_video",
     "render_video",
     "write_davis_layout",
     "write_mask",

@@ -212,6 +212,7 @@ def render_video(
     noise: float = 3.0,
     min_visible: float = 0.3,
     scale: float = 1.0,
+    look_alike_objects: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render one video.
 
@@ -226,6 +227,9 @@ def render_video(
             Hidden objects are brought to the front or moved; in the rare case where that
             fails (crowded frames), the object is left unlabelled and the others keep the
             labels ``1..N'`` - so the number of objects is ``labels[0].max()``.
+        look_alike_objects: objects ``2..N`` copy the shape kind, texture and colours of
+            object 1 (each keeps its own pose, size and motion), like the distractors do: ``N``
+            look-alike objects that only identity and position tell apart (paper Fig. 3).
 
     Returns:
         frames ``uint8 [T, H, W, 3]`` and labels ``uint8 [T, H, W]``; every label ``1..N'`` is
@@ -243,6 +247,8 @@ def render_video(
     t = np.arange(num_frames, dtype=np.float32)
 
     shapes = [_new_shape(rng, size, motion, scale) for _ in range(num_objects)]
+    if look_alike_objects:
+        shapes[1:] = [_look_alike(rng, shapes[0], size, motion, scale) for _ in shapes[1:]]
     labels_of = list(range(1, num_objects + 1))
     for _ in range(num_distractors if num_objects else 0):
         model = shapes[int(rng.integers(num_objects))]
@@ -299,6 +305,65 @@ def render_video(
     return np.clip(frames, 0, 255).astype(np.uint8), labels
 
 
+def render_occlusion_video(
+    rng: np.random.Generator,
+    num_frames: int = 12,
+    size: int | tuple[int, int] = 129,
+    second_object: bool = True,
+    noise: float = 3.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A video in which object 1 passes behind an occluder and comes out the other side
+    (paper Fig. 7: the case where short-term attention over frame ``t - 1`` cannot see the
+    object and long-term attention over the memory frames must find it).
+
+    Layout, for ``(H, W)`` frames: a static textured rectangle (the *occluder*, labelled 0, in
+    front of everything) stands in the middle, rows ``0.2 H .. 0.8 H`` and columns
+    ``0.36 W .. 0.64 W``. Object 1, an ellipse narrower than the occluder, moves at constant
+    speed along the middle row from ``x = 0.18 W`` (frame 0, fully visible) to ``x = 0.82 W``
+    (last frame, fully visible again), so that it is entirely hidden for a few frames in the
+    middle of the video (two or more for ``num_frames >= 12``). With ``second_object``, object 2
+    moves slowly along the top band, above the occluder, and stays visible throughout. The
+    background and the textures are random (from ``rng``), the geometry is fixed.
+
+    Returns:
+        frames ``uint8 [T, H, W, 3]`` and labels ``uint8 [T, H, W]`` (0 background and
+        occluder, 1 the occluded object, 2 the visible one); where object 1 is behind the
+        occluder its pixels are background in the labels.
+    """
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    h, w = size
+    if num_frames < 3 or min(size) < 33:
+        raise ValueError(f"need num_frames >= 3 and frames of at least 33x33, got {num_frames}, {size}")
+    t = np.arange(num_frames, dtype=np.float32)
+
+    def placed(shape: _Shape, kind: int, half, centre, velocity=(0.0, 0.0)) -> _Shape:
+        shape.kind, shape.angle, shape.spin, shape.growth = kind, 0.0, 0.0, 0.0
+        shape.half = np.asarray(half, np.float32)
+        shape.centre = np.asarray(centre, np.float32)
+        shape.velocity = np.asarray(velocity, np.float32)
+        return shape
+
+    occluder = placed(_new_shape(rng, size, 0.0), 1, (0.3 * h, 0.14 * w), (0.5 * h, 0.5 * w))
+    start, end = 0.18 * w, 0.82 * w
+    passing = placed(_new_shape(rng, size, 0.0), 0, (0.1 * h, 0.08 * w), (0.5 * h, start),
+                    (0.0, (end - start) / (num_frames - 1)))
+    shapes, labels_of = [passing, occluder], [1, 0]  # back to front
+    if second_object:
+        above = placed(_new_shape(rng, size, 0.0), 1, (0.06 * h, 0.1 * w), (0.1 * h, 0.3 * w),
+                      (0.0, 0.4 * w / max(1, num_frames - 1)))
+        shapes, labels_of = [above, *shapes], [2, *labels_of]
+
+    frames = _background(rng, num_frames, size, 0.3)
+    labels = np.zeros((num_frames, *size), np.uint8)
+    for shape, label in zip(shapes, labels_of, strict=True):
+        (y0, y1, x0, x1), inside, u, v = _coverage(shape, t, size)
+        frames[:, y0:y1, x0:x1][inside] = _texture(shape, u, v)
+        labels[:, y0:y1, x0:x1][inside] = label
+    if noise > 0:
+        frames += (rng.random(frames.shape, dtype=np.float32) - 0.5) * (noise * 12**0.5)
+    return np.clip(frames, 0, 255).astype(np.uint8), labels
+
+
 class SyntheticVideos(Dataset):
     """A dataset of synthetic videos in the training sample format (see ``training``).
 
@@ -313,6 +378,7 @@ class SyntheticVideos(Dataset):
         max_gap: frames are ``U{1..max_gap}`` rendered frames apart (1 = consecutive frames),
             as the official training clips skip frames of a video (``DATA_RANDOM_GAP_*``):
             the clip spans more motion, so copying the previous mask is not enough.
+        look_alike_objects: every video's objects look alike (see :func:`render_video`).
     """
 
     def __init__(
@@ -327,6 +393,7 @@ class SyntheticVideos(Dataset):
         noise: float = 3.0,
         scale: float = 1.0,
         max_gap: int = 1,
+        look_alike_objects: bool = False,
     ) -> None:
         if num_videos < 1:
             raise ValueError(f"num_videos must be at least 1, got {num_videos}")
@@ -344,6 +411,7 @@ class SyntheticVideos(Dataset):
             raise ValueError(f"max_gap must be at least 1 (1 = consecutive frames), got {max_gap}")
         self.seed, self.motion, self.noise, self.scale = int(seed), motion, noise, scale
         self.max_gap = int(max_gap)
+        self.look_alike_objects = bool(look_alike_objects)
 
     def __len__(self) -> int:
         return self.num_videos
@@ -356,7 +424,8 @@ class SyntheticVideos(Dataset):
         d = int(rng.integers(self.num_distractors[0], self.num_distractors[1] + 1))
         span = (self.num_frames - 1) * self.max_gap + 1
         frames, labels = render_video(
-            rng, span, self.size, n, d, self.motion, self.noise, scale=self.scale
+            rng, span, self.size, n, d, self.motion, self.noise, scale=self.scale,
+            look_alike_objects=self.look_alike_objects,
         )
         if self.max_gap > 1:
             gaps = rng.integers(1, self.max_gap + 1, self.num_frames - 1)
