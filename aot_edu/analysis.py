@@ -7,10 +7,13 @@ the notebooks and the benchmarks.
   :func:`video_scores` (J&F per video), :func:`evaluate_model`;
 - drift: :func:`per_frame_j` (J at every frame index, as tested or teacher-forced);
 - which memory the model uses: :func:`memory_ablation` (J&F with the long- or short-term
-  attention of every LSTT block removed, Eq. 6 / Eq. 7);
+  attention of every LSTT block removed, Eq. 6 / Eq. 7, using :func:`attention_removed`);
+- identification against post-ensemble (Fig. 3, Eq. 1): :func:`compare_strategies`;
+- an object reappearing after an occlusion (Fig. 7): :func:`reappearance_frames`,
+  :func:`occlusion_attention`;
 - the identity bank (Fig. 4): :func:`identity_bank_stats` against the equidistant
   ``-1/(M-1)``;
-- attention per layer (Fig. 6-7): :func:`attention_entropy_per_layer`.
+- attention per layer (Fig. 6): :func:`attention_entropy_per_layer`.
 
 ``videos`` everywhere is anything with ``len()`` and ``video(i) -> (frames uint8 [T, H, W, 3],
 labels uint8 [T, H, W])`` (e.g. :class:`aot_edu.data.SyntheticVideos`); a *predictor* is a
@@ -19,7 +22,9 @@ function ``(frames, labels) -> masks [T, H, W]`` that may read ``labels[0]`` onl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -28,7 +33,14 @@ import torch.nn.functional as F
 from .engine import InferenceSession, segment
 from .metrics import evaluate_sequence, jaccard
 from .model import AOT
-from .viz import attention_entropy, record_attention, similarity_stats, uniform_entropy
+from .viz import (
+    AttentionRecord,
+    attention_entropy,
+    attention_views,
+    record_attention,
+    similarity_stats,
+    uniform_entropy,
+)
 
 Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -152,35 +164,152 @@ def per_frame_j(videos, predict: Predictor) -> np.ndarray:
 MEMORY_ABLATIONS = ("nothing removed", "long-term attention removed", "short-term attention removed")
 
 
-def memory_ablation(model: AOT, videos) -> dict[str, float]:
-    """Held-out J&F with nothing removed, and with the output of every LSTT block's long-term
-    (Eq. 6) or short-term (Eq. 7) attention set to zero on every propagated frame (the
-    reference frame runs unchanged): how much the model relies on each memory."""
-    state: dict = {"propagating": False, "removed": None}
+@contextmanager
+def attention_removed(model: AOT, which: str | None) -> Iterator[None]:
+    """Inside the ``with`` block, the output of every LSTT block's long-term attention
+    (``which="long"``, Eq. 6) or short-term attention (``"short"``, Eq. 7) is zero on every
+    propagated frame; the reference frame runs unchanged. ``None`` removes nothing."""
+    if which not in (None, "long", "short"):
+        raise ValueError(f"which must be None, 'long' or 'short', got {which!r}")
+    state = {"propagating": False}
 
     def note_frame(block, args):  # LSTTBlock(x, pos, size_2d, id_emb, ...): no id_emb = propagated
         state["propagating"] = args[3] is None
 
-    def remove(name):
-        def hook(module, args, output):
-            if state["propagating"] and state["removed"] == name:
-                return (torch.zeros_like(output[0]), *output[1:])
-        return hook
+    def remove(module, args, output):
+        if state["propagating"]:
+            return (torch.zeros_like(output[0]), *output[1:])
 
     handles = []
-    for block in model.LSTT.layers:
-        handles += [block.register_forward_pre_hook(note_frame),
-                    block.long_term_attn.register_forward_hook(remove("long")),
-                    block.short_term_attn.register_forward_hook(remove("short"))]
-    scores = {}
+    if which is not None:
+        for block in model.LSTT.layers:
+            attention = block.long_term_attn if which == "long" else block.short_term_attn
+            handles += [block.register_forward_pre_hook(note_frame),
+                        attention.register_forward_hook(remove)]
     try:
-        for label, removed in zip(MEMORY_ABLATIONS, (None, "long", "short"), strict=True):
-            state["removed"] = removed
-            scores[label] = evaluate_model(model, videos)["J&F"]
+        yield
     finally:
         for handle in handles:
             handle.remove()
+
+
+def memory_ablation(model: AOT, videos) -> dict[str, float]:
+    """Held-out J&F with nothing removed, and with the output of every LSTT block's long-term
+    (Eq. 6) or short-term (Eq. 7) attention set to zero on every propagated frame (the
+    reference frame runs unchanged): how much the model relies on each memory."""
+    scores = {}
+    for label, removed in zip(MEMORY_ABLATIONS, (None, "long", "short"), strict=True):
+        with attention_removed(model, removed):
+            scores[label] = evaluate_model(model, videos)["J&F"]
     return scores
+
+
+# --- identification against post-ensemble (Fig. 3, Eq. 1) -----------------------------------------
+
+def strategy_predictor(model: AOT, strategy: str = "identification") -> Predictor:
+    """The predictor of ``model`` run with a multi-object ``strategy`` of
+    :data:`aot_edu.post_ensemble.STRATEGIES`: ``identification`` (AOT: every object in one pass,
+    Eq. 3-5) or ``post_ensemble_sequential`` / ``post_ensemble_parallel`` (one 1-object problem
+    per object, merged by soft aggregation, Eq. 1). The predictor's ``seconds`` list gets the
+    mean time per propagated frame (propagate + memory update) of every video it segments."""
+    from .post_ensemble import make_session
+
+    seconds: list[float] = []
+
+    def predict(frames: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        session = make_session(strategy, model)
+        masks = [np.asarray(labels[0])]
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                session.add_reference(frames[0], labels[0])
+                start = time.perf_counter()
+                for t in range(1, len(frames)):
+                    predicted = session.propagate(frames[t]).labels
+                    session.update_memory(predicted)
+                    masks.append(predicted.cpu().numpy())
+                seconds.append((time.perf_counter() - start) / max(1, len(frames) - 1))
+        finally:
+            model.train(was_training)
+        return np.stack(masks)
+
+    predict.seconds = seconds
+    return predict
+
+
+def compare_strategies(
+    model: AOT, videos, strategies: Sequence[str] = ("identification", "post_ensemble_sequential"),
+) -> dict[str, dict]:
+    """Segment every video with each strategy (Fig. 3: identification against post-ensemble)
+    and score it with the DAVIS protocol (:func:`score_videos`).
+
+    The strategies take turns video by video (in alternating order, so a busy machine slows
+    them alike). Returns ``{strategy: {"J&F", "J", "F", "videos", "objects", "ms_per_frame",
+    "per_video_jf"}}``: :func:`global_scores`, the median over videos of the mean time per
+    propagated frame, and the J&F of every video.
+    """
+    predictors = {s: strategy_predictor(model, s) for s in strategies}
+    scores: dict[str, list] = {s: [] for s in strategies}
+    for i in range(len(videos)):
+        frames, labels = videos.video(i)
+        order = list(strategies) if i % 2 == 0 else list(reversed(strategies))
+        for strategy in order:
+            j, f = evaluate_sequence(labels, predictors[strategy](frames, labels))
+            scores[strategy].append((np.nanmean(j, axis=1), np.nanmean(f, axis=1)))
+    return {
+        s: {**global_scores(scores[s]), "ms_per_frame": 1000.0 * float(np.median(predictors[s].seconds)),
+            "per_video_jf": video_scores(scores[s])}
+        for s in strategies
+    }
+
+
+# --- an object reappearing after an occlusion (Fig. 7) --------------------------------------------
+
+def reappearance_frames(labels: np.ndarray, object_id: int = 1) -> list[int]:
+    """Frames ``t`` where ``object_id`` is visible in ``labels [T, H, W]`` and was not at
+    ``t - 1``: the moments when only a memory older than ``t - 1`` can say where it is."""
+    visible = [(np.asarray(frame) == object_id).any() for frame in labels]
+    return [t for t in range(1, len(visible)) if visible[t] and not visible[t - 1]]
+
+
+def occlusion_attention(record: AttentionRecord, frame: int, object_id: int = 1) -> dict:
+    """Paper Fig. 7 in numbers: what the long-term (Eq. 6) and the short-term (Eq. 7) attention
+    of every LSTT layer carry about ``object_id`` to a query token on it, at ``frame``.
+
+    The query is the token whose 17x17 patch holds most of the object in the ground truth of
+    ``frame`` (the record needs ``ground_truth``). For each layer (mean over heads), the value
+    is the object's share of what the attention carries to the query, ``(A Y)[object]`` of
+    :func:`aot_edu.viz.attention_views`: the attention weight the query puts on the object's
+    tokens, ``Y`` being the masks held in memory - the given mask of frame 0 (long-term, the
+    only memory frame of AOT-T/S/B at test time) and the model's own prediction of frame
+    ``t - 1`` (short-term). ``chance_*`` is the same share under uniform attention.
+
+    Returns ``{"frame", "query", "long": [layers], "short": [layers], "chance_long",
+    "chance_short"}`` (floats in ``[0, 1]``).
+    """
+    if record.ground_truth is None:
+        raise ValueError("occlusion_attention needs a record with ground_truth (record_attention(..., ground_truth=labels))")
+    fraction = record.token_labels(frame, ground_truth=True)[object_id]
+    if float(fraction.max()) == 0:
+        raise ValueError(f"object {object_id} is not visible in frame {frame}")
+    h, w = record.token_size
+    index = int(fraction.flatten().argmax())
+    query = (index // w, index % w)
+    long, short = [], []
+    for layer in range(record.num_layers):
+        views = attention_views(record, frame, layer, query)
+        long.append(float(views["long_carried"][object_id][query]))
+        short.append(float(views["short_carried"][object_id][query]))
+    memory = record.long_term_frames[frame - 1]
+    chance_long = float(np.mean([record.token_labels(f)[object_id].mean() for f in memory]))
+    offsets = np.arange(-record.max_dis, record.max_dis + 1) * record.dilation
+    rows, cols = query[0] + offsets, query[1] + offsets  # the 15x15 window, clipped to the frame
+    rows, cols = rows[(rows >= 0) & (rows < h)], cols[(cols >= 0) & (cols < w)]
+    previous = record.token_labels(frame - 1)[object_id].numpy()
+    chance_short = float(previous[np.ix_(rows, cols)].mean())
+    return {"frame": frame, "query": query, "long": long, "short": short,
+            "chance_long": chance_long, "chance_short": chance_short}
 
 
 # --- identity bank and attention --------------------------------------------------------------------
@@ -197,7 +326,7 @@ def identity_bank_stats(model: AOT) -> dict[str, float]:
 
 def attention_entropy_per_layer(model: AOT, videos, num_videos: int = 4) -> dict[str, list[float]]:
     """Mean entropy (nats) of the long- and short-term attention rows of every LSTT layer
-    (Fig. 6-7: later layers attend more sharply), over the propagated frames of the first
+    (Fig. 6: later layers attend more sharply), over the propagated frames of the first
     ``num_videos`` videos, with the entropy of uniform attention beside it."""
     long_rows, short_rows, long_uniform, short_uniform = [], [], [], []
     for i in range(min(num_videos, len(videos))):

@@ -10,6 +10,7 @@ Every picture in the notebooks comes from a function here, so it can be tested a
   :func:`record_attention` (run a model over a clip keeping every layer's attention weights),
   :func:`attention_views` and :func:`plot_attention` (paper Fig. 6-7: where one query pixel looks
   in the long- and short-term memory, and the objects' colours carried by each attention),
+  :func:`plot_attention_layers` (Fig. 7: one query's long- and short-term attention, layer by layer),
   :func:`attention_entropy` with its uniform reference :func:`uniform_entropy`;
 - the identity bank: :func:`cosine_similarity_matrix`, :func:`plot_identity_similarity`
   (paper Fig. 4);
@@ -596,6 +597,58 @@ def default_query(record: AttentionRecord) -> tuple[int, int]:
     best = fraction >= fraction.max() - 1e-6
     index = int(torch.where(best, distance, torch.inf).flatten().argmin())
     return index // w, index % w
+
+
+def plot_attention_layers(record: AttentionRecord, frame: int, query: tuple[int, int] | None = None,
+                          object_id: int | None = None, size: float = 2.2) -> Figure:
+    """Paper Fig. 7 for one frame and query token, every LSTT layer (mean over heads).
+
+    One row per layer: the query on frame ``t``; its long-term attention (Eq. 6) over the
+    first memory frame; its short-term attention (Eq. 7) over frame ``t - 1`` (white box: the
+    window, clipped to the frame). Each map is titled with the share of the weight that lands
+    on the query's object (the given mask of the memory frame; the model's prediction of
+    frame ``t - 1``): what each attention carries about the object to the query.
+    ``query``: token ``(row, col)``, default :func:`default_query`; ``object_id``: the object
+    whose share is given, default the true label at the query token's centre.
+    """
+    query = query if query is not None else default_query(record)
+    size_hw = record.frames.shape[1:3]
+    (h, w), (height, width) = record.token_size, size_hw
+    py, px = token_to_pixel(record, query)
+    memory = record.long_term_frames[frame - 1]
+    truth = record.ground_truth if record.ground_truth is not None else record.masks
+    obj = object_id if object_id is not None else int(
+        truth[frame][min(round(py), height - 1), min(round(px), width - 1)])
+    fig, axes = _grid(record.num_layers, 3, size, size_hw[0] / size_hw[1])
+    fig.suptitle(f"{record.title + ': ' if record.title else ''}frame {frame}, query token {tuple(query)} "
+                 f"(object {obj}), mean of heads", fontsize=10)
+    reach = record.max_dis * record.dilation
+    sy, sx = (height - 1) / max(h - 1, 1), (width - 1) / max(w - 1, 1)
+    from matplotlib.patches import Rectangle
+
+    for layer in range(record.num_layers):
+        views = attention_views(record, frame, layer, query)
+        ax = axes[layer, 0]
+        ax.imshow(record.frames[frame])
+        ax.plot(px, py, "w+", markersize=12, markeredgewidth=2.5)
+        ax.set_axis_on()
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(f"layer {layer}", fontsize=9)
+        ax.set_title(f"query on frame {frame}", fontsize=9)
+        for col, key, shown, label in ((1, "long_carried", memory[0], "long-term (Eq. 6)"),
+                                       (2, "short_carried", frame - 1, "short-term (Eq. 7)")):
+            maps = views["long"][:1] if col == 1 else views["short"][None]
+            ax = axes[layer, col]
+            ax.imshow(record.frames[shown])
+            ax.imshow(_resize_maps(maps, size_hw)[0], cmap="viridis", alpha=0.65)
+            share = float(views[key][obj][query]) if obj > 0 else float("nan")
+            ax.set_title(f"{label}: frame {shown}\non object {obj}: {share:.2f}", fontsize=8)
+        top, bottom = max((query[0] - reach - 0.5) * sy, 0.5), min((query[0] + reach + 0.5) * sy, height - 1.5)
+        left, right = max((query[1] - reach - 0.5) * sx, 0.5), min((query[1] + reach + 0.5) * sx, width - 1.5)
+        axes[layer, 2].add_patch(Rectangle((left, top), right - left, bottom - top,
+                                           fill=False, edgecolor="white", linewidth=1.5))
+    return fig
 
 
 def attention_entropy(record: AttentionRecord, kind: str = "long_term") -> np.ndarray:
