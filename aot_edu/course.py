@@ -25,6 +25,7 @@ import argparse
 import math
 import os
 import random
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +33,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO_URL = "https://github.com/aot-edu/aot-edu"
+from .repository import COLAB_LINK, colab_url, repository_url
+
+REPO_URL = repository_url()  # set in ONE place: pyproject.toml [project.urls] Repository
 COLAB_ROOT = Path("/content/aot-edu")
-# The first code cell of every notebook. It cannot import this package (on Colab the package is
-# not installed yet), so each notebook carries this text; `make check-notebooks` and the tests
-# check that every copy is exactly this one.
-COLAB_SETUP = f"""\
+
+
+def colab_setup(url: str) -> str:
+    """The first code cell of every notebook, cloning ``url`` on Colab. It cannot import this
+    package (on Colab the package is not installed yet), so each notebook carries this text;
+    `make check-notebooks` and the tests check that every copy is exactly this one."""
+    return f"""\
 # On Colab: fetch the course and install it (about a minute). On your own checkout: nothing to do.
 import subprocess
 import sys
@@ -46,9 +52,12 @@ from pathlib import Path
 if "google.colab" in sys.modules:
     repo = Path("{COLAB_ROOT}")
     if not repo.exists():
-        subprocess.run(["git", "clone", "--depth", "1", "{REPO_URL}", str(repo)], check=True)
+        subprocess.run(["git", "clone", "--depth", "1", "{url}", str(repo)], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", str(repo)], check=True)
     sys.path.insert(0, str(repo))"""
+
+
+COLAB_SETUP = colab_setup(REPO_URL)
 MODES = ("quick", "full")
 
 
@@ -416,15 +425,57 @@ def sync_notebooks(check: bool, root: Path | None = None) -> list[str]:
 
 
 def check_colab_cells(root: Path | None = None) -> list[str]:
-    """Notebook sources whose first code cell is not :data:`COLAB_SETUP`."""
+    """Notebook sources whose first code cell is not :func:`colab_setup` of the repository URL
+    (``pyproject.toml`` of ``root``, see :mod:`aot_edu.repository`)."""
     import jupytext
 
+    root = root or repo_root()
+    setup = colab_setup(repository_url(root) if (root / "pyproject.toml").is_file() else REPO_URL)
     problems = []
-    for source in notebook_sources(root or repo_root()):
+    for source in notebook_sources(root):
         cells = [c for c in jupytext.read(source, fmt="py:percent").cells if c.cell_type == "code"]
-        if not cells or cells[0].source.strip() != COLAB_SETUP:
+        if not cells or cells[0].source.strip() != setup:
             problems.append(f"{source.name}: the first code cell must be course.COLAB_SETUP "
-                            "(copy it from aot_edu/course.py)")
+                            "(copy it from aot_edu/course.py, or run `make notebooks`)")
+    return problems
+
+
+_CLONE = re.compile(r'(subprocess\.run\(\["git", "clone", "--depth", "1", ")([^"]*)(")')
+
+
+def link_files(root: Path | None = None) -> list[Path]:
+    """The files that link to the repository: the notebook sources and the README (the
+    ``.ipynb`` files are generated from the sources)."""
+    root = root or repo_root()
+    readme = root / "README.md"
+    return [*notebook_sources(root), *([readme] if readme.is_file() else [])]
+
+
+def sync_links(check: bool, root: Path | None = None) -> list[str]:
+    """Point every Colab link and the clone cell at ``[project.urls] Repository``.
+
+    Rewrites (``check=False``) or lists (``check=True``) every *Open in Colab* link of the
+    notebook sources and the README that does not open a notebook of that repository, and
+    every notebook whose clone cell clones another URL. Each notebook must have a badge
+    opening itself.
+    """
+    root = root or repo_root()
+    url = repository_url(root)
+    problems = []
+    for path in link_files(root):
+        text = path.read_text(encoding="utf-8")
+        fixed = COLAB_LINK.sub(lambda m: colab_url(m.group("path"), url), text)
+        fixed = _CLONE.sub(lambda m: m.group(1) + url + m.group(3), fixed)
+        if fixed != text:
+            if check:
+                problems.append(f"{path.relative_to(root)}: a Colab or clone link is not {url} "
+                                "(pyproject.toml [project.urls] Repository): run `make notebooks`")
+            else:
+                path.write_text(fixed, encoding="utf-8")
+        if path.suffix == ".py":
+            own = colab_url(f"notebooks/{path.with_suffix('.ipynb').name}", url)
+            if own not in fixed:
+                problems.append(f"{path.name}: no Open in Colab badge for itself ({own})")
     return problems
 
 
@@ -434,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--write", action="store_true", help="regenerate every .ipynb from its .py")
     group.add_argument("--check", action="store_true", help="fail when a .ipynb differs")
     args = parser.parse_args(argv)
-    problems = sync_notebooks(check=args.check) + check_colab_cells()
+    problems = sync_links(check=args.check)
+    problems += sync_notebooks(check=args.check) + check_colab_cells()
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0

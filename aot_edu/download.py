@@ -53,6 +53,8 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
+from .repository import repository_url
+
 __all__ = [
     "DATASETS",
     "UNPACK_LIMIT_SCALE_ENV",
@@ -80,7 +82,7 @@ __all__ = [
 ]
 
 CHUNK_SIZE = 1 << 20
-USER_AGENT = "aot-edu (+https://github.com/aot-edu/aot-edu)"
+USER_AGENT = f"aot-edu (+{repository_url()})"
 # HTTP statuses worth retrying: the server is busy or briefly broken, the URL is fine.
 TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
 GDRIVE_MANUAL_URL = "https://drive.google.com/uc?id={id}"

@@ -205,3 +205,55 @@ def test_every_notebook_opens_with_the_one_colab_setup_cell(tmp_path):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "97_other.py").write_text("# %%\nimport sys\n")
     assert "97_other.py: the first code cell must be course.COLAB_SETUP" in course.check_colab_cells(tmp_path)[0]
+
+
+def test_every_colab_link_uses_the_one_repository_url():
+    """Issue 19, item 6: the repository is named in pyproject.toml [project.urls] only; every
+    Colab badge, clone cell and link to the course's repository is made from it."""
+    import re
+
+    from aot_edu.repository import COLAB_LINK, colab_url, github_path, repository_url
+
+    url = repository_url(ROOT)
+    assert course.REPO_URL == url and github_path(url).count("/") == 1
+    files = [*ROOT.glob("notebooks/*.py"), *ROOT.glob("notebooks/*.ipynb"), *ROOT.glob("*.md")]
+    links = 0
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        for match in COLAB_LINK.finditer(text):
+            links += 1
+            assert f"https://github.com/{match['owner']}/{match['name']}" == url, (path.name, match[0])
+            assert match["branch"] == "main" and (ROOT / match["path"]).is_file(), (path.name, match[0])
+        for other in re.findall(r"https://github\.com/[\w.-]+/aot-edu[\w.-]*", text):
+            assert other == url, (path.name, other)
+        if path.parent.name == "notebooks" and path.name[:2].isdigit():
+            assert colab_url(f"notebooks/{path.with_suffix('.ipynb').name}", url) in text, path.name
+            assert f'"git", "clone", "--depth", "1", "{url}"' in text.replace('\\"', '"'), path.name
+    assert links >= 2 * len(course.notebook_sources(ROOT))  # a badge in every source and .ipynb
+    assert course.sync_links(check=True, root=ROOT) == []
+
+
+def test_a_fork_sets_its_url_once_and_make_notebooks_rewrites_the_links(tmp_path):
+    from aot_edu.repository import colab_url, github_path
+
+    fork = "https://github.com/someone/aot-edu-fork"
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert course.REPO_URL in pyproject
+    (tmp_path / "pyproject.toml").write_text(pyproject.replace(course.REPO_URL, fork), encoding="utf-8")
+    (tmp_path / "notebooks").mkdir()
+    source = tmp_path / "notebooks" / "04_model.py"
+    source.write_text((ROOT / "notebooks" / "04_model.py").read_text(encoding="utf-8"), encoding="utf-8")
+    (tmp_path / "README.md").write_text(
+        f"[open]({colab_url('notebooks/04_model.ipynb', course.REPO_URL)})\n", encoding="utf-8")
+
+    problems = course.sync_links(check=True, root=tmp_path)
+    assert len(problems) == 2 and all("run `make notebooks`" in p for p in problems)
+    assert "the first code cell must be course.COLAB_SETUP" in course.check_colab_cells(tmp_path)[0]
+    assert course.sync_links(check=False, root=tmp_path) == []
+    assert course.sync_links(check=True, root=tmp_path) == [] and course.check_colab_cells(tmp_path) == []
+    text = source.read_text(encoding="utf-8")
+    assert course.REPO_URL not in text and colab_url("notebooks/04_model.ipynb", fork) in text
+    assert f'"git", "clone", "--depth", "1", "{fork}"' in text
+    assert "someone/aot-edu-fork/blob/main/notebooks/04_model.ipynb" in (tmp_path / "README.md").read_text()
+    with pytest.raises(ValueError, match="GitHub"):
+        github_path("https://gitlab.com/someone/aot-edu")
