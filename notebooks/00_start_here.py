@@ -150,8 +150,8 @@ print("pixels of disc 1 per frame:", areas[:, 1].tolist())
 # | 00 start here | the task, the data, the setup | videos and masks |
 # | 01 attention | attention as matching and propagation (Eq. 2); the one-object-at-a-time cost (Eq. 1) | labels carried from one image to another; timing that grows with N |
 # | 02 identity | the identity bank: embedding with a random assignment (Eq. 3), attention with identities (Eq. 4), decoding (Eq. 5) | widget: identity similarity (paper Fig. 4) |
-# | 03 LSTT | the Long Short-Term Transformer block (Fig. 2c): self, long-term (Eq. 6) and short-term (Eq. 7) attention, feed-forward | widget: per-layer attention maps (paper Fig. 6-7) |
-# | 04 model | the whole model, its variants, official weights, segmenting a video | an animated segmentation; N objects for the price of one, measured |
+# | 03 LSTT | the Long Short-Term Transformer block (Fig. 2c): self, long-term (Eq. 6) and short-term (Eq. 7) attention, feed-forward | widget: per-layer attention maps (paper Fig. 6); an occluded object found again by long-term attention (Fig. 7) |
+# | 04 model | the whole model, its variants, official weights, segmenting a video | an animated segmentation; N objects for the price of one, measured (Fig. 1c); look-alike objects, identification against post-ensemble (Fig. 3) |
 # | 05 training | training AOT (losses, schedule) | loss curves |
 # | 06 evaluation | DAVIS J&F, the official protocol | scores next to the paper's |
 #

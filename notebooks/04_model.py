@@ -244,6 +244,88 @@ fig
 # official model zoo reports AOT-T at about 51 frames per second on DAVIS 2017 (several objects
 # per video) on a V100 GPU.
 #
+# ## Look-alike objects: identification against post-ensemble (paper Fig. 3)
+#
+# Speed is half of the paper's argument; the other half is accuracy. A post-ensemble network
+# sees one object at a time ("this one" against "everything else"), so an object's look-alike
+# is just more background that happens to match it. Identification decodes every object in
+# one embedding, where the objects compete for each pixel. The paper's Fig. 3 makes this point
+# with several look-alike objects: AOT keeps them apart better than post-ensemble methods,
+# at a fraction of their cost as the number of objects grows.
+#
+# We measure both halves with **one** network: the course model (AOT-B, trained at 129x129),
+# run both ways on synthetic videos whose N objects all share one shape kind, texture and
+# colours (`look_alike_objects=True`) and differ only in position, size and motion. The paper
+# compares different networks (e.g. CFBI, trained one object at a time); here only the
+# multi-object strategy changes. Scores are the DAVIS J&F (`aot_edu.analysis.compare_strategies`
+# runs both strategies on each video, taking turns, and scores them with notebook 06's metrics).
+
+# %%
+from aot_edu.analysis import compare_strategies, strategy_predictor
+from aot_edu.data import SyntheticVideos
+
+course_aotb, _ = course.course_model(settings)  # the shipped course model, whatever `trained` is
+recipe = course.course_config().data
+look_alike_counts = settings.pick([1, 2, 4], [1, 2, 3, 4, 5, 6])
+look_alike = {}
+for n in look_alike_counts:
+    videos = SyntheticVideos(num_videos=settings.pick(3, 12), num_frames=settings.pick(10, 20), size=recipe.size,
+                             num_objects=n, num_distractors=0, seed=300 + n, motion=0.5, scale=1.2,
+                             look_alike_objects=True)
+    look_alike[n] = compare_strategies(course_aotb, videos)
+strategies = {"identification": "identification", "post-ensemble": "post_ensemble_sequential"}
+print(f"course AOT-B, {len(videos)} videos of {videos.num_frames} frames per N, J&F (ms per frame)")
+for n, row in look_alike.items():
+    print(f"  N={n}: " + "   ".join(f"{name} {row[s]['J&F']:.3f} ({row[s]['ms_per_frame']:.0f} ms)"
+                                    for name, s in strategies.items()))
+
+# %% [markdown]
+# What the videos look like, and what each strategy makes of the last frame of one of them:
+
+# %%
+frames_n, truth_n = videos.video(0)
+masks_n = {name: strategy_predictor(course_aotb, s)(frames_n, truth_n) for name, s in strategies.items()}
+last_n = len(frames_n) - 1
+viz.show_images([viz.overlay(frames_n[0], truth_n[0]), viz.overlay(frames_n[last_n], truth_n[last_n])]
+                + [viz.overlay(frames_n[last_n], m[last_n]) for m in masks_n.values()],
+                ["given mask, frame 0", f"truth, frame {last_n}"] + [f"{name}, frame {last_n}" for name in masks_n],
+                ncols=4, size=2.2, suptitle=f"{max(look_alike_counts)} look-alike objects")
+
+# %%
+fig = Figure(figsize=(8, 3.2), layout="constrained")
+ax_acc, ax_time = fig.subplots(1, 2)
+for name, s in strategies.items():
+    ax_acc.plot(look_alike_counts, [look_alike[n][s]["J&F"] for n in look_alike_counts], "o-", label=name)
+    ax_time.plot(look_alike_counts, [look_alike[n][s]["ms_per_frame"] for n in look_alike_counts], "o-", label=name)
+ax_acc.set_ylabel("J&F")
+ax_acc.set_ylim(0, 1)
+ax_time.set_ylabel("ms per frame")
+ax_time.set_ylim(bottom=0)
+for ax in (ax_acc, ax_time):
+    ax.set_xlabel("look-alike objects N")
+    ax.set_xticks(look_alike_counts)
+    ax.legend()
+fig.suptitle(f"course AOT-B on {settings.device.type}, {recipe.size}x{recipe.size} (cf. paper Fig. 3)", fontsize=10)
+viz.save_figure(fig, settings.figures_dir / "04_look_alike_objects.png")
+fig
+
+# %% [markdown]
+# **Reading it honestly.** Time behaves as the paper says: identification costs about the
+# same for every N, post-ensemble grows with N (one LSTT and decoder pass per object; the
+# absolute times depend on how busy the machine is). Accuracy does not: with this model,
+# post-ensemble scores **as well as or slightly better than** identification on look-alike
+# objects. In quick mode (3 videos of 10 frames per N, a 2-core CPU) we measured J&F
+# identification / post-ensemble 0.981 / 0.981 at N=1 (the same computation), 0.873 / 0.869
+# at N=2 and 0.766 / 0.803 at N=4 (post-ensemble ahead on each of the three videos); on 6 other
+# videos per N, 0.98 / 0.98, 0.78 / 0.80, 0.82 / 0.83, 0.80 / 0.81 and 0.75 / 0.76 for N=1-5.
+# Why the paper's gap does not show here: its post-ensemble baselines are other networks,
+# trained one object at a time, while ours is AOT's own network given one identity at a
+# time - it keeps everything identification training taught it, and the merge (soft
+# aggregation) still makes the objects compete for each pixel. What identification buys this
+# model is speed, at a small cost in accuracy on look-alikes; the accuracy half of Fig. 3 is
+# a claim about networks trained differently, which this experiment does not test. (Full
+# mode measures N=1-6 on 12 videos of 20 frames each.)
+#
 # ### Exercise 1: the official input size
 #
 # DAVIS frames are 480x854. The official evaluator keeps the long edge at most 1040 and then
