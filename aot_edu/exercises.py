@@ -193,12 +193,20 @@ def check(key: str, answer):
 
 
 def _record(key: str, status: str) -> None:
+    """Note the check's result; with ``AOT_EDU_GRADES`` set, also append it to that file with
+    the folder the notebook runs in (one folder per student tells the students apart).
+
+    A relative ``AOT_EDU_GRADES`` is taken from the directory where the command was started
+    (``$PWD``, which a kernel inherits), not the kernel's own directory: nbval and Jupyter
+    start a kernel in the notebook's folder, where a relative path would scatter the file.
+    """
     _results[key] = status
     path = os.environ.get(GRADES)
     if path:
+        path = Path(os.environ.get("PWD", os.getcwd()), path)
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps({"exercise": key, "notebook": EXERCISES[key].notebook,
-                                "status": status}) + "\n")
+                                "status": status, "folder": os.getcwd()}) + "\n")
 
 
 def hint(key: str, all: bool = False) -> None:  # noqa: A002 (reads well in a notebook)

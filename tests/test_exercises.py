@@ -473,11 +473,26 @@ def test_grades_are_recorded(monkeypatch, tmp_path):
     with pytest.raises(Mistake):
         exercises.check("identification_decoding", lambda L, P: L)
     rows = [json.loads(line) for line in grades.read_text().splitlines()]
+    here = str(Path.cwd())
     assert rows == [
-        {"exercise": "attention", "notebook": "01_attention", "status": "correct"},
-        {"exercise": "identification_decoding", "notebook": "02_identity", "status": "not right yet"},
+        {"exercise": "attention", "notebook": "01_attention", "status": "correct", "folder": here},
+        {"exercise": "identification_decoding", "notebook": "02_identity", "status": "not right yet",
+         "folder": here},
     ]
     assert exercises.summary()["attention"] == "correct"
+
+
+def test_relative_grades_file_lands_where_the_command_ran(monkeypatch, tmp_path):
+    # nbval starts the kernel in the notebook's folder; $PWD is still the instructor's.
+    instructor, student = tmp_path / "course", tmp_path / "course" / "student" / "notebooks"
+    student.mkdir(parents=True)
+    monkeypatch.setenv("PWD", str(instructor))
+    monkeypatch.chdir(student)
+    monkeypatch.setenv(exercises.GRADES, "grades.jsonl")
+    exercises.check("attention", S.attention)
+    assert not (student / "grades.jsonl").exists()
+    row = json.loads((instructor / "grades.jsonl").read_text())
+    assert row["status"] == "correct" and row["folder"] == str(student)
 
 
 # --- the notebooks ------------------------------------------------------------------------------
