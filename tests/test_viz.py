@@ -302,6 +302,17 @@ def test_plot_attention(record):
     assert 0 <= x0 < x1 <= 96 and 0 <= y0 < y1 <= 64
 
 
+def test_plot_attention_layers_shows_every_layer_with_the_shares_it_carries(record):
+    fig = viz.plot_attention_layers(record, 2, query=(1, 1), object_id=1)
+    assert len(fig.axes) == 3 * record.num_layers == 6
+    views = viz.attention_views(record, 2, 1, (1, 1))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[4] == f"long-term (Eq. 6): frame 0\non object 1: {views['long_carried'][1][1, 1]:.2f}"
+    assert titles[5] == f"short-term (Eq. 7): frame 1\non object 1: {views['short_carried'][1][1, 1]:.2f}"
+    assert "query token (1, 1) (object 1)" in fig.get_suptitle()
+    assert len(fig.axes[2].patches) == 1  # the short-term window
+
+
 def test_attention_widget_controls_change_the_picture(record):
     widget = viz.attention_widget({"a": record, "b": record})
     assert set(widget.controls) == {"model", "frame", "layer", "head", "row", "col"}
