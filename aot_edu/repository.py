@@ -30,11 +30,23 @@ COLAB_LINK = re.compile(
 BRANCH = "main"
 
 
+def _checkout_pyproject() -> Path | None:
+    """The ``pyproject.toml`` of the checkout this module lies in: the nearest one above it
+    whose project is ``aot-edu`` (an installed copy may lie inside another project)."""
+    for folder in Path(__file__).resolve().parents:
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            with candidate.open("rb") as file:
+                if tomllib.load(file).get("project", {}).get("name") == PROJECT:
+                    return candidate
+    return None
+
+
 def repository_url(root: Path | None = None) -> str:
     """``[project.urls] Repository`` of ``root/pyproject.toml`` (default: this checkout's), or
     of the installed package's metadata when there is no ``pyproject.toml``."""
-    pyproject = (root or Path(__file__).resolve().parent.parent) / "pyproject.toml"
-    if pyproject.is_file():
+    pyproject = root / "pyproject.toml" if root is not None else _checkout_pyproject()
+    if pyproject is not None and pyproject.is_file():
         with pyproject.open("rb") as file:
             urls = tomllib.load(file).get("project", {}).get("urls", {})
         if "Repository" not in urls:

@@ -225,7 +225,7 @@ def test_every_colab_link_uses_the_one_repository_url():
             assert f"https://github.com/{match['owner']}/{match['name']}" == url, (path.name, match[0])
             assert match["branch"] == "main" and (ROOT / match["path"]).is_file(), (path.name, match[0])
         for other in re.findall(r"https://github\.com/[\w.-]+/aot-edu[\w.-]*", text):
-            assert other == url, (path.name, other)
+            assert other in (url, "https://github.com/YOU/aot-edu"), (path.name, other)  # YOU: the README's fork
         if path.parent.name == "notebooks" and path.name[:2].isdigit():
             assert colab_url(f"notebooks/{path.with_suffix('.ipynb').name}", url) in text, path.name
             assert f'"git", "clone", "--depth", "1", "{url}"' in text.replace('\\"', '"'), path.name
@@ -257,3 +257,19 @@ def test_a_fork_sets_its_url_once_and_make_notebooks_rewrites_the_links(tmp_path
     assert "someone/aot-edu-fork/blob/main/notebooks/04_model.ipynb" in (tmp_path / "README.md").read_text()
     with pytest.raises(ValueError, match="GitHub"):
         github_path("https://gitlab.com/someone/aot-edu")
+
+
+def test_an_installed_copy_reads_the_url_from_its_metadata(monkeypatch, tmp_path):
+    import email.message
+    import importlib.metadata
+
+    from aot_edu.repository import repository_url
+
+    installed = email.message.Message()
+    installed["Project-URL"] = "Homepage, https://example.org"
+    installed["Project-URL"] = "Repository, https://github.com/someone/aot-edu/"
+    monkeypatch.setattr(importlib.metadata, "metadata", lambda name: installed)
+    assert repository_url(tmp_path) == "https://github.com/someone/aot-edu"  # no pyproject.toml there
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "aot-edu"\n', encoding="utf-8")
+    with pytest.raises(KeyError, match="Repository"):
+        repository_url(tmp_path)
