@@ -27,8 +27,9 @@ exercise must be written - for learners who want to be held to it, and for gradi
 
 **A student version** for a class is this repository without ``notebooks/solutions.py``:
 checks and hints keep working, the solutions are gone. ``AOT_EDU_GRADES=results.jsonl``
-appends one line per check (exercise, status) for an instructor who runs the students'
-notebooks, e.g. with ``AOT_EDU_SOLUTIONS=off pytest --nbval-lax``; :func:`summary` shows a
+appends one line per check (exercise, notebook, status, the notebook's folder) for an
+instructor who runs the students' notebooks, e.g. with ``AOT_EDU_SOLUTIONS=off pytest
+--nbval-lax`` (the README's command); :func:`summary` shows a
 learner's own table.
 
 Hints come on request: ``exercises.hint("attention")`` gives the next one each time.
