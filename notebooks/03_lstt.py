@@ -35,12 +35,14 @@ from IPython.display import display
 from torch import Tensor, nn
 
 import aot_edu
-from aot_edu import build_model, course, exercises, viz
-from aot_edu.attention import merge_heads, split_heads  # noqa: F401 (merge_heads: yours)
-from aot_edu.engine import AOTEngine, official_input_size, prepare_frame
-from aot_edu.identity import one_hot_labels
-from aot_edu.lstt import LSTTBlock, map_to_seq, seq_to_map
+from aot_edu import build_model, course, viz
+from aot_edu.course import exercises
+from aot_edu.inference import attention_maps
+from aot_edu.inference.engine import AOTEngine, official_input_size, prepare_frame
 from aot_edu.model import VARIANTS, count_parameters
+from aot_edu.model.attention import merge_heads, split_heads  # noqa: F401 (merge_heads: yours)
+from aot_edu.model.identity import one_hot_labels
+from aot_edu.model.lstt import LSTTBlock, map_to_seq, seq_to_map
 
 settings = course.setup()
 
@@ -200,7 +202,7 @@ with torch.inference_mode():
     relative = block.short_term_attn.relative_emb_k(query_map)
     your_short = short_term_attention(query_map, short_keys, short_values, relative,
                                  block.short_term_attn.relative_emb_v, heads, 15)
-    package_out, _ = aot_edu.attention.short_term_attention(
+    package_out, _ = aot_edu.model.attention.short_term_attention(
         query_map, short_keys, short_values, relative, block.short_term_attn.relative_emb_v, heads)
 torch.testing.assert_close(your_short, package_out, atol=1e-4, rtol=1e-4)
 print("your short-term attention on block 0:", tuple(your_short.shape), "- the same as the package's")
@@ -251,7 +253,7 @@ print(f"{solution:,} of the block's {count_parameters(block):,} parameters; "
 # differ, finds the first sub-layer whose input differs.
 
 # %%
-class PackageMultiheadAttention(aot_edu.attention.MultiheadAttention):
+class PackageMultiheadAttention(aot_edu.model.attention.MultiheadAttention):
     """The package's multi-head attention (notebook 01), returning only the output."""
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
@@ -395,9 +397,9 @@ print(f"the course model's training frames: {recipe.size} x {recipe.size}, "
 frames, labels = course.synthetic_clip(seed=11, num_frames=settings.pick(5, 8), size=289, num_objects=2)
 torch.manual_seed(0)
 records = {
-    "trained": viz.record_attention(trained, frames, labels[0], title=f"trained {trained.config.title}",
+    "trained": attention_maps.record_attention(trained, frames, labels[0], title=f"trained {trained.config.title}",
                                     ground_truth=labels),
-    "random": viz.record_attention(build_model(trained.config.name), frames, labels[0],
+    "random": attention_maps.record_attention(build_model(trained.config.name), frames, labels[0],
                                    title=f"random {trained.config.title}", ground_truth=labels),
 }
 record = records["trained"]
@@ -415,9 +417,9 @@ print(f"{len(record.frames)} frames at {record.frames.shape[1:3]}, token grid {r
 # %%
 for name, rec in records.items():
     for kind in ("long_term", "short_term"):
-        entropy = viz.attention_entropy(rec, kind).mean(0)
+        entropy = attention_maps.attention_entropy(rec, kind).mean(0)
         print(f"{name:>8} {kind:>10}: entropy per block {[round(float(e), 2) for e in entropy]} "
-              f"(uniform: {viz.uniform_entropy(rec, kind).mean():.2f})")
+              f"(uniform: {attention_maps.uniform_entropy(rec, kind).mean():.2f})")
 
 # %% [markdown]
 # The static picture first (it shows on GitHub too): the last frame, the last block, the mean

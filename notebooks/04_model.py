@@ -37,11 +37,11 @@ from IPython.display import HTML
 from matplotlib.figure import Figure
 
 import aot_edu
-from aot_edu import course, video, viz
-from aot_edu.engine import AOTEngine, official_input_size, prepare_frame, soft_aggregation
-from aot_edu.identity import one_hot_labels
+from aot_edu import course, viz
+from aot_edu.inference.engine import AOTEngine, official_input_size, prepare_frame, soft_aggregation
+from aot_edu.inference.post_ensemble import PostEnsembleSession, efficiency_curve
 from aot_edu.model import AOT, VARIANTS, count_parameters
-from aot_edu.post_ensemble import PostEnsembleSession, efficiency_curve
+from aot_edu.model.identity import one_hot_labels
 
 settings = course.setup()
 
@@ -235,7 +235,8 @@ ax.set_ylabel("ms per frame")
 ax.set_ylim(bottom=0)
 ax.set_title(f"AOT-T on {settings.device.type}, {timing_size[0]}x{timing_size[1]}", fontsize=10)
 ax.legend()
-viz.save_figure(fig, settings.figures_dir / "04_multi_object_time.png")
+# timings differ from machine to machine: saved with the outputs (ignored by git), not figures/
+viz.save_figure(fig, settings.outputs_dir / "04_multi_object_time.png")
 fig
 
 # %% [markdown]
@@ -329,7 +330,7 @@ print(f"{own.frames} frames in {own.seconds:.1f} s; objects entered at {own.entr
 # colour before frame 8 and is followed after it:
 
 # %%
-display(Image(filename=own.overlay))
+display(Image(filename=own.overlay))  # noqa: F821 (a notebook builtin)
 
 # %%
 predicted = np.stack([aot_edu.data.read_mask(p) for p in sorted(own.out.glob("*.png"))])

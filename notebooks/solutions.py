@@ -1,8 +1,8 @@
 """The course's solutions to the "your turn" exercises of notebooks 01-05.
 
 Written as a learner would, straight from the paper's equations, without the package: the
-package's implementations (``aot_edu.attention``, ``aot_edu.identity``, ``aot_edu.lstt``,
-``aot_edu.train``) are what the checks compare with. ``aot_edu.exercises.check`` falls back to
+package's implementations (``aot_edu.model.attention``, ``aot_edu.model.identity``, ``aot_edu.model.lstt``,
+``aot_edu.training``) are what the checks compare with. ``aot_edu.course.exercises.check`` falls back to
 these when an exercise is not written yet (see ``AOT_EDU_SOLUTIONS`` there); delete this file
 to hand out a student version of the course.
 """

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from aot_edu import course
+from aot_edu.course import notebooks as course_notebooks
 from conftest import ROOT
 
 
@@ -49,7 +50,7 @@ def test_seed_everything_is_repeatable():
 def test_notebooks_match_their_jupytext_sources():
     """Each notebooks/NN_topic.ipynb is exactly what `make notebooks` generates from its .py."""
     pytest.importorskip("jupytext")
-    assert course.sync_notebooks(check=True, root=ROOT) == []
+    assert course_notebooks.sync_notebooks(check=True, root=ROOT) == []
 
 
 def test_sync_detects_a_stale_notebook(tmp_path):
@@ -57,13 +58,13 @@ def test_sync_detects_a_stale_notebook(tmp_path):
     (tmp_path / "notebooks").mkdir()
     source = tmp_path / "notebooks" / "00_demo.py"
     source.write_text("# %% [markdown]\n# Hello\n\n# %%\nx = 1\n")
-    assert course.sync_notebooks(check=True, root=tmp_path) == [
+    assert course_notebooks.sync_notebooks(check=True, root=tmp_path) == [
         "00_demo.ipynb is missing: run `make notebooks`"
     ]
-    assert course.sync_notebooks(check=False, root=tmp_path) == []
-    assert course.sync_notebooks(check=True, root=tmp_path) == []
+    assert course_notebooks.sync_notebooks(check=False, root=tmp_path) == []
+    assert course_notebooks.sync_notebooks(check=True, root=tmp_path) == []
     source.write_text("# %% [markdown]\n# Hello\n\n# %%\nx = 2\n")
-    assert "differs" in course.sync_notebooks(check=True, root=tmp_path)[0]
+    assert "differs" in course_notebooks.sync_notebooks(check=True, root=tmp_path)[0]
 
 
 # --- the notebooks' helpers ----------------------------------------------------------------
@@ -166,7 +167,7 @@ def test_official_model_is_none_without_a_file_and_loads_one(monkeypatch, tmp_pa
 
 def test_course_model_is_the_shipped_model_loaded_at_once():
     """No training before the course: the notebooks get the shipped AOT-B and its losses."""
-    from aot_edu.course_model import STAGES, read_card
+    from aot_edu.course.model import STAGES, read_card
 
     model, source = course.course_model(course.get_settings("quick"))
     card = read_card()
@@ -192,16 +193,16 @@ def test_expected_output_cells_are_checked_by_nbval(tmp_path):
     source.write_text(
         '# %% [markdown]\n# A demo.\n\n# %% expected_output="4\\n"\nprint(2 + 2)\n\n# %%\nprint("free")\n'
     )
-    cells = json.loads(course.render_notebook(source))["cells"]
+    cells = json.loads(course_notebooks.render_notebook(source))["cells"]
     checked, free = cells[1], cells[2]
-    assert checked["metadata"]["tags"] == [course.CHECK_TAG]
+    assert checked["metadata"]["tags"] == [course_notebooks.CHECK_TAG]
     assert checked["outputs"] == [{"name": "stdout", "output_type": "stream", "text": ["4\n"]}]
     assert "expected_output" not in checked["metadata"] and checked["execution_count"] == 1
     assert free["outputs"] == [] and "tags" not in free["metadata"]
 
 
 def test_every_notebook_opens_with_the_one_colab_setup_cell(tmp_path):
-    assert course.check_colab_cells(ROOT) == []
+    assert course_notebooks.check_colab_cells(ROOT) == []
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "97_other.py").write_text("# %%\nimport sys\n")
-    assert "97_other.py: the first code cell must be course.COLAB_SETUP" in course.check_colab_cells(tmp_path)[0]
+    assert "97_other.py: the first code cell must be course.COLAB_SETUP" in course_notebooks.check_colab_cells(tmp_path)[0]
