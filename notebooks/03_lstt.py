@@ -244,10 +244,10 @@ print(f"{solution:,} of the block's {count_parameters(block):,} parameters; "
 #
 # - `X` `[HW, B, C]` are frame `t`'s tokens, `pos` their position embedding, `size_2d = (h, w)`;
 # - a **reference frame** comes with its identity embedding `E` and is its own memory: with
-#   `T = norm2(X)` after the self-attention, `long_term_memory = short_term_memory = (T, E)`;
+#   `Xn = norm2(X)` after the self-attention, `long_term_memory = short_term_memory = (Xn, E)`;
 # - any other frame gets `long_term_memory = (X_m, E_m)` (`[T*HW, B, C]`) and
 #   `short_term_memory = (X_{t-1}, E_{t-1})` (`[HW, B, C]`);
-# - return `(X_out, T)`: the refined tokens, and `T`, what this frame leaves for the memory.
+# - return `(X_out, Xn)`: the refined tokens, and `Xn`, what this frame leaves for the memory.
 #
 # The check compares yours with the package's block on both kinds of frame and, when they
 # differ, finds the first sub-layer whose input differs.
@@ -310,7 +310,7 @@ class LSTTBlock(nn.Module):
     def forward(self, X: Tensor, pos: Tensor, size_2d: tuple[int, int], E: Tensor | None = None,
                 long_term_memory: tuple[Tensor, Tensor] | None = None,
                 short_term_memory: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
-        """X [HW, B, C] -> (X_out [HW, B, C], T = norm2 of the tokens after self-attention)."""
+        """X [HW, B, C] -> (X_out [HW, B, C], Xn = norm2 of the tokens after self-attention)."""
         raise NotImplementedError("your turn: self-attention, long + short-term, feed-forward")
 
 

@@ -263,13 +263,13 @@ def test_short_term_mistakes():
 def after_self_attention(block, X, size_2d, E, long_term_memory, short_term_memory,
                          activation=F.gelu):
     """The solution's block from norm2 on (the sub-layers after the self-attention)."""
-    T = block.norm2(X)
+    Xn = block.norm2(X)
     if E is not None:
-        long_term_memory = short_term_memory = (T, E)
+        long_term_memory = short_term_memory = (Xn, E)
     X_m, E_m = long_term_memory
-    lt = S.long_term_attention(T, X_m, E_m, block.linear_Q, block.linear_V, block.att_heads)
+    lt = S.long_term_attention(Xn, X_m, E_m, block.linear_Q, block.linear_V, block.att_heads)
     X_prev, E_prev = short_term_memory
-    Q = S.to_map(block.linear_Q(T), size_2d)
+    Q = S.to_map(block.linear_Q(Xn), size_2d)
     st = S.short_term_attention(
         Q, S.to_map(block.linear_Q(X_prev), size_2d), S.to_map(block.linear_V(X_prev + E_prev), size_2d),
         block.short_term_attn.relative_emb_k(Q), block.short_term_attn.relative_emb_v,
@@ -277,29 +277,29 @@ def after_self_attention(block, X, size_2d, E, long_term_memory, short_term_memo
     X = X + block.long_term_attn.projection(lt) + block.short_term_attn.projection(st)
     hidden = S.to_map(block.linear1(block.norm3(X)), size_2d)
     hidden = block.activation.conv(activation(block.activation.gn(hidden)))
-    return X + block.linear2(S.to_seq(hidden)), T
+    return X + block.linear2(S.to_seq(hidden)), Xn
 
 
 class NoSelfResidual(S.LSTTBlock):
     """The self-attention's residual forgotten: X = SelfAtt(norm1(X))."""
 
     def forward(self, X, pos, size_2d, E=None, long_term_memory=None, short_term_memory=None):
-        T = self.norm1(X)
-        return after_self_attention(self, self.self_attn(T + pos, T + pos, T), size_2d, E,
+        Xn = self.norm1(X)
+        return after_self_attention(self, self.self_attn(Xn + pos, Xn + pos, Xn), size_2d, E,
                                     long_term_memory, short_term_memory)
 
 
 class PositionInValues(S.LSTTBlock):
     def forward(self, X, pos, size_2d, E=None, long_term_memory=None, short_term_memory=None):
-        T = self.norm1(X)
-        return after_self_attention(self, X + self.self_attn(T + pos, T + pos, T + pos), size_2d,
+        Xn = self.norm1(X)
+        return after_self_attention(self, X + self.self_attn(Xn + pos, Xn + pos, Xn + pos), size_2d,
                                     E, long_term_memory, short_term_memory)
 
 
 class NoGelu(S.LSTTBlock):
     def forward(self, X, pos, size_2d, E=None, long_term_memory=None, short_term_memory=None):
-        T = self.norm1(X)
-        return after_self_attention(self, X + self.self_attn(T + pos, T + pos, T), size_2d, E,
+        Xn = self.norm1(X)
+        return after_self_attention(self, X + self.self_attn(Xn + pos, Xn + pos, Xn), size_2d, E,
                                     long_term_memory, short_term_memory, activation=lambda x: x)
 
 
@@ -358,7 +358,7 @@ def test_lstt_block_mistakes():
     rejects(key, ShortTermFromLongTermMemory, "propagated", "frame t-1's tokens",
             "not the long-term memory's")
     rejects(key, NoGelu, "GELU(GroupNorm(...))")
-    rejects(key, NoIdentityInReference, "its own memory", "linear_V(T + E)")
+    rejects(key, NoIdentityInReference, "its own memory", "linear_V(Xn + E)")
     rejects(key, MemoryIsOutput, "X_memory is wrong", "norm2")
     rejects(key, NoLongTermProjection, "long_term_attn.projection is never called")
     rejects(key, LongTermIdentitiesInShortTerm, "frame t-1's identity embedding")

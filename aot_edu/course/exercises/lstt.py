@@ -275,7 +275,7 @@ _BLOCK_STEPS: tuple[tuple[str, str], ...] = (
     ("short_term_attn.relative_emb_k", "the relative-position logits are computed from the "
                                        "query as a map: relative_emb_k(Q as [B, C, h, w])."),
     ("long_term_attn.projection", "the long-term attention (Eq. 6) goes into "
-                                  "long_term_attn.projection: AttLT of T = norm2(X) over the "
+                                  "long_term_attn.projection: AttLT of Xn = norm2(X) over the "
                                   "memory, with linear_Q and linear_V, in att_heads heads."),
     ("short_term_attn.projection", "the short-term attention (Eq. 7) goes into "
                                    "short_term_attn.projection: over frame t-1's lam x lam "
@@ -326,11 +326,11 @@ def _first_wrong_step(mine: dict[str, list[Tensor]],
         "X = X + LongTerm + ShortTerm from norm2(X); then X = X + FeedForward(norm3(X)).",
         "Self-attention: queries and keys norm1(X) + pos, values norm1(X) - your "
         "MultiheadAttention.",
-        "With T = norm2(X): a reference frame (E given) is its own memory, "
-        "long_term_memory = short_term_memory = (T, E). Return T as the second output: it is "
+        "With Xn = norm2(X): a reference frame (E given) is its own memory, "
+        "long_term_memory = short_term_memory = (Xn, E). Return Xn as the second output: it is "
         "what this frame leaves to the memory.",
-        "Long-term: long_term_attn.projection(long_term_attention(T, X_m, E_m, linear_Q, linear_V, "
-        "heads)). Short-term: queries Q = linear_Q(T), keys linear_Q(X_{t-1}), values "
+        "Long-term: long_term_attn.projection(long_term_attention(Xn, X_m, E_m, linear_Q, linear_V, "
+        "heads)). Short-term: queries Q = linear_Q(Xn), keys linear_Q(X_{t-1}), values "
         "linear_V(X_{t-1} + E_{t-1}), all as maps [B, C, h, w]; relative_logits = "
         "short_term_attn.relative_emb_k(Q map), relative_values = short_term_attn.relative_emb_v; "
         "then short_term_attn.projection.",
@@ -372,7 +372,7 @@ def _check_block(cls: type) -> None:
         expected = {name: [(t, None) for t in ts] for name, ts in inputs.items()}
         if reference_frame:
             expected["linear_V"] = [(t, "a reference frame is its own memory: its values are "
-                                        "linear_V(T + E), T = norm2(X) and E its identity "
+                                        "linear_V(Xn + E), Xn = norm2(X) and E its identity "
                                         "embedding.") for t in inputs["linear_V"]]
         else:
             expected["linear_Q"] += [
@@ -420,7 +420,7 @@ def _check_block(cls: type) -> None:
             raise Mistake(f"{name}: X_out is wrong for {case}.\n  First difference: {where}")
         if not _close(memory, expected_memory, 1e-4, 1e-3):
             raise Mistake(f"{name}: X_memory is wrong for {case}: it is norm2 of the tokens after "
-                          f"the self-attention (X + SelfAtt), the T whose keys and values the "
+                          f"the self-attention (X + SelfAtt), the Xn whose keys and values the "
                           f"memory holds.")
     my_X, ref_X = _with_grad(X, X)
     out = _call(key, mine, my_X, pos, (h, w), E=E, called="forward(X, pos, (3, 4), E=E)")[0]
