@@ -52,7 +52,7 @@ def colorize(labels) -> np.ndarray:
     return davis_palette()[labels.astype(np.int64) % 256]
 
 
-def mix_colours(probs) -> np.ndarray:
+def mix_colors(probs) -> np.ndarray:
     """Soft labels ``[N+1, H, W]`` (background first) -> ``uint8 [H, W, 3]``: each pixel is the
     probability-weighted mix of the DAVIS colours (background black)."""
     probs = _numpy(probs).astype(np.float32)
@@ -72,7 +72,7 @@ def overlay_soft(frame, probs, alpha: float = 0.7, normalize: bool = False) -> n
     if normalize and foreground.max() > 0:
         foreground = foreground / foreground.max()
     objects = foreground[..., None] * alpha
-    colours = mix_colours(np.concatenate([np.zeros_like(probs[:1]), probs[1:]]) /
+    colours = mix_colors(np.concatenate([np.zeros_like(probs[:1]), probs[1:]]) /
                           np.maximum(probs[1:].sum(0, keepdims=True), 1e-6)).astype(np.float32)
     return ((1 - objects) * frame + objects * colours).round().astype(np.uint8)
 

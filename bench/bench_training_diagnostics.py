@@ -40,10 +40,10 @@ from aot_edu.model.identity import (
 from aot_edu.model.lstt import LSTTOutput, map_to_seq
 from aot_edu.training import load_config, vos_loss
 from aot_edu.training.clips import build_dataset
-from aot_edu.training.initialisation import (
+from aot_edu.training.initialization import (
     calibrate_frozen_batchnorm,
     calibrate_projection,
-    official_initialisation,
+    official_initialization,
 )
 from aot_edu.training.losses import batch_iou, hard_mining_fraction
 from aot_edu.training.step import sequence_loss
@@ -61,7 +61,7 @@ def _fresh_model(images: torch.Tensor) -> AOT:
     """AOT-T as the quick configuration starts: official initialisation, calibrated encoder."""
     torch.manual_seed(0)
     model = AOT(get_config("aott"))
-    official_initialisation(model)
+    official_initialization(model)
     images = normalize(images).contiguous(memory_format=torch.channels_last)
     calibrate_frozen_batchnorm(model.encoder, images)
     calibrate_projection(model, images)

@@ -506,14 +506,14 @@ fig
 # all look alike to the attention:
 
 # %%
-show_source(training.initialisation.calibrate_frozen_batchnorm)
+show_source(training.initialization.calibrate_frozen_batchnorm)
 
 # %%
 probe = aot_edu.model.AOT(aot_edu.model.get_config("aott")).eval()
 images = aot_edu.inference.engine.normalize(torch.cat([videos[i]["frames"] for i in range(4)]))
 with torch.no_grad():
     before = [f.std().item() for f in probe.encoder(images)[:3]]
-    training.initialisation.calibrate_frozen_batchnorm(probe.encoder, images)
+    training.initialization.calibrate_frozen_batchnorm(probe.encoder, images)
     after = [f.std().item() for f in probe.encoder(images)[:3]]
 print("activation std at 1/4, 1/8, 1/16 - identity BatchNorm:", np.round(before, 4),
       "| calibrated:", np.round(after, 2))

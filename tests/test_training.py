@@ -305,7 +305,7 @@ def test_plan_step_follows_the_official_phases():
 
 def test_calibration_gives_a_random_encoder_unit_scale_activations():
     from aot_edu.inference.engine import normalize
-    from aot_edu.training.initialisation import calibrate_frozen_batchnorm, calibrate_projection
+    from aot_edu.training.initialization import calibrate_frozen_batchnorm, calibrate_projection
 
     torch.manual_seed(0)
     model = AOT(get_config("aott")).eval()
@@ -330,11 +330,11 @@ def test_calibration_gives_a_random_encoder_unit_scale_activations():
 
 def test_official_initialisation():
     """Xavier-uniform LSTT/decoder/projection weights, orthogonal identity bank (gain 17^-2)."""
-    from aot_edu.training.initialisation import official_initialisation
+    from aot_edu.training.initialization import official_initialization
 
     torch.manual_seed(0)
     model = AOT(get_config("aott"))
-    official_initialisation(model)
+    official_initialization(model)
     linear = model.LSTT.layers[0].linear_Q.weight  # 256 x 256: U(-b, b), b = sqrt(6 / 512)
     bound = (6 / 512) ** 0.5
     assert linear.abs().max() <= bound
@@ -346,7 +346,7 @@ def test_official_initialisation():
 
 
 def test_locality_prior_makes_untrained_short_term_attention_look_at_the_same_place():
-    from aot_edu.training.initialisation import locality_prior
+    from aot_edu.training.initialization import locality_prior
 
     torch.manual_seed(0)
     model = AOT(get_config("aots"))

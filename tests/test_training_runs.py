@@ -445,7 +445,7 @@ def test_init_encoder_starts_from_another_variants_encoder(tmp_path):
     torch.save({"state_dict": source.state_dict()}, tmp_path / "aotb.pt")
     config = load_config(tiny_config(tmp_path, steps=1), {"model.init_encoder": str(tmp_path / "aotb.pt"),
                                                           "model.train_encoder": False})
-    from aot_edu.training.initialisation import ENCODER_KEYS, load_encoder_weights
+    from aot_edu.training.initialization import ENCODER_KEYS, load_encoder_weights
 
     model = aot_edu.build_model("aott")
     assert load_encoder_weights(model, tmp_path / "aotb.pt") == len(

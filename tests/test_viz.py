@@ -61,7 +61,7 @@ def test_the_legend_shows_each_object_id_in_its_colour():
 
 def test_mix_colours_and_soft_overlay():
     one_hot = np.stack([_labels() == k for k in range(3)]).astype(np.float32)
-    assert (viz.mix_colours(one_hot) == viz.colorize(_labels())).all()
+    assert (viz.mix_colors(one_hot) == viz.colorize(_labels())).all()
     soft = viz.overlay_soft(_frame(), one_hot, alpha=1.0)
     assert (soft[_labels() == 0] == 100).all() and (soft[5, 5] == davis_palette()[1]).all()
     weak = one_hot * 0.1

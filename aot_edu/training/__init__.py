@@ -46,7 +46,7 @@ Facts from the official code (yoxu515/aot-benchmark: ``configs/default.py``, ``c
   mixed precision (``torch.cuda.amp``) on GPUs; 100,000 steps per stage.
 
 **From scratch** (no ImageNet weights) three things are added, none of them in the paper:
-:func:`official_initialisation` (the official model's Xavier/orthogonal initialisation, which
+:func:`official_initialization` (the official model's Xavier/orthogonal initialisation, which
 PyTorch's defaults do not reproduce), and, on the first clips, :func:`calibrate_frozen_batchnorm`
 and :func:`calibrate_projection` (a data-dependent initialisation of the random encoder: without
 it the frozen identity BatchNorm lets the activations fade to zero before the 1/16 stage). One
@@ -68,7 +68,7 @@ batch split over them, and accumulates gradients over micro-batches.
 
 - the recipe a learner reads next to the paper: :mod:`.losses` (Sec. 5: bootstrapped
   cross-entropy + soft Jaccard), :mod:`.schedule` (learning rates, parameter groups, EMA),
-  :mod:`.initialisation` (starting weights), :mod:`.step` (one clip through the model, one
+  :mod:`.initialization` (starting weights), :mod:`.step` (one clip through the model, one
   optimiser step);
 - :mod:`.config` (TOML -> validated dataclasses) and :mod:`.clips` (the clip stream);
 - :mod:`.runs` (checkpoints, resuming, outdated runs), :mod:`.logs` (CSV logs and curves),

@@ -28,12 +28,12 @@ from aot_edu.model.weights import load_weights
 from .clips import ClipStream, build_dataset, make_loader, seed_of, step_assignment
 from .config import ConfigError, TrainConfig, load_config
 from .distributed import DistInfo, barrier, init_distributed
-from .initialisation import (
+from .initialization import (
     calibrate_frozen_batchnorm,
     calibrate_projection,
     load_encoder_weights,
     locality_prior,
-    official_initialisation,
+    official_initialization,
 )
 from .logs import EVAL_FIELDS, LOG_FIELDS, append_csv, plot_history, truncate_csv
 from .runs import (
@@ -128,7 +128,7 @@ def _train(cfg: TrainConfig, info: DistInfo, use_cuda: bool, progress: bool) -> 
     model_config = _model_config(cfg)
     torch.manual_seed(seed_of(cfg.seed, 0))  # the initial weights
     model = AOT(model_config, pretrained_encoder=cfg.model.pretrained_encoder and state is None)
-    official_initialisation(model)
+    official_initialization(model)
     if cfg.model.init_weights and state is None:
         load_weights(model, cfg.model.init_weights)
     elif state is None:

@@ -17,7 +17,7 @@ from aot_edu.model.zoo import CheckpointError
 
 
 @torch.no_grad()
-def official_initialisation(model: AOT) -> None:
+def official_initialization(model: AOT) -> None:
     """The official model's initialisation of everything but the encoder (its
     ``_init_weight``s): Xavier-uniform for every weight of more than one dimension in the LSTT
     blocks, the decoder and the encoder projection, and an orthogonal identity bank with gain
