@@ -37,6 +37,7 @@ from IPython.display import HTML
 from matplotlib.figure import Figure
 
 import aot_edu
+import aot_edu.video  # aot_edu.video.segment_video below
 from aot_edu import course, viz
 from aot_edu.inference.engine import AOTEngine, official_input_size, prepare_frame, soft_aggregation
 from aot_edu.inference.post_ensemble import PostEnsembleSession, efficiency_curve
