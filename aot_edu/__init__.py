@@ -21,5 +21,6 @@ __getattr__, __dir__, _exports = lazy_exports(__name__, {
     ".inference.session": ["SegmentationResult", "segment", "segment_frames"],
     ".model.variants": ["VARIANTS", "AOTConfig"],
     ".model.weights": ["build_model"],
-})
+}, submodules=("cli", "course", "data", "download", "evaluation", "inference", "model", "paths",
+               "training", "video", "viz"))
 __all__ = [*_exports, "__version__"]

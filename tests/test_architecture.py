@@ -45,3 +45,20 @@ def test_the_command_line_starts_without_torch(argv, tmp_path):
     assert run.returncode == 0, run.stderr
     assert "usage: aot-edu" in run.stdout or "Datasets" in run.stdout
     assert run.stdout.strip().endswith("no torch"), run.stdout[-300:]
+
+
+def test_the_public_api_resolves_on_first_use():
+    code = (
+        "import sys\n"
+        "import aot_edu\n"
+        "assert 'torch' not in sys.modules, 'import aot_edu loaded torch'\n"
+        "from aot_edu import SegmentationResult, build_model, segment, segment_frames\n"
+        "assert segment.__module__ == 'aot_edu.inference.session'\n"
+        "assert build_model.__module__ == 'aot_edu.model.weights'\n"
+        "assert aot_edu.video.segment_video.__module__ == 'aot_edu.video'\n"
+        "print(sorted(aot_edu.__all__))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "'build_model', 'segment', 'segment_frames'" in run.stdout
