@@ -1,4 +1,5 @@
-"""aot_edu.download: resumable HTTP, Google Drive via gdown, verification, safe unzip, datasets.
+"""aot_edu.download (resumable HTTP, Google Drive via gdown, verification, safe unzip) and the
+dataset registry that drives it, aot_edu.data.sources (download_dataset exercises both).
 
 No network: HTTP tests talk to a server on 127.0.0.1 started here, Google Drive tests use a
 fake fetch (or a fake ``gdown.download``).
