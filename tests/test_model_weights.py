@@ -23,6 +23,7 @@ from aot_edu.model.zoo import (
     SUPPORTED_VARIANTS,
     VARIANTS,
     CheckpointError,
+    describe_checkpoints,
     get_checkpoint,
 )
 from conftest import require_shared
@@ -67,7 +68,7 @@ def test_registry_lookup_errors_list_the_choices():
         get_checkpoint("aotx")
     with pytest.raises(ValueError, match="PRE_YTB_DAV"):
         get_checkpoint("aott", "MAIN")
-    assert "swinb_aotl" in ck.describe_checkpoints()
+    assert "swinb_aotl" in describe_checkpoints()
 
 
 # --- loading -----------------------------------------------------------------------------------
