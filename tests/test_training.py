@@ -378,8 +378,9 @@ def test_score_videos_scores_each_object_with_the_davis_protocol():
     videos = SyntheticVideos(num_videos=3, num_frames=5, size=33, num_objects=(2, 3), seed=7)
     perfect = score_videos(videos, lambda frames, labels: labels)
     objects = [int(videos.video(i)[1][0].max()) for i in range(3)]
-    assert [len(j) for j, _ in perfect] == objects  # one J and one F per object of each video
-    assert all(np.allclose(j, 1) and np.allclose(f, 1) for j, f in perfect)
+    # the DAVIS evaluation object: one J and one F row per object of each video
+    assert [sum(o.sequence == name for o in perfect.objects) for name in perfect.sequences] == objects
+    assert all(np.allclose(o.j, 1) and np.allclose(o.f, 1) for o in perfect.objects)
     assert global_scores(perfect) == {"J&F": 1.0, "J": 1.0, "F": 1.0, "videos": 3,
                                       "objects": sum(objects)}
     # only the given first mask, repeated: frames 1..T-2 are scored, frame 0 is not
