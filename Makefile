@@ -37,7 +37,7 @@ train-course-model: setup
 	$(VENV)/bin/aot-edu train --config configs/course_pre.toml
 	$(VENV)/bin/aot-edu train --config configs/course.toml
 	$(VENV)/bin/aot-edu train --config configs/course_long.toml
-	$(PY) -m aot_edu.course.model --ship
+	$(PY) -m aot_edu.course.card --ship
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -16,7 +16,7 @@ It is made in three stages by ``make train-course-model``: ``configs/course_pre.
 paper's static-image pre-training: synthetic still images turned into clips),
 ``configs/course.toml`` (video training on 5-frame clips) and ``configs/course_long.toml`` (8-frame
 clips with the model's own predictions fed back from the first step, against drift); it ends by
-calling :func:`ship` (``python -m aot_edu.course.model --ship``).
+calling :func:`ship` (``python -m aot_edu.course.card --ship``).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import platform
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -257,7 +256,7 @@ def summary_lines(card: dict) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aot_edu.course.model",
+    parser = argparse.ArgumentParser(prog="python -m aot_edu.course.card",
                                      description="Ship or describe the course model.")
     parser.add_argument("--ship", action="store_true",
                         help="export the finished runs of " + ", ".join(STAGES.values())
@@ -270,10 +269,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         card = read_card()
     print("\n".join(summary_lines(card)))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 __all__ = ["COURSE_CARD", "COURSE_LOG", "STAGES", "STAGE_LABELS", "COURSE_VARIANT", "COURSE_WEIGHTS", "course_losses",
