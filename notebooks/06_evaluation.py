@@ -382,7 +382,7 @@ print(f"model minus baseline: {100 * (scores['J&F-Mean'] - baseline['J&F-Mean'])
 #   `not run` otherwise.
 
 # %%
-from aot_edu.model.weights import CHECKPOINTS
+from aot_edu.model import CHECKPOINTS
 
 # NeurIPS 2021 final version, J&F (%): DAVIS 2017 val, DAVIS 2017 test-dev, DAVIS 2016 val,
 # YouTube-VOS 2018 val, YouTube-VOS 2019 val. None = no figure we trust; the values are from
