@@ -6,12 +6,21 @@ Public API (stable; notebooks, the CLI and outside scripts use it):
   optionally loading an official checkpoint unchanged.
 - :func:`segment` -- semi-supervised video object segmentation of a clip from its first mask.
 - :func:`segment_frames` -- the same, frame by frame as each is predicted (long videos, streams).
+
+The package is layered (``ARCHITECTURE.md``): ``paths`` -> ``download`` -> ``model`` -> ``data``
+-> ``inference`` -> ``evaluation`` -> ``training`` -> ``viz``, ``video`` -> ``course`` -> ``cli``,
+each importing only from below itself.
 """
+
+from aot_edu._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-from .engine import SegmentationResult, segment, segment_frames
-from .model import VARIANTS, AOTConfig, build_model
-
-__all__ = ["AOTConfig", "SegmentationResult", "VARIANTS", "build_model", "segment", "segment_frames",
-           "__version__"]
+# Resolved on first use: ``aot-edu --help`` imports this package and must not load torch.
+__getattr__, __dir__, _exports = lazy_exports(__name__, {
+    ".inference.session": ["SegmentationResult", "segment", "segment_frames"],
+    ".model.variants": ["VARIANTS", "AOTConfig"],
+    ".model.weights": ["build_model"],
+}, submodules=("cli", "course", "data", "download", "evaluation", "inference", "model", "paths",
+               "training", "video", "viz"))
+__all__ = [*_exports, "__version__"]

@@ -2,8 +2,14 @@
 
 Each subcommand is registered by one ``_add_<command>`` function listed in :data:`COMMANDS`;
 it adds its parser and sets ``handler`` to a function taking the parsed arguments. The work
-itself lives in the modules (``download``, ``checkpoints``, ...), never here, so everything the
-command does is also one function call away in a notebook.
+itself lives in the layers below (``aot_edu.model``, ``aot_edu.data``, ``aot_edu.evaluation``,
+``aot_edu.training``, ``aot_edu.video``), never here, so everything the command does is also one
+function call away in a notebook.
+
+Start-up: building the parser reads only plain-data registries (variant names, the model zoo,
+the dataset registry), so ``aot-edu --help`` does not import torch. The modules that need torch
+are imported inside the handler that uses them, after parsing - for start-up time only: the
+layer contract (``make lint``) allows this module to import every layer at the top.
 
     aot-edu download list
     aot-edu download checkpoint aotl [--stage PRE_YTB_DAV] [--dir DIR]
@@ -23,12 +29,16 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import __version__
+from aot_edu import __version__, paths
+from aot_edu.data import sources
+from aot_edu.download import DownloadError
+from aot_edu.model import zoo
+from aot_edu.model.variants import LONG_VIDEO_MEMORY, VARIANTS
 
 # --- download ------------------------------------------------------------------------------
 
 def _download_checkpoint(args: argparse.Namespace) -> int:
-    from .checkpoints import download_checkpoint
+    from aot_edu.model.weights import download_checkpoint  # torch: imported when used
 
     path = download_checkpoint(args.variant, args.stage, args.dir,
                                allow_unsupported=args.allow_unsupported,
@@ -38,31 +48,22 @@ def _download_checkpoint(args: argparse.Namespace) -> int:
 
 
 def _download_dataset(args: argparse.Namespace) -> int:
-    from .download import download_dataset
-
-    path = download_dataset(args.name, args.dir, parts=args.part or None,
+    path = sources.download_dataset(args.name, args.dir, parts=args.part or None,
                             keep_archive=not args.remove_archive, progress=not args.quiet)
     print(path)
     return 0
 
 
 def _download_list(args: argparse.Namespace) -> int:
-    from .checkpoints import describe_checkpoints
-    from .course import get_settings
-    from .download import describe_datasets
-
-    settings = get_settings()
-    print(f"Official AOT checkpoints (saved in {settings.checkpoint_dir}; set "
+    print(f"Official AOT checkpoints (saved in {paths.checkpoint_dir()}; set "
           "AOT_EDU_CHECKPOINTS or --dir to change):")
-    print(describe_checkpoints())
-    print(f"\nDatasets (saved in {settings.data_dir}; set AOT_EDU_DATA or --dir to change):")
-    print(describe_datasets())
+    print(zoo.describe_checkpoints())
+    print(f"\nDatasets (saved in {paths.data_dir()}; set AOT_EDU_DATA or --dir to change):")
+    print(sources.describe_datasets())
     return 0
 
 
 def _add_download(subparsers) -> None:
-    from .checkpoints import STAGES, VARIANTS
-    from .download import DATASETS
 
     parser = subparsers.add_parser(
         "download", help="fetch official checkpoints and datasets (resumable, verified)",
@@ -71,8 +72,8 @@ def _add_download(subparsers) -> None:
     what = parser.add_subparsers(dest="what", required=True, metavar="{checkpoint,dataset,list}")
 
     ckpt = what.add_parser("checkpoint", help="an official AOT checkpoint (Google Drive)")
-    ckpt.add_argument("variant", choices=VARIANTS)
-    ckpt.add_argument("--stage", default="PRE_YTB_DAV", choices=STAGES,
+    ckpt.add_argument("variant", choices=zoo.VARIANTS)
+    ckpt.add_argument("--stage", default="PRE_YTB_DAV", choices=zoo.STAGES,
                       help="PRE_YTB_DAV: the final model (default); PRE: after pre-training "
                            "on static images")
     ckpt.add_argument("--dir", default=None,
@@ -85,7 +86,7 @@ def _add_download(subparsers) -> None:
                       interrupted="run the same command again to resume the download")
 
     data = what.add_parser("dataset", help="an evaluation dataset (official sources)")
-    data.add_argument("name", choices=[s.name for s in DATASETS])
+    data.add_argument("name", choices=[s.name for s in sources.downloadable_datasets()])
     data.add_argument("--part", action="append", default=None,
                       help="archive to fetch, repeatable (default: what evaluation needs; "
                            "`aot-edu download list` shows the parts)")
@@ -196,9 +197,9 @@ def _fps(value: str) -> float:
 
 
 def _segment(args: argparse.Namespace) -> int:
-    from .checkpoints import download_checkpoint
-    from .model import build_model
-    from .video import log_to_stderr, plan_video
+    # torch: imported when used
+    from aot_edu.model.weights import build_model, download_checkpoint
+    from aot_edu.video import log_to_stderr, plan_video
 
     _require_weights(args)
     masks: dict[int | None, str] = {}
@@ -276,9 +277,6 @@ def _add_memory_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_segment(subparsers) -> None:
-    from .model import VARIANTS
-    from .video import LONG_VIDEO_MEMORY
-
     parser = subparsers.add_parser(
         "segment", help="segment the objects of your masks through a video file or frame folder",
         description="Semi-supervised video object segmentation of your own video: a video file "
@@ -338,21 +336,21 @@ def _add_segment(subparsers) -> None:
 # --- eval ----------------------------------------------------------------------------------
 
 def _eval(args: argparse.Namespace) -> int:
-    from .checkpoints import download_checkpoint
-    from .course import get_settings
-    from .evaluate import BENCHMARKS, check_output_folder, evaluate, open_benchmark
-    from .model import build_model
+    # torch: imported when used
+    from aot_edu.data.datasets import open_dataset
+    from aot_edu.evaluation.benchmark import check_output_folder, run_benchmark
+    from aot_edu.model.weights import build_model, download_checkpoint
 
     _require_weights(args)
-    split = args.split or BENCHMARKS[args.dataset].default_split
-    out = Path(args.out or get_settings().root / "results" / f"{args.dataset}-{split}-{args.variant}")
+    split = args.split or sources.get_dataset(args.dataset).eval_split
+    out = Path(args.out or paths.results_dir() / f"{args.dataset}-{split}-{args.variant}")
     device = resolve_device(args.device)
     # the dataset and the output folder are checked before a checkpoint is downloaded
-    reader = open_benchmark(args.dataset, split, args.data_root, args.all_frames)
+    reader = open_dataset(args.dataset, split, args.data_root, args.all_frames)
     check_output_folder(out, reader)
     weights = args.weights or download_checkpoint(args.variant, progress=not args.quiet)
     model = build_model(args.variant, weights=weights, device=device)
-    report = evaluate(
+    report = run_benchmark(
         reader, split, model, out, sequences=args.sequences,
         long_term_gap=args.long_term_gap, max_long_term_frames=args.max_long_term_frames,
         all_frames=args.all_frames, resume=not args.restart,
@@ -372,16 +370,13 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _add_eval(subparsers) -> None:
-    from .evaluate import BENCHMARKS
-    from .model import VARIANTS
-
     parser = subparsers.add_parser(
         "eval", help="evaluate a model on DAVIS or YouTube-VOS (results, J&F, FPS; resumable)",
         description="Run AOT over a benchmark split as the official evaluator does; write the "
                     "result PNGs (<out>/<sequence>/<frame>.png), J&F (DAVIS) or the submission "
                     "zip (YouTube-VOS), the speed, and results.md / results.csv. Run the same "
                     "command again after an interruption: finished sequences are skipped.")
-    parser.add_argument("--dataset", required=True, choices=list(BENCHMARKS))
+    parser.add_argument("--dataset", required=True, choices=[s.name for s in sources.DATASETS])
     parser.add_argument("--split", default=None,
                         help="val (DAVIS, default) or valid (YouTube-VOS, default)")
     parser.add_argument("--variant", default="aotl", choices=list(VARIANTS))
@@ -407,7 +402,7 @@ def _add_eval(subparsers) -> None:
 # --- train ---------------------------------------------------------------------------------
 
 def _train(args: argparse.Namespace) -> int:
-    from .train import train
+    from aot_edu.training import train  # torch: imported when used
 
     result = train(args.config, args.set, progress=False if args.quiet else None)
     if int(os.environ.get("RANK", "0")) == 0:
@@ -464,14 +459,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     one-line messages; any other exception keeps its traceback, as do all with ``--debug`` or
     ``AOT_EDU_DEBUG=1``.
     """
-    from .checkpoints import CheckpointError
-    from .download import DownloadError
 
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("AOT_EDU_DEBUG", "") not in ("", "0")
     try:
         return int(args.handler(args) or 0)
-    except (DownloadError, CheckpointError, ValueError, OSError) as error:
+    except (DownloadError, zoo.CheckpointError, ValueError, OSError) as error:
         if debug:
             raise
         print(f"aot-edu: error: {error}", file=sys.stderr)

@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-from . import viz
-from .data import io
-from .data.video import (
+from aot_edu import viz
+from aot_edu.data import io
+from aot_edu.data.video import (
     VIDEO_WRITE_SUFFIXES,
     DecodedFrame,
     FrameFolder,
@@ -49,10 +49,10 @@ from .data.video import (
     VideoWriter,
     open_video,
 )
-from .engine import segment_frames
-from .model import AOT
+from aot_edu.inference.session import segment_frames
+from aot_edu.model import AOT
+from aot_edu.model.variants import LONG_VIDEO_MEMORY
 
-LONG_VIDEO_MEMORY = 50  # frames: AOT-L (a frame every 5) reaches it after about 250 frames
 FOLDER_FPS = 24.0  # overlay rate of a frame folder, which has no times (DAVIS was 24 fps)
 
 

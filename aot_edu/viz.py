@@ -7,13 +7,12 @@ Every picture in the notebooks comes from a function here, so it can be tested a
   :func:`animation_html` (matplotlib's JavaScript player, no CDN), :func:`save_gif`,
   :func:`save_figure`;
 - attention: :func:`heatmap_grid` (a rows x columns grid, e.g. layers x heads),
-  :func:`record_attention` (run a model over a clip keeping every layer's attention weights),
   :func:`attention_views` and :func:`plot_attention` (paper Fig. 6-7: where one query pixel looks
-  in the long- and short-term memory, and the objects' colours carried by each attention),
-  :func:`plot_attention_layers` (Fig. 7: one query's long- and short-term attention, layer by layer),
-  :func:`attention_entropy` with its uniform reference :func:`uniform_entropy`;
-- the identity bank: :func:`cosine_similarity_matrix`, :func:`plot_identity_similarity`
-  (paper Fig. 4);
+  in the long- and short-term memory, and the objects' colours carried by each attention) of a
+  run recorded by :func:`aot_edu.inference.attention_maps.record_attention`;
+  :func:`plot_attention_layers` (Fig. 7: one query's long- and short-term attention, layer by layer);
+- the identity bank: :func:`plot_identity_similarity` (paper Fig. 4; the numbers:
+  :mod:`aot_edu.evaluation.analysis`);
 - widgets: :class:`InteractiveFigure` redraws a figure function when its controls change;
   :func:`identity_similarity_widget` and :func:`attention_widget` are the course's two widgets.
   They use core ipywidgets and inline PNGs only (Colab, JupyterLab; no ipympl, no CDN). Where
@@ -27,7 +26,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +35,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from .data import davis_palette
+from aot_edu.data import davis_palette
+from aot_edu.evaluation.analysis import cosine_similarity_matrix
+from aot_edu.inference.attention_maps import AttentionRecord, attention_views
 
 # --- masks and videos ----------------------------------------------------------------------
 
@@ -53,7 +53,7 @@ def colorize(labels) -> np.ndarray:
     return davis_palette()[labels.astype(np.int64) % 256]
 
 
-def mix_colours(probs) -> np.ndarray:
+def mix_colors(probs) -> np.ndarray:
     """Soft labels ``[N+1, H, W]`` (background first) -> ``uint8 [H, W, 3]``: each pixel is the
     probability-weighted mix of the DAVIS colours (background black)."""
     probs = _numpy(probs).astype(np.float32)
@@ -73,7 +73,7 @@ def overlay_soft(frame, probs, alpha: float = 0.7, normalize: bool = False) -> n
     if normalize and foreground.max() > 0:
         foreground = foreground / foreground.max()
     objects = foreground[..., None] * alpha
-    colours = mix_colours(np.concatenate([np.zeros_like(probs[:1]), probs[1:]]) /
+    colours = mix_colors(np.concatenate([np.zeros_like(probs[:1]), probs[1:]]) /
                           np.maximum(probs[1:].sum(0, keepdims=True), 1e-6)).astype(np.float32)
     return ((1 - objects) * frame + objects * colours).round().astype(np.uint8)
 
@@ -326,194 +326,6 @@ def _resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return F.interpolate(t, size=size, mode="bilinear", align_corners=True)[:, 0].numpy()
 
 
-# --- recording a model's attention ---------------------------------------------------------
-
-@dataclass
-class AttentionRecord:
-    """A clip segmented frame by frame with every layer's attention weights kept.
-
-    ``frames``/``masks`` are at the model's input size (``16k + 1`` sides), so token ``(i, j)``
-    of the ``h x w`` grid sits on pixel ``(16 i, 16 j)``. ``masks[0]`` is the given mask,
-    ``masks[t]`` the prediction fed back to the memory; ``ground_truth`` (optional, same
-    layout) the true labels of every frame. For propagated frame ``t``
-    (``1..T-1``), ``long_term[t - 1][layer]`` is ``[heads, HW, T_mem * HW]`` with the memory
-    frames ``long_term_frames[t - 1]`` in token order; ``short_term[t - 1][layer]`` is
-    ``[heads, HW, window^2]`` over frame ``t - 1``.
-    """
-
-    frames: np.ndarray  # uint8 [T, H, W, 3]
-    masks: np.ndarray  # int64 [T, H, W]
-    token_size: tuple[int, int]
-    num_objects: int
-    long_term: list[list[Tensor]]
-    short_term: list[list[Tensor]]
-    long_term_frames: list[list[int]]
-    max_dis: int = 7
-    dilation: int = 1
-    title: str = ""
-    ground_truth: np.ndarray | None = None  # int64 [T, H, W]
-
-    @property
-    def num_layers(self) -> int:
-        return len(self.long_term[0])
-
-    @property
-    def num_heads(self) -> int:
-        return self.long_term[0][0].shape[0]
-
-    def token_labels(self, t: int, ground_truth: bool = False) -> Tensor:
-        """Soft labels of frame ``t`` on the token grid ``[N+1, h, w]``: the fraction of each
-        object in the 17x17 patch around a token - the patch the identity bank reads (Eq. 3).
-
-        ``masks[t]`` (for ``t > 0`` the prediction), or ``ground_truth[t]`` if ``ground_truth``.
-        """
-        from .identity import one_hot_labels
-
-        if ground_truth and self.ground_truth is None:
-            raise ValueError("this record has no ground truth: pass ground_truth= to record_attention")
-        labels = self.ground_truth[t] if ground_truth else self.masks[t]
-        one_hot = one_hot_labels(torch.as_tensor(labels)[None], self.num_objects + 1)
-        pooled = F.avg_pool2d(one_hot, 17, stride=16, padding=8, count_include_pad=False)[0]
-        if tuple(pooled.shape[-2:]) != tuple(self.token_size):
-            raise ValueError(f"mask grid {tuple(pooled.shape[-2:])} != token grid {self.token_size}")
-        return pooled
-
-
-def record_attention(model, frames, first_mask, long_term_gap: int | None = None,
-                     title: str = "", ground_truth=None) -> AttentionRecord:
-    """Segment a clip with :class:`aot_edu.engine.InferenceSession` and keep the long- and
-    short-term attention weights of every layer (``propagate(frame, need_weights=True)``).
-
-    Frames are first resized to the model's input size (bicubic; masks nearest), so the record
-    lines up with the token grid. At most ``M`` objects (one identity group). Memory: per frame
-    and layer ``heads * HW * (T_mem * HW + 225)`` floats - use small clips. ``ground_truth``:
-    optional true labels of every frame ``[T, H, W]``, kept (not used for segmenting) so that
-    :func:`default_query` can pick a token inside an object.
-    """
-    from PIL import Image
-
-    from .engine import InferenceSession, official_input_size
-
-    frames, first_mask = _numpy(frames), _numpy(first_mask).astype(np.int64)
-    height, width = official_input_size(*frames.shape[1:3])
-    if ground_truth is not None:
-        ground_truth = _numpy(ground_truth).astype(np.int64)
-        if ground_truth.shape != frames.shape[:3]:
-            raise ValueError(f"ground_truth must be the labels of every frame {tuple(frames.shape[:3])}, "
-                             f"got shape {ground_truth.shape}")
-
-    def resize_labels(labels: np.ndarray) -> np.ndarray:
-        if labels.shape == (height, width):
-            return labels
-        return np.asarray(Image.fromarray(labels.astype(np.uint8)).resize((width, height), Image.NEAREST)).astype(np.int64)
-
-    if (height, width) != tuple(frames.shape[1:3]):
-        frames = np.stack([np.asarray(Image.fromarray(f).resize((width, height), Image.BICUBIC)) for f in frames])
-    first_mask = resize_labels(first_mask)
-    if ground_truth is not None:
-        ground_truth = np.stack([resize_labels(labels) for labels in ground_truth])
-    num_objects = int(first_mask.max())
-    if num_objects < 1 or num_objects > model.max_obj_num:
-        raise ValueError(f"record_attention needs 1..{model.max_obj_num} objects labelled 1..N, "
-                         f"got labels up to {num_objects}")
-    session = InferenceSession(model, long_term_gap)
-    masks = np.zeros(frames.shape[:3], dtype=np.int64)
-    masks[0] = first_mask
-    long_term, short_term, memory_frames = [], [], []
-    current = [0]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            session.add_reference(frames[0], first_mask)
-            engine = session.engines[0]
-            for t in range(1, len(frames)):
-                result = session.propagate(frames[t], need_weights=True)
-                maps = result.attention[0]
-                long_term.append([m.long_term[0].float().cpu() for m in maps])
-                short_term.append([m.short_term[0].float().cpu() for m in maps])
-                memory_frames.append(list(current))
-                masks[t] = result.labels.cpu().numpy()
-                before = engine.long_term_frames
-                session.update_memory(result.labels)
-                if engine.long_term_frames > before:  # the newest memory frame comes first
-                    current = [t, *current]
-    finally:
-        model.train(was_training)
-    return AttentionRecord(
-        frames=frames, masks=masks, token_size=tuple(engine.size_2d), num_objects=num_objects,
-        long_term=long_term, short_term=short_term, long_term_frames=memory_frames,
-        max_dis=model.config.max_dis, dilation=model.config.dilation, title=title,
-        ground_truth=ground_truth,
-    )
-
-
-def _slot_offsets(max_dis: int, dilation: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column offsets of the short-term window's slots, slot ``s = (dy+R)*W + (dx+R)``."""
-    offsets = np.arange(-max_dis, max_dis + 1) * dilation
-    dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
-    return dy.reshape(-1), dx.reshape(-1)
-
-
-def attention_views(record: AttentionRecord, frame: int, layer: int, query: tuple[int, int],
-                    head: int | None = None) -> dict[str, np.ndarray]:
-    """What one query token sees, and what each attention carries (paper Fig. 6-7).
-
-    Args:
-        frame: a propagated frame ``1..T-1``; layer: LSTT block ``0..L-1``;
-        query: token ``(row, col)`` on the ``h x w`` grid; head: one head, or ``None`` for the
-            mean over heads.
-
-    Returns ``float32`` arrays:
-
-    - ``long``: ``[T_mem, h, w]`` the query's long-term attention over each memory frame;
-    - ``short``: ``[h, w]`` its short-term attention over frame ``t - 1`` (zero outside the
-      15x15 window);
-    - ``long_carried`` / ``short_carried``: ``[N+1, h, w]`` for every token of frame ``t``, the
-      objects' labels propagated by that attention alone, ``A @ Y_memory`` (rows sum to 1).
-    """
-    if not 1 <= frame < len(record.frames):
-        raise ValueError(f"frame must be a propagated frame 1..{len(record.frames) - 1}, got {frame}")
-    if not 0 <= layer < record.num_layers:
-        raise ValueError(f"layer must be 0..{record.num_layers - 1}, got {layer}")
-    h, w = record.token_size
-    qy, qx = query
-    if not (0 <= qy < h and 0 <= qx < w):
-        raise ValueError(f"query token must lie in the {h}x{w} grid, got {query}")
-    if head is not None and not 0 <= head < record.num_heads:
-        raise ValueError(f"head must be 0..{record.num_heads - 1} or None (mean), got {head}")
-
-    def pick(weights: Tensor) -> Tensor:  # [heads, HW, K] -> [HW, K]
-        return weights.mean(0) if head is None else weights[head]
-
-    q = qy * w + qx
-    long_w = pick(record.long_term[frame - 1][layer])  # [HW, T_mem * HW]
-    short_w = pick(record.short_term[frame - 1][layer])  # [HW, window^2]
-    memory = record.long_term_frames[frame - 1]
-    y_memory = torch.cat([record.token_labels(f).flatten(1) for f in memory], dim=1)  # [N+1, T_mem*HW]
-    long_carried = (long_w @ y_memory.t()).t().reshape(-1, h, w)
-
-    # Short-term: unfold frame t-1's token labels into the same 15x15 slots as the weights.
-    window = 2 * record.max_dis + 1
-    y_prev = record.token_labels(frame - 1)[None]  # [1, N+1, h, w]
-    slots = F.unfold(y_prev, window, dilation=record.dilation,
-                     padding=record.max_dis * record.dilation)  # [1, (N+1)*window^2, HW]
-    slots = slots.reshape(y_prev.shape[1], window * window, h * w)
-    short_carried = torch.einsum("qs,ksq->kq", short_w, slots).reshape(-1, h, w)
-
-    short_map = np.zeros((h, w), dtype=np.float32)
-    dy, dx = _slot_offsets(record.max_dis, record.dilation)
-    ys, xs = qy + dy, qx + dx
-    inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
-    short_map[ys[inside], xs[inside]] = short_w[q].numpy()[inside]
-    return {
-        "long": long_w[q].reshape(len(memory), h, w).numpy(),
-        "short": short_map,
-        "long_carried": long_carried.numpy(),
-        "short_carried": short_carried.numpy(),
-    }
-
-
 def token_to_pixel(record: AttentionRecord, query: tuple[int, int]) -> tuple[float, float]:
     """Pixel ``(y, x)`` of a token's centre in the record's frames (``16 i`` on a 16k+1 input)."""
     (h, w), (height, width) = record.token_size, record.frames.shape[1:3]
@@ -651,57 +463,14 @@ def plot_attention_layers(record: AttentionRecord, frame: int, query: tuple[int,
     return fig
 
 
-def attention_entropy(record: AttentionRecord, kind: str = "long_term") -> np.ndarray:
-    """Mean entropy (nats) of the attention rows, ``[frames, layers]``: lower = sharper.
-
-    ``kind``: ``long_term`` or ``short_term``. Heads are averaged after the entropy.
-    """
-    if kind not in ("long_term", "short_term"):
-        raise ValueError(f"kind must be 'long_term' or 'short_term', got {kind!r}")
-    weights = getattr(record, kind)
-    out = np.zeros((len(weights), record.num_layers), dtype=np.float32)
-    for f, layers in enumerate(weights):
-        for layer, a in enumerate(layers):
-            out[f, layer] = float(-(a * torch.log(a.clamp_min(1e-12))).sum(-1).mean())
-    return out
-
-
-def uniform_entropy(record: AttentionRecord, kind: str = "long_term") -> np.ndarray:
-    """The entropy of uniform attention, ``[frames]``: the reference for
-    :func:`attention_entropy`, ``log(number of keys a query can see)`` averaged over queries.
-
-    Long-term: every token of every memory frame. Short-term: the slots of the query's 15x15
-    window that lie inside the frame - on a grid smaller than the window, fewer than 225.
-    """
-    if kind not in ("long_term", "short_term"):
-        raise ValueError(f"kind must be 'long_term' or 'short_term', got {kind!r}")
-    if kind == "long_term":
-        return np.array([math.log(layers[0].shape[-1]) for layers in record.long_term], dtype=np.float32)
-    h, w = record.token_size
-    dy, dx = _slot_offsets(record.max_dis, record.dilation)
-    ys, xs = np.arange(h)[:, None, None] + dy, np.arange(w)[None, :, None] + dx
-    count = ((ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)).sum(-1)  # [h, w] slots inside the frame
-    value = float(np.log(count).mean())
-    return np.full(len(record.short_term), value, dtype=np.float32)
-
-
 # --- the identity bank ---------------------------------------------------------------------
-
-def cosine_similarity_matrix(vectors) -> Tensor:
-    """``[K, C]`` -> ``[K, K]``: cosine similarity of every pair of rows."""
-    v = torch.as_tensor(vectors).detach().float().cpu()
-    if v.dim() != 2:
-        raise ValueError(f"vectors must be [K, C], got shape {tuple(v.shape)}")
-    v = F.normalize(v, dim=1)
-    return v @ v.t()
-
 
 def plot_identity_similarity(vectors, num_identities: int | None = None,
                              include_background: bool = False, title: str = "",
                              size: float = 3.6) -> Figure:
     """Paper Fig. 4: the cosine similarity of the identity vectors as a heat map.
 
-    ``vectors``: ``[M+1, C]`` from :meth:`aot_edu.identity.IdentityBank.identity_vectors` (row 0
+    ``vectors``: ``[M+1, C]`` from :meth:`aot_edu.model.identity.IdentityBank.identity_vectors` (row 0
     is the background), or a dict ``{name: [M+1, C]}`` for one panel per bank. Shows identities
     ``1..num_identities`` (default all ``M``), with the background first if
     ``include_background``. Colour scale ``-1..1``; the numbers are printed when the matrix is
@@ -738,14 +507,6 @@ def _draw_similarity(ax, vectors, num_identities, include_background, title):
     stats = f"off-diagonal mean {off.mean():.2f}, max {off.max():.2f}" if off.size else ""
     ax.set_title(f"{title}\n{stats}" if title else stats, fontsize=9)
     return image
-
-
-def similarity_stats(vectors, include_background: bool = False) -> dict[str, float]:
-    """Off-diagonal cosine similarity of a bank's identities: ``{"mean", "max", "min"}``."""
-    v = torch.as_tensor(vectors).detach().float().cpu()
-    sim = cosine_similarity_matrix(v if include_background else v[1:]).numpy()
-    off = sim[~np.eye(len(sim), dtype=bool)]
-    return {"mean": float(off.mean()), "max": float(off.max()), "min": float(off.min())}
 
 
 # --- widgets -------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 The training run itself is made by ``make train-course-model`` (hours on a CPU) and described by
 its card (``aot_edu/assets/course_aotb.json``: configurations, steps, time, machine). This
 benchmark loads the shipped fp16 file, measures it on the card's held-out videos with
-:func:`aot_edu.course_model.measure` (J&F, copy-first-mask, token-grid oracle, J per frame,
+:func:`aot_edu.course.model.measure` (J&F, copy-first-mask, token-grid oracle, J per frame,
 memory ablation, identity bank, attention entropy per layer), checks that it agrees with the
 card, and draws ``figures/course_model.png`` (training curves of every stage from the
 committed log, J per frame).
@@ -19,7 +19,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from aot_edu.course_model import (
+from aot_edu.course.model import (
     COURSE_EVAL_LOG,
     COURSE_LOG,
     STAGE_LABELS,

@@ -34,8 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aot_edu import build_model  # noqa: E402
-from aot_edu.course import find_shared  # noqa: E402
-from aot_edu.engine import InferenceSession, prepare_frame  # noqa: E402
+from aot_edu.inference.engine import prepare_frame  # noqa: E402
+from aot_edu.inference.session import InferenceSession  # noqa: E402
+from aot_edu.paths import find_shared  # noqa: E402
 
 
 def load_clip(frames: int, size: tuple[int, int] = (480, 854)) -> tuple[np.ndarray, np.ndarray, str]:

@@ -1,4 +1,4 @@
-"""Speed of the DAVIS J&F evaluation: ``aot_edu.metrics.evaluate_davis`` against the literal way.
+"""Speed of the DAVIS J&F evaluation: ``aot_edu.evaluation.metrics.score_results_folder`` against the literal way.
 
 Data: the DAVIS 2016 validation annotations in ``../shared`` (20 sequences, 1336 evaluated
 frames at 854x480) with first-frame-copy results (frame 0's mask for every frame) written as
@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import davis_oracle as oracle  # noqa: E402
 
-from aot_edu import metrics  # noqa: E402
-from aot_edu.course import find_shared  # noqa: E402
 from aot_edu.data import read_mask, write_mask  # noqa: E402
+from aot_edu.evaluation import metrics  # noqa: E402
+from aot_edu.paths import find_shared  # noqa: E402
 
 QUICK_SEQUENCES = ["blackswan", "car-shadow", "dog"]
 
@@ -70,7 +70,7 @@ def literal_pass(gt_root: Path, results: Path, names: list[str]) -> dict[str, fl
 def run(quick: bool) -> str:
     shared = find_shared(ROOT)
     gt_root = None if shared is None else shared / "datasets" / "DAVIS2016" / "Annotations" / "480p"
-    title = "## metrics: DAVIS J&F evaluation (`aot_edu.metrics.evaluate_davis`)\n"
+    title = "## metrics: DAVIS J&F evaluation (`aot_edu.evaluation.metrics.score_results_folder`)\n"
     if gt_root is None or not gt_root.is_dir():
         return title + "\nSkipped: needs `../shared/datasets/DAVIS2016` (absent here).\n"
     names = sorted(p.name for p in gt_root.iterdir() if p.is_dir())
@@ -92,7 +92,7 @@ def run(quick: bool) -> str:
         n_frames = len(gt_files)
 
         def ours(threads: int):
-            return metrics.evaluate_davis(gt_root, results, names, read_threads=threads)
+            return metrics.score_results_folder(gt_root, results, names, read_threads=threads)
 
         all_files = first_files + gt_files + result_files
         pairs = [(read_mask(g), read_mask(r)) for g, r in zip(gt_files, result_files, strict=True)]
@@ -112,8 +112,8 @@ def run(quick: bool) -> str:
     if diff > 1e-9 or timed["single"][2].global_metrics != evaluation.global_metrics:
         raise AssertionError(f"fast and literal J&F differ by {diff}")
     rows = [
-        ("ours", "`evaluate_davis` (default: PNGs decoded in 2 threads while it scores)", repeats),
-        ("single", "`evaluate_davis(read_threads=0)`: all in one thread", repeats),
+        ("ours", "`score_results_folder` (default: PNGs decoded in 2 threads while it scores)", repeats),
+        ("single", "`score_results_folder(read_threads=0)`: all in one thread", repeats),
         ("read", f"... of which reading: `read_mask` of the {len(all_files)} PNGs", repeats),
         ("score", f"... of which scoring: `frame_scores` of the {n_frames} frames", repeats),
         (
@@ -135,7 +135,7 @@ def run(quick: bool) -> str:
         "|---|---:|---:|---:|",
         *[f"| {what} | {timed[key][0]:.2f} | {timed[key][1]:.2f} | {n} |" for key, what, n in rows],
         "",
-        f"Literal / `evaluate_davis`: **{ratio:.1f}x** wall clock "
+        f"Literal / `score_results_folder`: **{ratio:.1f}x** wall clock "
         f"({timed['literal'][0] / timed['single'][0]:.1f}x with one thread). CPU s counts all "
         "threads of the process. Load average (1 min) "
         f"{load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} cores "

@@ -1,7 +1,7 @@
 """Multi-object efficiency: identification against post-ensemble (paper Fig. 1c, Eq. 1).
 
 The same AOT-T network segments 1..10 objects at 480p in three ways
-(:mod:`aot_edu.post_ensemble`):
+(:mod:`aot_edu.inference.post_ensemble`):
 
 - ``identification``: AOT - all objects in one identity embedding, one pass per frame;
 - ``post_ensemble_parallel``: Eq. 1 - each object its own 1-object problem (LSTT, decoder,
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from aot_edu import build_model  # noqa: E402
-from aot_edu.post_ensemble import STRATEGIES, efficiency_curve  # noqa: E402
+from aot_edu.inference.post_ensemble import STRATEGIES, efficiency_curve  # noqa: E402
 
 FIGURE = ROOT / "figures" / "multi_object_efficiency.png"
 LABELS = {

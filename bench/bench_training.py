@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aot_edu.analysis import copy_first_mask, grid_oracle
-from aot_edu.train import TrainResult, load_config, plot_history, read_log, train
+from aot_edu.evaluation.analysis import copy_first_mask, grid_oracle
+from aot_edu.training import TrainResult, load_config, plot_history, read_log, train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -66,7 +66,8 @@ def _describe(changes: dict) -> str:
 
 def _scores(config, predict) -> dict:
     """J&F on the held-out videos of ``config`` of ``predict(labels [T, H, W]) -> [T, H, W]``."""
-    from aot_edu.train import eval_videos, global_scores, score_videos
+    from aot_edu.evaluation.analysis import global_scores, score_videos
+    from aot_edu.training import eval_videos
 
     return global_scores(score_videos(eval_videos(config), lambda frames, labels: predict(labels)))
 
@@ -141,7 +142,7 @@ def run(quick: bool = False) -> str:
         f"{cfg.data.num_objects[0]}-{cfg.data.num_objects[1]} objects and "
         f"{cfg.data.num_distractors[0]}-{cfg.data.num_distractors[1]} look-alike distractors, "
         f"clips of {cfg.data.seq_len} frames, batch {cfg.optim.batch_size}. Evaluated with "
-        f"`aot_edu.segment` (EMA weights) and the DAVIS protocol of `aot_edu.metrics` on "
+        f"`aot_edu.segment` (EMA weights) and the DAVIS protocol of `aot_edu.evaluation.metrics` on "
         f"{e.num_videos} held-out videos of {e.num_frames} frames with "
         f"{e.num_objects[0]}-{e.num_objects[1]} objects and "
         f"{e.num_distractors[0]}-{e.num_distractors[1]} distractors (seed {e.seed}; never "

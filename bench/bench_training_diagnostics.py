@@ -26,24 +26,27 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aot_edu.analysis import memory_ablation, model_predictor, teacher_forced_predictor
 from aot_edu.data import SyntheticVideos, collate
-from aot_edu.encoders import use_batch_statistics
-from aot_edu.engine import mask_unused_identities, normalize
-from aot_edu.identity import assign_identities, decode_identities, one_hot_labels, random_assignment
-from aot_edu.lstt import LSTTOutput, map_to_seq
+from aot_edu.evaluation.analysis import memory_ablation, model_predictor, teacher_forced_predictor
+from aot_edu.inference.engine import mask_unused_identities, normalize
 from aot_edu.model import AOT, get_config
-from aot_edu.train import (
-    batch_iou,
-    build_dataset,
+from aot_edu.model.encoders import use_batch_statistics
+from aot_edu.model.identity import (
+    assign_identities,
+    decode_identities,
+    one_hot_labels,
+    random_assignment,
+)
+from aot_edu.model.lstt import LSTTOutput, map_to_seq
+from aot_edu.training import load_config, vos_loss
+from aot_edu.training.clips import build_dataset
+from aot_edu.training.initialization import (
     calibrate_frozen_batchnorm,
     calibrate_projection,
-    hard_mining_fraction,
-    load_config,
-    official_initialisation,
-    sequence_loss,
-    vos_loss,
+    official_initialization,
 )
+from aot_edu.training.losses import batch_iou, hard_mining_fraction
+from aot_edu.training.step import sequence_loss
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = 129
@@ -58,7 +61,7 @@ def _fresh_model(images: torch.Tensor) -> AOT:
     """AOT-T as the quick configuration starts: official initialisation, calibrated encoder."""
     torch.manual_seed(0)
     model = AOT(get_config("aott"))
-    official_initialisation(model)
+    official_initialization(model)
     images = normalize(images).contiguous(memory_format=torch.channels_last)
     calibrate_frozen_batchnorm(model.encoder, images)
     calibrate_projection(model, images)
@@ -110,7 +113,7 @@ def fixed_batch_fit(random_identities: bool, steps: int) -> list[tuple[int, floa
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
                                   lr=4e-4, weight_decay=0.03)
     generator = torch.Generator().manual_seed(0)
-    counts = batch["obj_num"].tolist()
+    counts = batch["num_objects"].tolist()
     curve = []
     for step in range(1, steps + 1):
         assignment = random_assignment(4, 11, generator) if random_identities else None
@@ -156,7 +159,7 @@ def perfect_matching_fit(steps: int, train_encoder: bool = False) -> list[tuple[
         samples = [dataset[step * clips + i] for i in range(clips)]
         frames = torch.cat([s["frames"][1:] for s in samples]).contiguous(memory_format=torch.channels_last)
         labels = torch.cat([torch.as_tensor(s["masks"][1:]) for s in samples]).long()
-        counts = [int(s["obj_num"]) for s in samples for _ in range(len(s["frames"]) - 1)]
+        counts = [int(s["num_objects"]) for s in samples for _ in range(len(s["frames"]) - 1)]
         enc = model.encode_image(normalize(frames))  # a frozen encoder records no graph
         assignment = random_assignment(len(counts), identities, generator)
         id_emb = model.patch_wise_id_bank(assign_identities(one_hot_labels(labels, identities), assignment))
@@ -193,8 +196,8 @@ def per_frame_j(stored: dict, config, model: AOT) -> dict[str, list[float]]:
     (:func:`_trained_model`), three ways: as tested (each frame read from the model's own
     previous prediction), teacher-forced (from the true previous mask), and as tested on the
     same videos with objects that do not move (``eval.motion = 0``)."""
-    from aot_edu.metrics import evaluate_sequence
-    from aot_edu.train import eval_videos
+    from aot_edu.evaluation.metrics import score_sequence
+    from aot_edu.training import eval_videos
 
     held_out = eval_videos(config)
     runs = {
@@ -210,15 +213,15 @@ def per_frame_j(stored: dict, config, model: AOT) -> dict[str, list[float]]:
             frames, labels = videos.video(i)
             masks = (teacher_forced_predictor(model) if forced else model_predictor(model))(
                 frames, labels)
-            j, _ = evaluate_sequence(labels, masks)
+            j, _ = score_sequence(labels, masks)
             rows.append(np.nanmean(j, axis=0))  # [objects, frames] -> per frame
         curves[name] = [float(x) for x in np.mean(rows, axis=0)]
     return curves
 
 
 def attention_ablation(config, model: AOT) -> dict[str, float]:
-    """Held-out J&F of a trained run with each memory removed (:func:`aot_edu.analysis.memory_ablation`)."""
-    from aot_edu.train import eval_videos
+    """Held-out J&F of a trained run with each memory removed (:func:`aot_edu.evaluation.analysis.memory_ablation`)."""
+    from aot_edu.training import eval_videos
 
     return memory_ablation(model, eval_videos(config))
 

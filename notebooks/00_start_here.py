@@ -194,14 +194,14 @@ print("checkpoints go to:", settings.checkpoint_dir, "(AOT_EDU_CHECKPOINTS)")
 # aot-edu download dataset davis2017    # DAVIS 2017 train + val, 480p (about 800 MB)
 # ```
 #
-# or from Python: `aot_edu.checkpoints.download_checkpoint("aotl")`. Checkpoints live on Google
+# or from Python: `aot_edu.model.download_checkpoint("aotl")`. Checkpoints live on Google
 # Drive and are fetched with `gdown` (a small Google Drive downloader). When Drive answers "too many users have viewed or
 # downloaded this file", open the link printed by `aot-edu download list` in a browser, save the
 # file (e.g. `AOTL_PRE_YTB_DAV.pth`) into the checkpoint folder above, and run the command again:
 # it checks the file instead of downloading it.
 
 # %%
-from aot_edu.checkpoints import CHECKPOINTS, describe_checkpoints
+from aot_edu.model import CHECKPOINTS, describe_checkpoints
 
 print(describe_checkpoints())
 present = [c.filename for c in CHECKPOINTS if (settings.checkpoint_dir / c.filename).is_file()]

@@ -29,10 +29,11 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from aot_edu import course, exercises, viz
-from aot_edu.attention import merge_heads, scaled_dot_product_attention, split_heads
-from aot_edu.identity import one_hot_labels
-from aot_edu.metrics import jaccard
+from aot_edu import course, viz
+from aot_edu.course import exercises
+from aot_edu.evaluation.metrics import jaccard
+from aot_edu.model.attention import merge_heads, scaled_dot_product_attention, split_heads
+from aot_edu.model.identity import one_hot_labels
 
 settings = course.setup()
 
@@ -290,7 +291,8 @@ ax.set_xlabel("objects N")
 ax.set_ylabel("ms per frame (toy F)")
 ax.set_title("Post-ensemble grows with N; identification does not", fontsize=10)
 ax.legend()
-viz.save_figure(fig, settings.figures_dir / "01_post_ensemble_timing.png")
+# timings differ from machine to machine: saved with the outputs (ignored by git), not figures/
+viz.save_figure(fig, settings.outputs_dir / "01_post_ensemble_timing.png")
 print("measured here:", {name: [round(t, 1) for t in values] for name, values in timings.items()}, "ms")
 fig
 

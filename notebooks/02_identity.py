@@ -34,16 +34,17 @@ from IPython.display import display
 from matplotlib.figure import Figure
 
 from aot_edu import build_model, course, viz
-from aot_edu.course_model import STAGE_LABELS
-from aot_edu.identity import (
+from aot_edu.course.model import STAGE_LABELS
+from aot_edu.evaluation import analysis
+from aot_edu.model import count_parameters
+from aot_edu.model.identity import (
     IdentityBank,
     assign_identities,
     decode_identities,
     one_hot_labels,
     random_assignment,
 )
-from aot_edu.model import count_parameters
-from aot_edu.train import plan_step
+from aot_edu.training import plan_step
 
 settings = course.setup()
 
@@ -78,7 +79,7 @@ def random_identity_assignment(batch: int, M: int, generator: torch.Generator | 
 
 
 # %%
-from aot_edu import exercises
+from aot_edu.course import exercises
 
 random_identity_assignment = exercises.check("random_identity_assignment", random_identity_assignment)
 print("three samples, M = 10:", random_identity_assignment(3, 10, torch.Generator().manual_seed(0)).tolist())
@@ -363,8 +364,8 @@ if official is not None:
 else:
     print("no official AOT-L checkpoint on disk: `aot-edu download checkpoint aotl` adds a third bank")
 for name, vectors in banks.items():
-    stats = viz.similarity_stats(vectors)
-    similarity = viz.cosine_similarity_matrix(vectors[1:])  # identities 1..M
+    stats = analysis.similarity_stats(vectors)
+    similarity = analysis.cosine_similarity_matrix(vectors[1:])  # identities 1..M
     close = [(i + 1, j + 1) for i in range(len(similarity)) for j in range(i + 1, len(similarity))
              if similarity[i, j] > 0.9]
     print(f"{name:>24}: off-diagonal cosine similarity mean {stats['mean']:+.2f}, "

@@ -36,12 +36,14 @@ from IPython.display import display
 from torch import Tensor, nn
 
 import aot_edu
-from aot_edu import build_model, course, exercises, viz
-from aot_edu.attention import merge_heads, split_heads  # noqa: F401 (merge_heads: yours)
-from aot_edu.engine import AOTEngine, official_input_size, prepare_frame
-from aot_edu.identity import one_hot_labels
-from aot_edu.lstt import LSTTBlock, map_to_seq, seq_to_map
+from aot_edu import build_model, course, viz
+from aot_edu.course import exercises
+from aot_edu.inference import attention_maps
+from aot_edu.inference.engine import AOTEngine, official_input_size, prepare_frame
 from aot_edu.model import VARIANTS, count_parameters
+from aot_edu.model.attention import merge_heads, split_heads  # noqa: F401 (merge_heads: yours)
+from aot_edu.model.identity import one_hot_labels
+from aot_edu.model.lstt import LSTTBlock, map_to_seq, seq_to_map
 
 settings = course.setup()
 
@@ -201,7 +203,7 @@ with torch.inference_mode():
     relative = block.short_term_attn.relative_emb_k(query_map)
     your_short = short_term_attention(query_map, short_keys, short_values, relative,
                                  block.short_term_attn.relative_emb_v, heads, 15)
-    package_out, _ = aot_edu.attention.short_term_attention(
+    package_out, _ = aot_edu.model.attention.short_term_attention(
         query_map, short_keys, short_values, relative, block.short_term_attn.relative_emb_v, heads)
 torch.testing.assert_close(your_short, package_out, atol=1e-4, rtol=1e-4)
 print("your short-term attention on block 0:", tuple(your_short.shape), "- the same as the package's")
@@ -243,16 +245,16 @@ print(f"{solution:,} of the block's {count_parameters(block):,} parameters; "
 #
 # - `X` `[HW, B, C]` are frame `t`'s tokens, `pos` their position embedding, `size_2d = (h, w)`;
 # - a **reference frame** comes with its identity embedding `E` and is its own memory: with
-#   `T = norm2(X)` after the self-attention, `long_term_memory = short_term_memory = (T, E)`;
+#   `Xn = norm2(X)` after the self-attention, `long_term_memory = short_term_memory = (Xn, E)`;
 # - any other frame gets `long_term_memory = (X_m, E_m)` (`[T*HW, B, C]`) and
 #   `short_term_memory = (X_{t-1}, E_{t-1})` (`[HW, B, C]`);
-# - return `(X_out, T)`: the refined tokens, and `T`, what this frame leaves for the memory.
+# - return `(X_out, Xn)`: the refined tokens, and `Xn`, what this frame leaves for the memory.
 #
 # The check compares yours with the package's block on both kinds of frame and, when they
 # differ, finds the first sub-layer whose input differs.
 
 # %%
-class PackageMultiheadAttention(aot_edu.attention.MultiheadAttention):
+class PackageMultiheadAttention(aot_edu.model.attention.MultiheadAttention):
     """The package's multi-head attention (notebook 01), returning only the output."""
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor) -> Tensor:
@@ -309,7 +311,7 @@ class LSTTBlock(nn.Module):
     def forward(self, X: Tensor, pos: Tensor, size_2d: tuple[int, int], E: Tensor | None = None,
                 long_term_memory: tuple[Tensor, Tensor] | None = None,
                 short_term_memory: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
-        """X [HW, B, C] -> (X_out [HW, B, C], T = norm2 of the tokens after self-attention)."""
+        """X [HW, B, C] -> (X_out [HW, B, C], Xn = norm2 of the tokens after self-attention)."""
         raise NotImplementedError("your turn: self-attention, long + short-term, feed-forward")
 
 
@@ -396,9 +398,9 @@ print(f"the course model's training frames: {recipe.size} x {recipe.size}, "
 frames, labels = course.synthetic_clip(seed=11, num_frames=settings.pick(5, 8), size=289, num_objects=2)
 torch.manual_seed(0)
 records = {
-    "trained": viz.record_attention(trained, frames, labels[0], title=f"trained {trained.config.title}",
+    "trained": attention_maps.record_attention(trained, frames, labels[0], title=f"trained {trained.config.title}",
                                     ground_truth=labels),
-    "random": viz.record_attention(build_model(trained.config.name), frames, labels[0],
+    "random": attention_maps.record_attention(build_model(trained.config.name), frames, labels[0],
                                    title=f"random {trained.config.title}", ground_truth=labels),
 }
 record = records["trained"]
@@ -416,9 +418,9 @@ print(f"{len(record.frames)} frames at {record.frames.shape[1:3]}, token grid {r
 # %%
 for name, rec in records.items():
     for kind in ("long_term", "short_term"):
-        entropy = viz.attention_entropy(rec, kind).mean(0)
+        entropy = attention_maps.attention_entropy(rec, kind).mean(0)
         print(f"{name:>8} {kind:>10}: entropy per block {[round(float(e), 2) for e in entropy]} "
-              f"(uniform: {viz.uniform_entropy(rec, kind).mean():.2f})")
+              f"(uniform: {attention_maps.uniform_entropy(rec, kind).mean():.2f})")
 
 # %% [markdown]
 # The static picture first (it shows on GitHub too): the last frame, the last block, the mean
@@ -486,14 +488,14 @@ display(attention_explorer)
 # stays visible above it. We use the course model on frames of its training size.
 
 # %%
-from aot_edu.analysis import (
+from aot_edu.data import render_occlusion_video
+from aot_edu.evaluation.analysis import (
     attention_removed,
     jaccard,
     model_predictor,
     occlusion_attention,
     reappearance_frames,
 )
-from aot_edu.data import render_occlusion_video
 
 course_aotb, _ = course.course_model(settings)
 occ_frames, occ_labels = render_occlusion_video(np.random.default_rng([0]), num_frames=12, size=recipe.size)
@@ -512,7 +514,7 @@ viz.show_images([viz.overlay(occ_frames[t], occ_labels[t]) for t in shown], [f"f
 # "chance" shares.
 
 # %%
-occ_record = viz.record_attention(course_aotb, occ_frames, occ_labels[0], ground_truth=occ_labels,
+occ_record = attention_maps.record_attention(course_aotb, occ_frames, occ_labels[0], ground_truth=occ_labels,
                                   title="course AOT-B, occlusion")
 seen = occlusion_attention(occ_record, back)
 print(f"frame {back}, query token {seen['query']} on object 1: share of the attention on object 1")
@@ -552,7 +554,7 @@ recovered = []
 for seed in range(settings.pick(4, 8)):
     frames_s, labels_s = render_occlusion_video(np.random.default_rng([seed]), num_frames=12, size=recipe.size)
     t_back = reappearance_frames(labels_s)[0]
-    shares = occlusion_attention(viz.record_attention(course_aotb, frames_s, labels_s[0], ground_truth=labels_s), t_back)
+    shares = occlusion_attention(attention_maps.record_attention(course_aotb, frames_s, labels_s[0], ground_truth=labels_s), t_back)
     j = {}
     for removed in (None, "long", "short"):
         with attention_removed(course_aotb, removed):

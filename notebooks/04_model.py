@@ -37,11 +37,12 @@ from IPython.display import HTML
 from matplotlib.figure import Figure
 
 import aot_edu
-from aot_edu import course, video, viz
-from aot_edu.engine import AOTEngine, official_input_size, prepare_frame, soft_aggregation
-from aot_edu.identity import one_hot_labels
+import aot_edu.video  # aot_edu.video.segment_video below
+from aot_edu import course, viz
+from aot_edu.inference.engine import AOTEngine, official_input_size, prepare_frame, soft_aggregation
+from aot_edu.inference.post_ensemble import PostEnsembleSession, efficiency_curve
 from aot_edu.model import AOT, VARIANTS, count_parameters
-from aot_edu.post_ensemble import PostEnsembleSession, efficiency_curve
+from aot_edu.model.identity import one_hot_labels
 
 settings = course.setup()
 
@@ -235,7 +236,8 @@ ax.set_ylabel("ms per frame")
 ax.set_ylim(bottom=0)
 ax.set_title(f"AOT-T on {settings.device.type}, {timing_size[0]}x{timing_size[1]}", fontsize=10)
 ax.legend()
-viz.save_figure(fig, settings.figures_dir / "04_multi_object_time.png")
+# timings differ from machine to machine: saved with the outputs (ignored by git), not figures/
+viz.save_figure(fig, settings.outputs_dir / "04_multi_object_time.png")
 fig
 
 # %% [markdown]
@@ -257,12 +259,12 @@ fig
 # run both ways on synthetic videos whose N objects all share one shape kind, texture and
 # colours (`look_alike_objects=True`) and differ only in position, size and motion. The paper
 # compares different networks (e.g. CFBI, trained one object at a time); here only the
-# multi-object strategy changes. Scores are the DAVIS J&F (`aot_edu.analysis.compare_strategies`
+# multi-object strategy changes. Scores are the DAVIS J&F (`aot_edu.evaluation.analysis.compare_strategies`
 # runs both strategies on each video, taking turns, and scores them with notebook 06's metrics).
 
 # %%
-from aot_edu.analysis import compare_strategies, strategy_predictor
 from aot_edu.data import SyntheticVideos
+from aot_edu.evaluation.analysis import compare_strategies, strategy_predictor
 
 course_aotb, _ = course.course_model(settings)  # the shipped course model, whatever `trained` is
 recipe = course.course_config().data
@@ -411,7 +413,7 @@ print(f"{own.frames} frames in {own.seconds:.1f} s; objects entered at {own.entr
 # colour before frame 8 and is followed after it:
 
 # %%
-display(Image(filename=own.overlay))
+display(Image(filename=own.overlay))  # noqa: F821 (a notebook builtin)
 
 # %%
 predicted = np.stack([aot_edu.data.read_mask(p) for p in sorted(own.out.glob("*.png"))])

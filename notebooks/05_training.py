@@ -28,7 +28,7 @@
 # | averaging | exponential moving average (EMA) of the weights | §2 |
 # | regularisation | stochastic depth 0.1 in the LSTT, frozen BatchNorm, frozen first encoder stages | §3 |
 #
-# All of it lives in `aot_edu.train`; we read the code, re-derive the key lines from scratch,
+# All of it lives in `aot_edu.training`; we read the code, re-derive the key lines from scratch,
 # see how the course model was trained (hours on a CPU: the paper's static-image stage, then videos), train a
 # model ourselves for a few minutes, and watch the course model segment videos it has never
 # seen. **Budget: under 4 minutes on a 2-core CPU in quick mode.**
@@ -56,11 +56,11 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 import aot_edu
-import aot_edu.course_model
-from aot_edu import analysis, course
-from aot_edu import train as T
+import aot_edu.course.model
+from aot_edu import course, training
 from aot_edu.course import setup, show_source
 from aot_edu.data import SyntheticImages, SyntheticVideos, collate
+from aot_edu.evaluation import analysis
 from aot_edu.viz import overlay
 
 settings = setup()
@@ -120,13 +120,13 @@ def bootstrapped_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, fract
 
 
 # %%
-from aot_edu import exercises
+from aot_edu.course import exercises
 
 bootstrapped_cross_entropy = exercises.check("bootstrapped_cross_entropy", bootstrapped_cross_entropy)
 
 # %%
-show_source(T.hardest_pixels)
-show_source(T.bootstrapped_cross_entropy)
+show_source(training.losses.hardest_pixels)
+show_source(training.bootstrapped_cross_entropy)
 
 # %% [markdown]
 # The same from scratch: per-pixel `-log p` of the true class with `log_softmax` and `gather`,
@@ -137,7 +137,7 @@ show_source(T.bootstrapped_cross_entropy)
 
 # %%
 labels = sample["masks"][1:2]  # [1, H, W]
-n = sample["obj_num"]
+n = sample["num_objects"]
 one_hot = F.one_hot(labels, n + 1).permute(0, 3, 1, 2).float()
 blurred = F.avg_pool2d(torch.roll(one_hot, shifts=(3, 3), dims=(2, 3)), 7, stride=1, padding=3,
                        count_include_pad=False)
@@ -146,7 +146,7 @@ logits = 6.0 * blurred  # confident where the shifted mask is solid, unsure near
 pixel_loss = -F.log_softmax(logits, dim=1).gather(1, labels[:, None])[:, 0]  # [1, H, W]
 K = int(0.15 * pixel_loss.numel())
 mine = pixel_loss.flatten().sort(descending=True).values[:K].mean()
-package = T.bootstrapped_cross_entropy(logits, labels, 0.15)
+package = training.bootstrapped_cross_entropy(logits, labels, 0.15)
 print(f"by hand {mine:.6f}   package {package.item():.6f}")
 assert torch.allclose(mine, package[0], atol=1e-6)
 
@@ -172,7 +172,7 @@ axes = fig.subplots(1, 4)
 axes[0].imshow(pixel_loss[0], cmap="magma")
 axes[0].set_title("per-pixel cross-entropy", fontsize=10)
 for ax, fraction in zip(axes[1:], (1.0, 0.5, 0.15), strict=True):
-    values, kept = T.hardest_pixels(pixel_loss, fraction)
+    values, kept = training.losses.hardest_pixels(pixel_loss, fraction)
     # the K-th loss and every pixel equal to it (none when every pixel is kept)
     tied = same_loss(pixel_loss, values.min()) & ~kept.all()
     picture = np.ones(kept.shape[1:])  # white: not kept
@@ -180,7 +180,7 @@ for ax, fraction in zip(axes[1:], (1.0, 0.5, 0.15), strict=True):
     picture[(kept & ~tied)[0].numpy()] = 0.0  # black: kept, harder than the K-th
     ax.imshow(picture, cmap="gray", vmin=0, vmax=1)
     ax.contour(labels[0].numpy(), levels=np.arange(n) + 0.5, colors="tab:orange", linewidths=0.6)
-    loss = T.bootstrapped_cross_entropy(logits, labels, fraction).item()
+    loss = training.bootstrapped_cross_entropy(logits, labels, fraction).item()
     ax.set_title(f"k = {fraction:.0%}: {int(tied.sum())} tied, loss {loss:.3f}", fontsize=10)
 for ax in axes:
     ax.axis("off")
@@ -221,7 +221,7 @@ def aot_loss(logits: torch.Tensor, labels: torch.Tensor, fraction: float) -> tor
 aot_loss = exercises.check("aot_loss", aot_loss)
 
 # %%
-show_source(T.soft_jaccard_loss)
+show_source(training.soft_jaccard_loss)
 
 # %%
 p = torch.softmax(logits, dim=1)
@@ -231,16 +231,16 @@ for c in range(n + 1):
     inter, fp, fn = (p[:, c] * g).sum(), (p[:, c] * (1 - g)).sum(), ((1 - p[:, c]) * g).sum()
     by_hand.append(1 - inter / (inter + fp + fn + 1e-6))
 mine = torch.stack(by_hand).mean()
-print(f"by hand {mine:.6f}   package {T.soft_jaccard_loss(logits, labels).item():.6f}")
-assert torch.allclose(mine, T.soft_jaccard_loss(logits, labels)[0], atol=1e-6)
+print(f"by hand {mine:.6f}   package {training.soft_jaccard_loss(logits, labels).item():.6f}")
+assert torch.allclose(mine, training.soft_jaccard_loss(logits, labels)[0], atol=1e-6)
 
 # %% [markdown]
 # Your `aot_loss` on the lagging prediction above, at the end of hard mining (`k = 15 %`):
 
 # %%
 print(f"yours {aot_loss(logits, labels, 0.15).item():.6f}   "
-      f"package {T.vos_loss(logits, labels, 0.15).item():.6f}")
-assert torch.allclose(aot_loss(logits, labels, 0.15), T.vos_loss(logits, labels, 0.15), atol=1e-5)
+      f"package {training.vos_loss(logits, labels, 0.15).item():.6f}")
+assert torch.allclose(aot_loss(logits, labels, 0.15), training.vos_loss(logits, labels, 0.15), atol=1e-5)
 
 # %% [markdown]
 # ### Exercise 1: the kept fraction
@@ -248,14 +248,14 @@ assert torch.allclose(aot_loss(logits, labels, 0.15), T.vos_loss(logits, labels,
 # Each stage of the paper's training (pre-training on static images, then main training on
 # YouTube-VOS and DAVIS) lasts 100,000 steps. What fraction of the pixels does the
 # bootstrapped cross-entropy keep at step 20,000 of such a stage? Write it as a formula in
-# `step`; the check compares it with `aot_edu.train.hard_mining_fraction`.
+# `step`; the check compares it with `aot_edu.training.hard_mining_fraction`.
 
 # %%
 def my_fraction(step: int, total: int = 100_000) -> float | None:
     return None  # your formula here
 
 
-course.check("kept fraction at step 20,000", my_fraction(20_000), T.hard_mining_fraction(20_000, 100_000))
+course.check("kept fraction at step 20,000", my_fraction(20_000), training.losses.hard_mining_fraction(20_000, 100_000))
 
 # %% cellView="form" jupyter={"source_hidden": true} expected_output="kept fraction at step 20,000 (solution): correct\n"
 # @title Solution (double-click to show)
@@ -267,7 +267,7 @@ def my_fraction_solution(step: int, total: int = 100_000) -> float:
 
 
 course.check("kept fraction at step 20,000 (solution)", my_fraction_solution(20_000),
-             T.hard_mining_fraction(20_000, 100_000))
+             training.losses.hard_mining_fraction(20_000, 100_000))
 
 # %% [markdown]
 # ## 2 · The schedule and the moving average
@@ -285,12 +285,12 @@ course.check("kept fraction at step 20,000 (solution)", my_fraction_solution(20_
 # masks are fed back as memory (more on that in §3). `plan_step` gathers them.
 
 # %%
-show_source(T.poly_lr)
+show_source(training.schedule.poly_lr)
 
 # %%
-official = T.load_config({})  # the defaults are the official main training (100,000 steps)
+official = training.load_config({})  # the defaults are the official main training (100,000 steps)
 steps = np.arange(0, official.optim.steps, 100)
-plans = [T.plan_step(int(s), official) for s in steps]
+plans = [training.plan_step(int(s), official) for s in steps]
 # the polynomial decay from scratch, checked against the package
 o = official.optim
 warm = o.warmup_ratio * o.steps
@@ -321,11 +321,11 @@ fig
 # quickly. A noisy parameter shows what it does:
 
 # %%
-show_source(T.ModelEMA.update)
+show_source(training.schedule.ModelEMA.update)
 
 # %%
 param = torch.nn.Linear(1, 1, bias=False)
-ema = T.ModelEMA(param, decay=T.ema_decay(300, 0.1))
+ema = training.schedule.ModelEMA(param, decay=training.schedule.ema_decay(300, 0.1))
 rng = np.random.default_rng(0)
 raw, averaged = [], []
 for step in range(300):
@@ -358,17 +358,17 @@ fig
 # memory every `long_term_gap_train = 2` frames; AOT-T/S/B never do.
 
 # %%
-show_source(T.sequence_loss)
+show_source(training.step.sequence_loss)
 
 # %%
 torch.manual_seed(0)
 model = aot_edu.model.AOT(aot_edu.model.get_config("aott"))
 batch = collate([videos[i] for i in range(2)])
-assignment = aot_edu.identity.random_assignment(2, model.max_obj_num + 1)
-print("objects:", batch["obj_num"].tolist(), "\nidentities (row b: identity of background, object 1, 2, ...):\n",
+assignment = aot_edu.model.identity.random_assignment(2, model.max_obj_num + 1)
+print("objects:", batch["num_objects"].tolist(), "\nidentities (row b: identity of background, object 1, 2, ...):\n",
       assignment)
 model.train()
-out = T.sequence_loss(model, batch["frames"], batch["masks"], batch["obj_num"].tolist(), assignment,
+out = training.step.sequence_loss(model, batch["frames"], batch["masks"], batch["num_objects"].tolist(), assignment,
                       fraction=1.0, aux_weight=1.0, use_prev_pred=True)
 out.loss.backward()
 print("loss", round(out.loss.item(), 3), "| per frame (0 = reference):",
@@ -388,13 +388,13 @@ assert model.patch_wise_id_bank.weight.grad is None and out.frame_losses.shape =
 # %%
 my_long_term = None  # e.g. [0, 1]
 
-from aot_edu.engine import AOTEngine  # noqa: E402
+from aot_edu.inference.engine import AOTEngine  # noqa: E402
 
 with torch.no_grad():
-    enc = model.encode_image(aot_edu.engine.normalize(batch["frames"][:, 0]))
+    enc = model.encode_image(aot_edu.inference.engine.normalize(batch["frames"][:, 0]))
     engine = AOTEngine(model, long_term_gap=2)
-    ones = aot_edu.identity.one_hot_labels(batch["masks"][:, 0], 11)
-    engine.add_reference_frame(enc, ones, batch["obj_num"].tolist())
+    ones = aot_edu.model.identity.one_hot_labels(batch["masks"][:, 0], 11)
+    engine.add_reference_frame(enc, ones, batch["num_objects"].tolist())
     for _ in range(1, 4):  # frames 1, 2, 3 are propagated and fed back before frame 4
         engine.propagate(enc)
         engine.update_memory(ones)
@@ -433,7 +433,7 @@ course.check("long-term memory frames (solution)", my_long_term_solution, expect
 # stopped run continue exactly where it stopped.
 
 # %%
-show_source(T.train_step)
+show_source(training.step.train_step)
 
 # %% [markdown]
 # ## 5 · How the course model was trained on a CPU
@@ -506,14 +506,14 @@ fig
 # all look alike to the attention:
 
 # %%
-show_source(T.calibrate_frozen_batchnorm)
+show_source(training.initialization.calibrate_frozen_batchnorm)
 
 # %%
 probe = aot_edu.model.AOT(aot_edu.model.get_config("aott")).eval()
-images = aot_edu.engine.normalize(torch.cat([videos[i]["frames"] for i in range(4)]))
+images = aot_edu.inference.engine.normalize(torch.cat([videos[i]["frames"] for i in range(4)]))
 with torch.no_grad():
     before = [f.std().item() for f in probe.encoder(images)[:3]]
-    T.calibrate_frozen_batchnorm(probe.encoder, images)
+    training.initialization.calibrate_frozen_batchnorm(probe.encoder, images)
     after = [f.std().item() for f in probe.encoder(images)[:3]]
 print("activation std at 1/4, 1/8, 1/16 - identity BatchNorm:", np.round(before, 4),
       "| calibrated:", np.round(after, 2))
@@ -527,7 +527,7 @@ assert after[2] > 100 * before[2]
 # averages, in the same buffers, for evaluation - plain BatchNorm with the official keys:
 
 # %%
-show_source(aot_edu.encoders.use_batch_statistics)
+show_source(aot_edu.model.encoders.use_batch_statistics)
 
 # %% [markdown]
 # The shipped run's curves, from its committed log (`aot_edu/assets/course_aotb_log.csv`: every
@@ -535,7 +535,7 @@ show_source(aot_edu.encoders.use_batch_statistics)
 # weights (`course_aotb.json`) records the configurations, the machine and the time.
 
 # %%
-from aot_edu.course_model import COURSE_EVAL_LOG, STAGE_LABELS, read_card, read_course_log
+from aot_edu.course.model import COURSE_EVAL_LOG, STAGE_LABELS, read_card, read_course_log
 
 card = read_card()
 log, evals = read_course_log(), read_course_log(COURSE_EVAL_LOG)
@@ -587,16 +587,16 @@ run_dir = settings.root / "runs" / settings.pick(quick="nb05_quick", full="nb05_
 changes |= {"run.output_dir": run_dir.as_posix(),
             "model.init_encoder": (settings.root / "aot_edu" / "assets" / "course_aotb.pt").as_posix(),
             "run.device": "cuda" if settings.device.type == "cuda" else "cpu"}
-T.retire_outdated_run(run_dir, T.load_config(config_path, changes))  # a run of an older config
-result = T.train(config_path, changes)
+training.retire_outdated_run(run_dir, training.load_config(config_path, changes))  # a run of an older config
+result = training.train(config_path, changes)
 if result.resumed_from == result.step:  # the run was finished already: loaded, nothing trained
     print(f"reused the finished run in {run_dir.relative_to(settings.root)} (delete it to train "
           f"again): {result.step} steps, trained earlier in {result.train_time / 60:.1f} min")
 else:
     begun = "" if result.resumed_from is None else f", continued from step {result.resumed_from}"
     print(f"trained {result.step} steps{begun}: {result.train_time / 60:.1f} min of training")
-quick_videos = T.eval_videos(result.config)
-copy_first = T.global_scores(T.score_videos(quick_videos, analysis.copy_first_mask))["J&F"]
+quick_videos = training.eval_videos(result.config)
+copy_first = analysis.global_scores(analysis.score_videos(quick_videos, analysis.copy_first_mask))["J&F"]
 print(f"held-out J&F {result.metrics['J&F']:.3f} on {len(quick_videos)} videos of "
       f"{result.config.eval.num_frames} frames; copying the first mask: {copy_first:.3f}")
 assert result.step == result.config.optim.steps
@@ -607,11 +607,11 @@ assert result.step == result.config.optim.steps
 # with `aot_edu.build_model` like an official checkpoint.
 
 # %%
-fig = T.plot_history(result.run_dir, title=f"{result.config.name}: AOT-T on the course model's encoder")
+fig = training.plot_history(result.run_dir, title=f"{result.config.name}: AOT-T on the course model's encoder")
 fig
 
 # %%
-state = T.load_checkpoint(result.checkpoint)
+state = training.runs.load_checkpoint(result.checkpoint)
 print(sorted(state))
 print("step", state["step"], "| data position", state["data_position"],
       "| random states of ranks", len(state["rng"]))
@@ -627,7 +627,7 @@ assert last < first  # it learns
 # run). Calling `train` again on a finished run returns at once:
 
 # %%
-again = T.train(config_path, changes)
+again = training.train(config_path, changes)
 assert again.resumed_from == result.step and again.metrics == result.metrics
 print("loaded the finished run; nothing retrained")
 
@@ -636,14 +636,14 @@ print("loaded the finished run; nothing retrained")
 #
 # The shipped course model on its held-out videos: their own seed, 20 frames, 3-5 objects and
 # 1-2 look-alike distractors. `aot_edu.segment` runs it exactly as it runs the official
-# weights; `T.score_videos` scores each video with the DAVIS protocol (first and last frames
+# weights; `analysis.score_videos` scores each video with the DAVIS protocol (first and last frames
 # not scored) - the same scoring the trainer's evaluations use - next to copying the first
 # mask. Then J frame by frame: a tracker that drifts falls along it.
 
 # %%
 trained, source = course.course_model(settings)
 print(f"{trained.config.title}: {source}")
-held_out = aot_edu.course_model.held_out_videos(card)
+held_out = aot_edu.course.model.held_out_videos(card)
 predictions = {}
 
 
@@ -658,10 +658,10 @@ def predict_once(frames, truth):  # each video is segmented once, then scored tw
     return predictions[key]
 
 
-scores = T.score_videos(held_out, predict_once, progress=True)  # per video: (J, F) of each object
+scores = analysis.score_videos(held_out, predict_once, progress=True)  # J and F of every object, frame by frame
 per_video = np.array(analysis.video_scores(scores))
-copy_per_video = np.array(analysis.video_scores(T.score_videos(held_out, analysis.copy_first_mask)))
-overall = T.global_scores(scores)
+copy_per_video = np.array(analysis.video_scores(analysis.score_videos(held_out, analysis.copy_first_mask)))
+overall = analysis.global_scores(scores)
 print(f"J&F of the {len(per_video)} videos, sorted:", np.round(np.sort(per_video), 2))
 print(f"over all {overall['objects']} objects: J&F {overall['J&F']:.3f}; copying the first mask "
       f"{np.mean(copy_per_video):.3f} (per video); better than copying on "

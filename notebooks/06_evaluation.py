@@ -14,9 +14,9 @@
 #
 # A VOS method is judged by how well its masks match hand-drawn ones, frame after frame. This
 # notebook takes the DAVIS measures apart - **region similarity J**, **boundary accuracy F**
-# and their mean **J&F** - re-derives each from scratch and checks it against `aot_edu.metrics`
+# and their mean **J&F** - re-derives each from scratch and checks it against `aot_edu.evaluation.metrics`
 # (which reproduces the official toolkit). Then it runs a benchmark the way the AOT paper did,
-# with `aot_edu.evaluate`, and puts the paper's numbers and the official model zoo's beside
+# with `aot_edu.evaluation.benchmark`, and puts the paper's numbers and the official model zoo's beside
 # what we measure.
 #
 # *Quick mode* (a 2-core CPU; **budget: under 3 minutes**): small DAVIS-like sequences built here. *Full
@@ -45,7 +45,8 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from aot_edu import course, metrics
+from aot_edu import course
+from aot_edu.evaluation import metrics
 
 settings = course.setup()
 if settings.quick:
@@ -214,7 +215,7 @@ fig.savefig(FIGURES / "06_boundary_f.png", dpi=100, bbox_inches="tight")
 # all sequences. The copy-first-mask baseline drifts by construction:
 
 # %%
-j_t, f_t = metrics.evaluate_sequence(truth, copy_first)  # [objects, T - 2]
+j_t, f_t = metrics.score_sequence(truth, copy_first)  # [objects, T - 2]
 j_t, f_t = j_t[0], f_t[0]
 n = len(j_t)
 edges = np.round(np.linspace(1, n, 5) + 1e-10).astype(int) - 1  # the toolkit's bin edges
@@ -241,10 +242,10 @@ fig.savefig(FIGURES / "06_decay.png", dpi=100, bbox_inches="tight")
 # %% [markdown]
 # ## 5. Running a benchmark
 #
-# `aot_edu.evaluate.evaluate` (the `aot-edu eval` command) does what the official AOT
+# `aot_edu.evaluation.benchmark.run_benchmark` (the `aot-edu eval` command) does what the official AOT
 # evaluator does: for each sequence it runs the model frame by frame, writes one palette PNG
 # per frame to `<out>/<sequence>/<frame>.png` with the dataset's object ids (the layout the
-# DAVIS toolkit and the YouTube-VOS server read), scores DAVIS with `aot_edu.metrics`, packs
+# DAVIS toolkit and the YouTube-VOS server read), scores DAVIS with `aot_edu.evaluation.metrics`, packs
 # YouTube-VOS into the submission zip, and writes `results.md` and `results.csv`. It also
 # resumes: finished sequences are skipped when you run it again.
 #
@@ -254,7 +255,7 @@ fig.savefig(FIGURES / "06_decay.png", dpi=100, bbox_inches="tight")
 
 # %%
 from aot_edu.data import DAVIS, SyntheticVideos, write_davis_layout
-from aot_edu.evaluate import evaluate
+from aot_edu.evaluation.benchmark import run_benchmark
 
 work = Path(tempfile.mkdtemp(prefix="aot_edu_06_"))
 
@@ -288,7 +289,7 @@ if settings.quick:
     data_root = write_davis_layout(videos, work / "DAVIS")
     dataset = DAVIS(data_root, year=2017, split="val")
 else:
-    from aot_edu.download import download_dataset
+    from aot_edu.data.sources import download_dataset
 
     data_root = download_dataset("davis2017", settings.data_dir)
     dataset = DAVIS(data_root, year=2017, split="val")
@@ -309,7 +310,7 @@ else:
 print(weights)
 
 # %%
-report = evaluate(dataset, None, model, work / "aott", weights=weights)
+report = run_benchmark(dataset, None, model, work / "aott", weights=weights)
 display(Markdown(report.to_markdown()))
 
 # %% [markdown]
@@ -328,13 +329,13 @@ assert len(list((work / "aott" / first).glob("*.png"))) == dataset.sequence(firs
 # sequence interrupted half-way has no marker and would be redone).
 
 # %%
-again = evaluate(dataset, None, model, work / "aott", weights=weights, progress=False)
+again = run_benchmark(dataset, None, model, work / "aott", weights=weights, progress=False)
 assert all(r.resumed for r in again.sequences)
 print(f"{len(again.sequences)} sequences skipped; J&F {100 * again.global_metrics()['J&F-Mean']:.1f}")
 
 # %% [markdown]
 # The copy-first-mask baseline through the same layout and the same scorer: write its PNGs by
-# hand, then call `metrics.evaluate_davis` on the folder.
+# hand, then call `metrics.score_results_folder` on the folder.
 
 # %%
 baseline_dir = work / "copy_first_mask"
@@ -342,7 +343,7 @@ for sequence in dataset:
     given = sequence.mask(0)
     for index in range(sequence.num_frames):
         sequence.save_prediction(baseline_dir, index, np.where(given == 255, 0, given))
-baseline = metrics.evaluate_davis(dataset.label_root, baseline_dir)
+baseline = metrics.score_results_folder(dataset.label_root, baseline_dir)
 scores = report.global_metrics()
 for name, result in ((weights.split(":")[0], scores), ("copy-first-mask baseline", baseline)):
     print(f"{name:>26}: J&F {100 * result['J&F-Mean']:.1f} "
@@ -375,13 +376,13 @@ print(f"model minus baseline: {100 * (scores['J&F-Mean'] - baseline['J&F-Mean'])
 #   83.0, DAVIS 2016 91.0).
 # - **The official model zoo** (`MODEL_ZOO.md` of yoxu515/aot-benchmark, read at commit
 #   0055837): the numbers of the *released checkpoints*
-#   (`aot_edu.checkpoints.CHECKPOINTS[i].reported`; YouTube-VOS at its default 6 fps), e.g.
+#   (`aot_edu.model.zoo.CHECKPOINTS[i].reported`; YouTube-VOS at its default 6 fps), e.g.
 #   AOT-T DAVIS 2017 val 79.2, where the summaries give the paper 79.9*.
 # - **Measured**: our own run of section 5, only where it is the same benchmark (full mode);
 #   `not run` otherwise.
 
 # %%
-from aot_edu.checkpoints import CHECKPOINTS
+from aot_edu.model import CHECKPOINTS
 
 # NeurIPS 2021 final version, J&F (%): DAVIS 2017 val, DAVIS 2017 test-dev, DAVIS 2016 val,
 # YouTube-VOS 2018 val, YouTube-VOS 2019 val. None = no figure we trust; the values are from
@@ -520,7 +521,7 @@ course.check("decay (solution)", decay_solution, metrics.statistics(values)[2])
 
 # %% [markdown]
 # **Exercise 4 (open).** Evaluate the copy-first-mask baseline on the real DAVIS clips only
-# (`sequences=[...]` of `metrics.evaluate_davis`) and compare with the synthetic ones: which
+# (`sequences=[...]` of `metrics.score_results_folder`) and compare with the synthetic ones: which
 # videos move more? In full mode, run `evaluate` with `aotl` (long-term memory every 5 frames)
 # and compare its J-Decay with AOT-T's.
 

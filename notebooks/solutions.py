@@ -1,8 +1,8 @@
 """The course's solutions to the "your turn" exercises of notebooks 01-05.
 
 Written as a learner would, straight from the paper's equations, without the package: the
-package's implementations (``aot_edu.attention``, ``aot_edu.identity``, ``aot_edu.lstt``,
-``aot_edu.train``) are what the checks compare with. ``aot_edu.exercises.check`` falls back to
+package's implementations (``aot_edu.model.attention``, ``aot_edu.model.identity``, ``aot_edu.model.lstt``,
+``aot_edu.training``) are what the checks compare with. ``aot_edu.course.exercises.check`` falls back to
 these when an exercise is not written yet (see ``AOT_EDU_SOLUTIONS`` there); delete this file
 to hand out a student version of the course.
 """
@@ -179,16 +179,16 @@ class LSTTBlock(nn.Module):
     def forward(self, X: Tensor, pos: Tensor, size_2d: tuple[int, int], E: Tensor | None = None,
                 long_term_memory: tuple[Tensor, Tensor] | None = None,
                 short_term_memory: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
-        T = self.norm1(X)
-        X = X + self.self_attn(T + pos, T + pos, T)
+        Xn = self.norm1(X)
+        X = X + self.self_attn(Xn + pos, Xn + pos, Xn)
 
-        T = self.norm2(X)
+        Xn = self.norm2(X)
         if E is not None:  # a reference frame is its own memory
-            long_term_memory = short_term_memory = (T, E)
+            long_term_memory = short_term_memory = (Xn, E)
         X_m, E_m = long_term_memory
-        long_term = long_term_attention(T, X_m, E_m, self.linear_Q, self.linear_V, self.att_heads)
+        long_term = long_term_attention(Xn, X_m, E_m, self.linear_Q, self.linear_V, self.att_heads)
         X_prev, E_prev = short_term_memory
-        Q = to_map(self.linear_Q(T), size_2d)
+        Q = to_map(self.linear_Q(Xn), size_2d)
         short_term = short_term_attention(
             Q, to_map(self.linear_Q(X_prev), size_2d), to_map(self.linear_V(X_prev + E_prev), size_2d),
             self.short_term_attn.relative_emb_k(Q), self.short_term_attn.relative_emb_v,
@@ -197,7 +197,7 @@ class LSTTBlock(nn.Module):
 
         hidden = to_map(self.linear1(self.norm3(X)), size_2d)
         hidden = self.activation.conv(F.gelu(self.activation.gn(hidden)))
-        return X + self.linear2(to_seq(hidden)), T
+        return X + self.linear2(to_seq(hidden)), Xn
 
 
 # --- 05 training ---------------------------------------------------------------------------

@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from aot_edu import build_model
-from aot_edu.course import find_shared
+from aot_edu.inference.attention_maps import record_attention
+from aot_edu.paths import find_shared
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -122,3 +123,20 @@ def encode_video(path, frames, fps: float = 25, codec: str | None = None,
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+# --- a short clip and its attention maps (tests of inference/attention_maps.py and viz.py) ------
+
+@pytest.fixture(scope="module")
+def clip():
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (4, 65, 97, 3), dtype=np.uint8)
+    mask = np.zeros((65, 97), dtype=np.int64)
+    mask[10:40, 10:40], mask[30:60, 50:90] = 1, 2
+    return frames, mask
+
+
+@pytest.fixture(scope="module")
+def record(clip):
+    torch.manual_seed(0)
+    return record_attention(build_model("aots"), *clip, title="random AOT-S")

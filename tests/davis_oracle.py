@@ -1,4 +1,4 @@
-"""A slow, literal reference for the DAVIS metrics, used only to check ``aot_edu.metrics``.
+"""A slow, literal reference for the DAVIS metrics, used only to check ``aot_edu.evaluation.metrics``.
 
 It follows the official davis2017-evaluation algorithm step by step on whole frames (boundary
 map by shifted copies, dilation of the whole frame by every offset of the disk, counting), with

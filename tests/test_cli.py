@@ -11,10 +11,10 @@ from PIL import Image
 
 from aot_edu import cli
 from aot_edu import download as dl
-from aot_edu.checkpoints import VARIANTS, get_checkpoint
-from aot_edu.data import read_mask, write_mask
-from aot_edu.download import DATASETS
+from aot_edu.data import read_mask, sources, write_mask
+from aot_edu.data.sources import downloadable_datasets
 from aot_edu.model import build_model, state_dict_layout
+from aot_edu.model.zoo import VARIANTS, get_checkpoint
 
 
 def test_list_shows_checkpoints_datasets_and_folders(capsys, monkeypatch, tmp_path):
@@ -23,7 +23,7 @@ def test_list_shows_checkpoints_datasets_and_folders(capsys, monkeypatch, tmp_pa
     assert cli.main(["download", "list"]) == 0
     out = capsys.readouterr().out
     assert all(v in out for v in VARIANTS)
-    assert all(s.name in out for s in DATASETS)
+    assert all(s.name in out for s in downloadable_datasets())
     assert str(tmp_path / "c") in out and str(tmp_path / "d") in out
 
 
@@ -81,7 +81,7 @@ def test_dataset_arguments_reach_download_dataset(capsys, monkeypatch, tmp_path)
         seen.update(name=name, root=root, **kwargs)
         return Path(root) / "DAVIS2017"
 
-    monkeypatch.setattr(dl, "download_dataset", fake_download_dataset)
+    monkeypatch.setattr(sources, "download_dataset", fake_download_dataset)
     argv = ["download", "dataset", "davis2017", "--dir", str(tmp_path), "--part", "trainval",
             "--part", "test-dev", "--remove-archive", "--quiet"]
     assert cli.main(argv) == 0
@@ -216,8 +216,8 @@ def test_segment_skips_the_mask_kept_among_the_frames(tmp_path, capsys, aott_wei
 
 
 def test_segment_checks_the_mask_before_any_download(tmp_path, monkeypatch, capsys):
-    import aot_edu.checkpoints as checkpoints
-    import aot_edu.model as model_module
+    import aot_edu.model.weights as checkpoints
+    import aot_edu.model.weights as model_module
 
     def forbidden(*args, **kwargs):
         raise AssertionError("the checkpoint was fetched before the input was checked")
@@ -292,7 +292,7 @@ def test_expected_errors_are_one_line_and_bugs_keep_their_traceback(monkeypatch,
 def test_segment_out_errors_name_the_path_before_any_work(tmp_path, monkeypatch, capsys,
                                                           aott_weights):
     """An --out that cannot be written is refused up front; a failed write names its file."""
-    import aot_edu.model as model_module
+    import aot_edu.model.weights as model_module
     from aot_edu.data import io
 
     frames, mask, _ = make_video(tmp_path)
@@ -316,7 +316,7 @@ def test_segment_out_errors_name_the_path_before_any_work(tmp_path, monkeypatch,
 
 
 def test_segment_refuses_labels_above_255_with_the_api_as_the_fix(tmp_path, monkeypatch, capsys):
-    import aot_edu.checkpoints as checkpoints
+    import aot_edu.model.weights as checkpoints
 
     monkeypatch.setattr(checkpoints, "download_checkpoint",
                         lambda *a, **k: pytest.fail("downloaded before the mask was checked"))
@@ -377,7 +377,7 @@ def test_segment_a_video_end_to_end_with_an_object_that_appears_later(tmp_path, 
 def test_segment_video_options_are_checked_before_the_model(tmp_path, monkeypatch, capsys,
                                                             aott_weights):
     pytest.importorskip("av")
-    import aot_edu.model as model_module
+    import aot_edu.model.weights as model_module
 
     monkeypatch.setattr(model_module, "build_model", lambda *a, **k: pytest.fail("model built"))
     video, _ = video_with_masks(tmp_path)

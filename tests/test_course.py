@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from aot_edu import course
+from aot_edu.course import notebooks as course_notebooks
 from conftest import ROOT
 
 
@@ -49,7 +50,7 @@ def test_seed_everything_is_repeatable():
 def test_notebooks_match_their_jupytext_sources():
     """Each notebooks/NN_topic.ipynb is exactly what `make notebooks` generates from its .py."""
     pytest.importorskip("jupytext")
-    assert course.sync_notebooks(check=True, root=ROOT) == []
+    assert course_notebooks.sync_notebooks(check=True, root=ROOT) == []
 
 
 def test_sync_detects_a_stale_notebook(tmp_path):
@@ -57,13 +58,13 @@ def test_sync_detects_a_stale_notebook(tmp_path):
     (tmp_path / "notebooks").mkdir()
     source = tmp_path / "notebooks" / "00_demo.py"
     source.write_text("# %% [markdown]\n# Hello\n\n# %%\nx = 1\n")
-    assert course.sync_notebooks(check=True, root=tmp_path) == [
+    assert course_notebooks.sync_notebooks(check=True, root=tmp_path) == [
         "00_demo.ipynb is missing: run `make notebooks`"
     ]
-    assert course.sync_notebooks(check=False, root=tmp_path) == []
-    assert course.sync_notebooks(check=True, root=tmp_path) == []
+    assert course_notebooks.sync_notebooks(check=False, root=tmp_path) == []
+    assert course_notebooks.sync_notebooks(check=True, root=tmp_path) == []
     source.write_text("# %% [markdown]\n# Hello\n\n# %%\nx = 2\n")
-    assert "differs" in course.sync_notebooks(check=True, root=tmp_path)[0]
+    assert "differs" in course_notebooks.sync_notebooks(check=True, root=tmp_path)[0]
 
 
 # --- the notebooks' helpers ----------------------------------------------------------------
@@ -166,7 +167,7 @@ def test_official_model_is_none_without_a_file_and_loads_one(monkeypatch, tmp_pa
 
 def test_course_model_is_the_shipped_model_loaded_at_once():
     """No training before the course: the notebooks get the shipped AOT-B and its losses."""
-    from aot_edu.course_model import STAGES, read_card
+    from aot_edu.course.model import STAGES, read_card
 
     model, source = course.course_model(course.get_settings("quick"))
     card = read_card()
@@ -192,19 +193,19 @@ def test_expected_output_cells_are_checked_by_nbval(tmp_path):
     source.write_text(
         '# %% [markdown]\n# A demo.\n\n# %% expected_output="4\\n"\nprint(2 + 2)\n\n# %%\nprint("free")\n'
     )
-    cells = json.loads(course.render_notebook(source))["cells"]
+    cells = json.loads(course_notebooks.render_notebook(source))["cells"]
     checked, free = cells[1], cells[2]
-    assert checked["metadata"]["tags"] == [course.CHECK_TAG]
+    assert checked["metadata"]["tags"] == [course_notebooks.CHECK_TAG]
     assert checked["outputs"] == [{"name": "stdout", "output_type": "stream", "text": ["4\n"]}]
     assert "expected_output" not in checked["metadata"] and checked["execution_count"] == 1
     assert free["outputs"] == [] and "tags" not in free["metadata"]
 
 
 def test_every_notebook_opens_with_the_one_colab_setup_cell(tmp_path):
-    assert course.check_colab_cells(ROOT) == []
+    assert course_notebooks.check_colab_cells(ROOT) == []
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "97_other.py").write_text("# %%\nimport sys\n")
-    assert "97_other.py: the first code cell must be course.COLAB_SETUP" in course.check_colab_cells(tmp_path)[0]
+    assert "97_other.py: the first code cell must be course.COLAB_SETUP" in course_notebooks.check_colab_cells(tmp_path)[0]
 
 
 def test_every_colab_link_uses_the_one_repository_url():
@@ -215,7 +216,7 @@ def test_every_colab_link_uses_the_one_repository_url():
     from aot_edu.repository import COLAB_LINK, colab_url, github_path, repository_url
 
     url = repository_url(ROOT)
-    assert course.REPO_URL == url and github_path(url).count("/") == 1
+    assert course_notebooks.REPO_URL == url and github_path(url).count("/") == 1
     files = [*ROOT.glob("notebooks/*.py"), *ROOT.glob("notebooks/*.ipynb"), *ROOT.glob("*.md")]
     links = 0
     for path in files:
@@ -229,8 +230,8 @@ def test_every_colab_link_uses_the_one_repository_url():
         if path.parent.name == "notebooks" and path.name[:2].isdigit():
             assert colab_url(f"notebooks/{path.with_suffix('.ipynb').name}", url) in text, path.name
             assert f'"git", "clone", "--depth", "1", "{url}"' in text.replace('\\"', '"'), path.name
-    assert links >= 2 * len(course.notebook_sources(ROOT))  # a badge in every source and .ipynb
-    assert course.sync_links(check=True, root=ROOT) == []
+    assert links >= 2 * len(course_notebooks.notebook_sources(ROOT))  # a badge in every source and .ipynb
+    assert course_notebooks.sync_links(check=True, root=ROOT) == []
 
 
 def test_a_fork_sets_its_url_once_and_make_notebooks_rewrites_the_links(tmp_path):
@@ -238,21 +239,21 @@ def test_a_fork_sets_its_url_once_and_make_notebooks_rewrites_the_links(tmp_path
 
     fork = "https://github.com/someone/aot-edu-fork"
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    assert course.REPO_URL in pyproject
-    (tmp_path / "pyproject.toml").write_text(pyproject.replace(course.REPO_URL, fork), encoding="utf-8")
+    assert course_notebooks.REPO_URL in pyproject
+    (tmp_path / "pyproject.toml").write_text(pyproject.replace(course_notebooks.REPO_URL, fork), encoding="utf-8")
     (tmp_path / "notebooks").mkdir()
     source = tmp_path / "notebooks" / "04_model.py"
     source.write_text((ROOT / "notebooks" / "04_model.py").read_text(encoding="utf-8"), encoding="utf-8")
     (tmp_path / "README.md").write_text(
-        f"[open]({colab_url('notebooks/04_model.ipynb', course.REPO_URL)})\n", encoding="utf-8")
+        f"[open]({colab_url('notebooks/04_model.ipynb', course_notebooks.REPO_URL)})\n", encoding="utf-8")
 
-    problems = course.sync_links(check=True, root=tmp_path)
+    problems = course_notebooks.sync_links(check=True, root=tmp_path)
     assert len(problems) == 2 and all("run `make notebooks`" in p for p in problems)
-    assert "the first code cell must be course.COLAB_SETUP" in course.check_colab_cells(tmp_path)[0]
-    assert course.sync_links(check=False, root=tmp_path) == []
-    assert course.sync_links(check=True, root=tmp_path) == [] and course.check_colab_cells(tmp_path) == []
+    assert "the first code cell must be course.COLAB_SETUP" in course_notebooks.check_colab_cells(tmp_path)[0]
+    assert course_notebooks.sync_links(check=False, root=tmp_path) == []
+    assert course_notebooks.sync_links(check=True, root=tmp_path) == [] and course_notebooks.check_colab_cells(tmp_path) == []
     text = source.read_text(encoding="utf-8")
-    assert course.REPO_URL not in text and colab_url("notebooks/04_model.ipynb", fork) in text
+    assert course_notebooks.REPO_URL not in text and colab_url("notebooks/04_model.ipynb", fork) in text
     assert f'"git", "clone", "--depth", "1", "{fork}"' in text
     assert "someone/aot-edu-fork/blob/main/notebooks/04_model.ipynb" in (tmp_path / "README.md").read_text()
     with pytest.raises(ValueError, match="GitHub"):

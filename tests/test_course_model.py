@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from aot_edu import analysis, build_model
-from aot_edu.course_model import (
+from aot_edu import build_model
+from aot_edu.course.model import (
     COURSE_CARD,
     COURSE_LOG,
     COURSE_WEIGHTS,
@@ -22,7 +22,8 @@ from aot_edu.course_model import (
     read_course_log,
     sha256,
 )
-from aot_edu.train import load_config
+from aot_edu.evaluation import analysis
+from aot_edu.training import load_config
 
 ROOT = COURSE_CARD.parents[2]
 

@@ -248,7 +248,7 @@ def _assert_names_a_download_that_exists(message: str, dataset: str) -> None:
     import shlex
 
     from aot_edu.cli import build_parser
-    from aot_edu.download import get_dataset
+    from aot_edu.data.sources import get_dataset
 
     commands = re.findall(r"`(aot-edu download[^`]*)`", message)
     for command in commands:
@@ -264,11 +264,13 @@ def _assert_names_a_download_that_exists(message: str, dataset: str) -> None:
 def test_every_dataset_error_names_a_download_that_exists(tmp_path, youtubevos, davis2017):
     # The reviewer's case: `aot-edu eval --dataset youtubevos2018` said to run
     # `aot-edu download dataset youtubevos2018`, which the command rejects.
-    from aot_edu.evaluate import BENCHMARKS, evaluate, open_benchmark
+    from aot_edu.data.datasets import open_dataset
+    from aot_edu.data.sources import DATASETS
+    from aot_edu.evaluation.benchmark import run_benchmark
 
     messages = []
-    for name in BENCHMARKS:
-        messages.append((name, _hints(lambda n=name: open_benchmark(n, data_root=tmp_path / "no"))))
+    for name in (s.name for s in DATASETS):
+        messages.append((name, _hints(lambda n=name: open_dataset(n, root=tmp_path / "no"))))
     ytb2018 = youtubevos / "2018"
     (youtubevos / "2019").rename(ytb2018)
     (ytb2018 / "valid_all_frames").rename(tmp_path / "elsewhere")
@@ -277,7 +279,7 @@ def test_every_dataset_error_names_a_download_that_exists(tmp_path, youtubevos, 
     (ytb2018 / "valid/JPEGImages/vid/00005.jpg").unlink()
     messages.append(("youtubevos2018",
                      _hints(lambda: YouTubeVOS(ytb2018, year=2018)["vid"].frames())))
-    messages.append(("youtubevos2018", _hints(lambda: evaluate(
+    messages.append(("youtubevos2018", _hints(lambda: run_benchmark(
         YouTubeVOS(ytb2018, year=2018), None, None, tmp_path / "out"))))
     (ytb2018 / "valid/meta.json").unlink()
     messages.append(("youtubevos2018", _hints(lambda: YouTubeVOS(ytb2018, year=2018))))

@@ -17,7 +17,7 @@ def test_sample_format_and_label_range():
         sample = videos[i]
         assert sample["frames"].shape == (5, 3, 65, 97) and sample["frames"].dtype == torch.uint8
         assert sample["masks"].shape == (5, 65, 97) and sample["masks"].dtype == torch.int64
-        n = sample["obj_num"]
+        n = sample["num_objects"]
         assert 1 <= n <= 4
         counts.add(n)
         assert sample["masks"].min() >= 0 and sample["masks"].max() <= n
@@ -76,7 +76,7 @@ def test_batches_through_a_dataloader():
     )
     batch = next(iter(loader))
     assert batch["frames"].shape == (2, 5, 3, 33, 33) and batch["masks"].shape == (2, 5, 33, 33)
-    assert batch["obj_num"].shape == (2,) and len(batch["name"]) == 2
+    assert batch["num_objects"].shape == (2,) and len(batch["name"]) == 2
 
 
 def test_bad_arguments():
@@ -128,7 +128,7 @@ def test_synthetic_images_are_static_clips_of_rendered_scenes():
     for i in range(len(images)):
         sample = images[i]
         assert sample["frames"].shape == (4, 3, 65, 65) and sample["masks"].shape == (4, 65, 65)
-        n = sample["obj_num"]
+        n = sample["num_objects"]
         assert 1 <= n <= 4 and sample["masks"].max() <= n
         assert set(torch.unique(sample["masks"][0]).tolist()) == set(range(n + 1))
         assert sample["name"] == images.name(i)

@@ -17,9 +17,9 @@ from aot_edu.data import (
     YouTubeVOSTrain,
     collate,
     training,
+    transforms,
     write_mask,
 )
-from aot_edu.data import transforms as T
 from aot_edu.data.training import TrainVideo, reflect_index
 
 H, W = 60, 80
@@ -112,7 +112,7 @@ def test_balanced_crop_retries_to_keep_an_object():
     def hit_rate(max_steps):
         hits = 0
         for seed in range(200):
-            _, out, n = T.balanced_random_crop(
+            _, out, n = transforms.balanced_random_crop(
                 frames, masks, np.random.default_rng(seed), (48, 48), max_steps=max_steps
             )
             if n:
@@ -128,7 +128,7 @@ def test_balanced_crop_keeps_reference_objects_only_and_at_most_m():
     masks = np.stack([_squares(12), _squares(12)])
     masks[1, 40:52, 60:72] = 13  # object absent from the reference frame
     frames = np.zeros((*masks.shape, 3), np.uint8)
-    _, out, n = T.balanced_random_crop(frames, masks, np.random.default_rng(0), (100, 100))
+    _, out, n = transforms.balanced_random_crop(frames, masks, np.random.default_rng(0), (100, 100))
     assert n == 10 and out.max() == 10 and set(np.unique(out[0])) == set(range(11))
     assert (out[1, 40:52, 60:72] == 0).all()
 
@@ -138,9 +138,9 @@ def test_flip_moves_frames_and_masks_together():
     masks = np.zeros((3, 8, 10), np.uint8)
     frames[:, :, :2] = 255
     masks[:, :, :2] = 1
-    f, m = T.random_horizontal_flip(frames, masks, np.random.default_rng(0), p=1.0)
+    f, m = transforms.random_horizontal_flip(frames, masks, np.random.default_rng(0), p=1.0)
     assert (f[:, :, -2:] == 255).all() and (m[:, :, -2:] == 1).all() and m[:, :, :-2].sum() == 0
-    f, m = T.random_horizontal_flip(frames, masks, np.random.default_rng(0), p=0.0)
+    f, m = transforms.random_horizontal_flip(frames, masks, np.random.default_rng(0), p=0.0)
     assert f is frames and m is masks
 
 
@@ -148,14 +148,14 @@ def test_pad_and_merge():
     rng = np.random.default_rng(0)
     frames = np.full((2, 10, 12, 3), 7, np.uint8)
     masks = np.ones((2, 10, 12), np.uint8)
-    f, m = T.pad_to_size(frames, masks, rng, (16, 16))
+    f, m = transforms.pad_to_size(frames, masks, rng, (16, 16))
     assert f.shape == (2, 16, 16, 3) and m.sum() == masks.sum()
-    assert (f[m == 0] == T.IMAGE_FILL).all()
+    assert (f[m == 0] == transforms.IMAGE_FILL).all()
     a = (np.zeros((1, 20, 20, 3), np.uint8), np.zeros((1, 20, 20), np.uint8))
     a[1][0, :, :10] = 1
     b = (np.full((1, 20, 20, 3), 9, np.uint8), np.zeros((1, 20, 20), np.uint8))
     b[1][0, 5:17, 5:17] = 1
-    f, m, n = T.merge_clips(a, b, rng)
+    f, m, n = transforms.merge_clips(a, b, rng)
     assert n == 2 and (m[0, 5:17, 5:17] == 2).all() and (f[0, 5:17, 5:17] == 9).all()
     assert (m[0, :5, :10] == 1).all()
 
@@ -190,14 +190,14 @@ def test_davis_train_samples(davis_train):
         sample = dataset[i]
         assert sample["frames"].shape == (5, 3, 64, 96) and sample["frames"].dtype == torch.uint8
         assert sample["masks"].shape == (5, 64, 96) and sample["masks"].dtype == torch.int64
-        n = sample["obj_num"]
+        n = sample["num_objects"]
         assert 1 <= n <= 10 and sample["masks"].max() <= n and sample["masks"].min() >= 0
         if sample["name"] == "twelve":
             assert n == 10  # 12 objects in the video, M = 10 per sample
         # flip and crop keep frames and masks aligned: object pixels are the dark-green ones
         frames = sample["frames"].numpy()
         inside = sample["masks"].numpy() > 0
-        padding = (frames == np.array(T.IMAGE_FILL, np.uint8)[None, :, None, None]).all(1)
+        padding = (frames == np.array(transforms.IMAGE_FILL, np.uint8)[None, :, None, None]).all(1)
         green = frames[:, 1].astype(int)
         assert (green[inside] < 110).all()
         if sample["name"] == "two":  # (in "twelve" the 2 objects left out are background)
@@ -237,14 +237,14 @@ def test_youtubevos_train_samples(youtubevos_train):
     assert [v.name for v in dataset.videos] == ["long"] and len(dataset) == 1
     assert len(dataset.videos[0].frame_paths) == 12
     sample = dataset[0]
-    assert sample["frames"].shape == (5, 3, 64, 96) and sample["obj_num"] == 3
+    assert sample["frames"].shape == (5, 3, 64, 96) and sample["num_objects"] == 3
     diffs = np.abs(np.diff(_frame_indices(sample)))
     assert diffs.max() <= 3  # DATA_RANDOM_GAP_YTB, counted in annotated frames
 
 
 def test_merge_pastes_a_second_video(davis_train):
     sample = DAVISTrain(davis_train, merge_prob=1.0, seed=0, **SMALL)[0]
-    assert "+" in sample["name"] and sample["obj_num"] <= 10
+    assert "+" in sample["name"] and sample["num_objects"] <= 10
 
 
 def test_video_errors(tmp_path, davis_train):
@@ -290,14 +290,14 @@ def test_static_train_samples(static_root):
     for i in range(4):
         sample = dataset[i]
         assert sample["frames"].shape == (5, 3, 48, 48) and sample["masks"].shape == (5, 48, 48)
-        assert 1 <= sample["obj_num"] <= 5 and sample["masks"].max() <= sample["obj_num"]
-    assert dataset[3]["obj_num"] == 1  # the saliency mask is a single object
+        assert 1 <= sample["num_objects"] <= 5 and sample["masks"].max() <= sample["num_objects"]
+    assert dataset[3]["num_objects"] == 1  # the saliency mask is a single object
     assert torch.equal(
         dataset[1]["frames"],
         StaticTrain(static_root, (48, 48), merge_prob=0.0, seed=0)[1]["frames"],
     )
     merged = StaticTrain(static_root, size=(48, 48), max_objects=4, seed=1)[0]  # merge_prob 1.0
-    assert "+" in merged["name"] and merged["obj_num"] <= 4
+    assert "+" in merged["name"] and merged["num_objects"] <= 4
 
 
 def test_static_train_errors(tmp_path, static_root):
@@ -324,7 +324,7 @@ def test_collate_batches_equal_sizes_only(davis_train):
     dataset = DAVISTrain(davis_train, merge_prob=0.0, seed=0, **SMALL)
     batch = collate([dataset[0], dataset[1], dataset[2]])
     assert batch["frames"].shape == (3, 5, 3, 64, 96) and batch["masks"].shape == (3, 5, 64, 96)
-    assert batch["obj_num"].dtype == torch.int64 and batch["name"] == ["two", "twelve", "two"]
+    assert batch["num_objects"].dtype == torch.int64 and batch["name"] == ["two", "twelve", "two"]
     other = DAVISTrain(davis_train, merge_prob=0.0, seed=0, crop_size=(32, 32), short_edge=H)[0]
     with pytest.raises(ValueError, match="differ in size"):
         collate([dataset[0], other])

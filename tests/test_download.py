@@ -1,4 +1,5 @@
-"""aot_edu.download: resumable HTTP, Google Drive via gdown, verification, safe unzip, datasets.
+"""aot_edu.download (resumable HTTP, Google Drive via gdown, verification, safe unzip) and the
+dataset registry that drives it, aot_edu.data.sources (download_dataset exercises both).
 
 No network: HTTP tests talk to a server on 127.0.0.1 started here, Google Drive tests use a
 fake fetch (or a fake ``gdown.download``).
@@ -24,19 +25,22 @@ from pathlib import Path
 import pytest
 
 from aot_edu import download as dl
-from aot_edu.download import (
+from aot_edu.data.sources import (
     DATASETS,
     DatasetArchive,
     DatasetSource,
+    describe_datasets,
+    download_dataset,
+    get_dataset,
+)
+from aot_edu.download import (
     DownloadError,
     GoogleDriveError,
     UnsafeArchiveError,
     VerificationError,
-    download_dataset,
     download_gdrive,
     download_url,
     extract_archive,
-    get_dataset,
     read_sidecar,
 )
 
@@ -597,7 +601,7 @@ def test_dataset_registry_is_well_formed():
         get_dataset("davis2018")
     with pytest.raises(ValueError, match="trainval"):
         get_dataset("davis2017").archive("val")
-    assert "youtubevos2019" in dl.describe_datasets()
+    assert "youtubevos2019" in describe_datasets()
 
 
 # --- issue 21: the checksum sidecar records only an archive that unpacked ---------------------

@@ -17,10 +17,11 @@ import pytest
 import torch
 
 from aot_edu import segment
-from aot_edu.engine import InferenceSession, normalize
-from aot_edu.identity import one_hot_labels
-from aot_edu.lstt import map_to_seq, seq_to_map
+from aot_edu.inference.engine import normalize
+from aot_edu.inference.session import InferenceSession
 from aot_edu.model import AOT, get_config
+from aot_edu.model.identity import one_hot_labels
+from aot_edu.model.lstt import map_to_seq, seq_to_map
 from conftest import load_golden
 
 CASES = ["aott_demo", "aotl_demo"]

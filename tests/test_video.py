@@ -95,7 +95,7 @@ def test_the_course_model_tracks_an_object_that_appears_later(tmp_path):
     """Real tracking (the shipped AOT-B): J of every object stays high, the newcomer included."""
     if not COURSE_MODEL.is_file():
         pytest.skip(f"{COURSE_MODEL.relative_to(ROOT)} is absent (the course model ships later)")
-    from aot_edu.course_model import load_course_model
+    from aot_edu.course.model import load_course_model
 
     frames, truth = moving_squares(16, h=96, w=160, appear=6)
     video = encode_video(tmp_path / "clip.mp4", frames)

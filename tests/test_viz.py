@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import pytest
@@ -9,7 +8,7 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from aot_edu import build_model, viz
+from aot_edu import viz
 from aot_edu.data import davis_palette
 
 
@@ -62,7 +61,7 @@ def test_the_legend_shows_each_object_id_in_its_colour():
 
 def test_mix_colours_and_soft_overlay():
     one_hot = np.stack([_labels() == k for k in range(3)]).astype(np.float32)
-    assert (viz.mix_colours(one_hot) == viz.colorize(_labels())).all()
+    assert (viz.mix_colors(one_hot) == viz.colorize(_labels())).all()
     soft = viz.overlay_soft(_frame(), one_hot, alpha=1.0)
     assert (soft[_labels() == 0] == 100).all() and (soft[5, 5] == davis_palette()[1]).all()
     weak = one_hot * 0.1
@@ -114,16 +113,6 @@ def test_heatmap_grid_layout():
 
 # --- identity similarity -------------------------------------------------------------------
 
-def test_cosine_similarity_matrix():
-    q = torch.linalg.qr(torch.randn(16, 5))[0].t()
-    torch.testing.assert_close(viz.cosine_similarity_matrix(q * 3), torch.eye(5), atol=1e-5, rtol=0)
-    v = torch.tensor([[1.0, 0.0], [1.0, 1.0], [-2.0, 0.0]])
-    sim = viz.cosine_similarity_matrix(v)
-    assert sim[0, 1] == pytest.approx(1 / math.sqrt(2)) and sim[0, 2] == pytest.approx(-1.0)
-    stats = viz.similarity_stats(torch.cat([torch.ones(1, 2), v]))  # row 0 = background, left out
-    assert stats["max"] == pytest.approx(1 / math.sqrt(2)) and stats["min"] == pytest.approx(-1.0)
-
-
 def test_plot_identity_similarity_panels_and_bounds():
     vectors = torch.randn(11, 32)
     fig = viz.plot_identity_similarity({"a": vectors, "b": -vectors}, num_identities=4,
@@ -159,49 +148,6 @@ def test_identity_similarity_widget_redraws_on_every_control():
 
 # --- attention -----------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def clip():
-    rng = np.random.default_rng(0)
-    frames = rng.integers(0, 255, (4, 65, 97, 3), dtype=np.uint8)
-    mask = np.zeros((65, 97), dtype=np.int64)
-    mask[10:40, 10:40], mask[30:60, 50:90] = 1, 2
-    return frames, mask
-
-
-@pytest.fixture(scope="module")
-def record(clip):
-    torch.manual_seed(0)
-    return viz.record_attention(build_model("aots"), *clip, title="random AOT-S")
-
-
-def test_record_attention_shapes(record, clip):
-    frames, mask = clip
-    assert record.frames.shape == frames.shape and record.token_size == (5, 7)
-    assert (record.masks[0] == mask).all() and record.masks.shape == (4, 65, 97)
-    assert record.num_layers == 2 and record.num_heads == 8 and record.num_objects == 2
-    assert len(record.long_term) == 3 and record.long_term_frames == [[0], [0], [0]]
-    assert record.long_term[0][1].shape == (8, 35, 35)
-    assert record.short_term[2][0].shape == (8, 35, 225)
-    torch.testing.assert_close(record.token_labels(0).sum(0), torch.ones(5, 7))
-
-
-def test_record_follows_the_long_term_memory(clip):
-    torch.manual_seed(0)
-    record = viz.record_attention(build_model("aott"), *clip, long_term_gap=1)
-    assert record.long_term_frames == [[0], [1, 0], [2, 1, 0]], "newest memory frame first"
-    assert record.long_term[2][0].shape == (8, 35, 3 * 35)
-
-
-def test_record_resizes_to_the_input_size():
-    frames = np.zeros((2, 60, 100, 3), dtype=np.uint8)
-    mask = np.zeros((60, 100), dtype=np.int64)
-    mask[10:30, 10:30] = 1
-    record = viz.record_attention(build_model("aott"), frames, mask)
-    assert record.frames.shape[1:3] == (65, 97) and record.masks.shape[1:] == (65, 97)
-    with pytest.raises(ValueError, match="objects"):
-        viz.record_attention(build_model("aott"), frames, np.zeros((60, 100), dtype=np.int64))
-
-
 def test_attention_views_are_distributions(record):
     views = viz.attention_views(record, frame=2, layer=1, query=(2, 3))
     assert views["long"].shape == (1, 5, 7) and views["short"].shape == (5, 7)
@@ -236,40 +182,6 @@ def test_attention_views_bad_input(record, kwargs, message):
     args = {"frame": 1, "layer": 0, "query": (0, 0), "head": None, **kwargs}
     with pytest.raises(ValueError, match=message):
         viz.attention_views(record, **args)
-
-
-def test_attention_entropy(record):
-    entropy = viz.attention_entropy(record, "long_term")
-    assert entropy.shape == (3, 2)
-    assert (entropy > 0).all() and (entropy <= math.log(35) + 1e-4).all()
-    with pytest.raises(ValueError, match="long_term"):
-        viz.attention_entropy(record, "self")
-
-
-def test_uniform_entropy_counts_the_keys_each_query_sees(record):
-    np.testing.assert_allclose(viz.uniform_entropy(record, "long_term"), [math.log(35)] * 3, rtol=1e-6)
-    # a 5x7 grid lies inside every 15x15 window: each query sees all 35 tokens, not 225
-    np.testing.assert_allclose(viz.uniform_entropy(record, "short_term"), [math.log(35)] * 3, rtol=1e-6)
-    assert (viz.attention_entropy(record, "short_term") <= math.log(35) + 1e-4).all()
-    h, w = 20, 9
-    by_hand = [math.log(sum(0 <= y + dy < h and 0 <= x + dx < w for dy in range(-7, 8) for dx in range(-7, 8)))
-               for y in range(h) for x in range(w)]
-    larger = dataclasses.replace(record, token_size=(h, w))
-    assert viz.uniform_entropy(larger, "short_term")[0] == pytest.approx(np.mean(by_hand), rel=1e-6)
-    with pytest.raises(ValueError, match="short_term"):
-        viz.uniform_entropy(record, "self")
-
-
-def test_record_keeps_the_ground_truth(clip):
-    frames, mask = clip
-    truth = np.stack([mask] * len(frames))
-    record = viz.record_attention(build_model("aott"), frames[:, :60, :90], mask[:60, :90],
-                                  ground_truth=truth[:, :60, :90])
-    assert record.ground_truth.shape == (4, 65, 97) and (record.ground_truth[0] == record.masks[0]).all()
-    with pytest.raises(ValueError, match="every frame"):
-        viz.record_attention(build_model("aott"), frames, mask, ground_truth=truth[:2])
-    with pytest.raises(ValueError, match="no ground truth"):
-        dataclasses.replace(record, ground_truth=None).token_labels(1, ground_truth=True)
 
 
 def test_default_query_lies_in_the_first_object(record):

@@ -1,75 +1,31 @@
-"""Data: frames and masks on disk, the evaluation datasets, synthetic videos and training samples.
+"""Data: frames and masks on disk, the datasets and where they come from, synthetic videos and
+training samples.
 
-- :mod:`.io` - read/write frames and label-map PNGs (DAVIS palette).
+- :mod:`.io` - read/write frames and label-map PNGs (DAVIS palette), the void label.
 - :mod:`.video` - video files (PyAV) and frame folders read one frame at a time, and
   :class:`VideoWriter` (mp4 / webm / gif).
-- :mod:`.datasets` - DAVIS 2016/2017 and YouTube-VOS readers giving :class:`VideoSequence`,
-  and :func:`write_davis_layout`.
+- :mod:`.sources` - the one registry of datasets (DAVIS 2016/2017, YouTube-VOS 2018/2019):
+  where each comes from, its folder, how it is evaluated; :func:`download_dataset`.
+- :mod:`.datasets` - DAVIS and YouTube-VOS readers giving :class:`VideoSequence`,
+  :func:`open_dataset` and :func:`write_davis_layout`.
 - :mod:`.synthetic` - textured multi-object videos with look-alike distractors or objects,
   and an occlusion video (an object passes behind an occluder).
 - :mod:`.transforms` - the training augmentations (scale, balanced crop, flip, pad, merge).
 - :mod:`.training` - training clips (static images, DAVIS, YouTube-VOS) and :func:`collate`.
 """
 
-from .datasets import (
-    DAVIS,
-    SequenceFrame,
-    VideoSequence,
-    YouTubeVOS,
-    read_youtubevos_meta,
-    write_davis_layout,
-)
-from .io import davis_palette, list_frames, read_frames, read_mask, write_mask
-from .synthetic import SyntheticImages, SyntheticVideos, render_occlusion_video, render_video
-from .training import (
-    DAVISTrain,
-    StaticClips,
-    StaticTrain,
-    TrainVideo,
-    VOSTrain,
-    YouTubeVOSTrain,
-    collate,
-    find_static_pairs,
-    make_sample,
-)
-from .video import (
-    FrameFolder,
-    VideoReadError,
-    VideoSource,
-    VideoWriter,
-    open_video,
-    read_video_frame,
-)
+from aot_edu._lazy import lazy_exports
 
-__all__ = [
-    "DAVIS",
-    "DAVISTrain",
-    "FrameFolder",
-    "SequenceFrame",
-    "StaticClips",
-    "StaticTrain",
-    "SyntheticImages",
-    "SyntheticVideos",
-    "TrainVideo",
-    "VOSTrain",
-    "VideoReadError",
-    "VideoSequence",
-    "VideoSource",
-    "VideoWriter",
-    "YouTubeVOS",
-    "YouTubeVOSTrain",
-    "collate",
-    "davis_palette",
-    "find_static_pairs",
-    "list_frames",
-    "make_sample",
-    "open_video",
-    "read_frames",
-    "read_mask",
-    "read_video_frame",
-    "read_youtubevos_meta",
-    "render_occlusion_video",
-    "render_video",
-    "write_davis_layout",
-    "write_mask",
-]
+# Names resolve on first use, so that the registry (:mod:`.sources`, plain data) is read without
+# importing torch: the command line's start-up (``aot-edu --help``).
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    ".datasets": ["DAVIS", "SequenceFrame", "VideoSequence", "YouTubeVOS", "open_dataset",
+                  "read_youtubevos_meta", "write_davis_layout"],
+    ".io": ["VOID_LABEL", "davis_palette", "list_frames", "read_frames", "read_mask", "write_mask"],
+    ".sources": ["DATASETS", "download_dataset", "get_dataset"],
+    ".synthetic": ["SyntheticImages", "SyntheticVideos", "render_occlusion_video", "render_video"],
+    ".training": ["DAVISTrain", "StaticClips", "StaticTrain", "TrainVideo", "VOSTrain",
+                  "YouTubeVOSTrain", "collate", "find_static_pairs", "make_sample"],
+    ".video": ["FrameFolder", "VideoReadError", "VideoSource", "VideoWriter", "open_video",
+               "read_video_frame"],
+})

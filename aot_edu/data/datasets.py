@@ -35,32 +35,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .io import FRAME_SUFFIXES, read_frames, read_mask, write_mask
+from .io import FRAME_SUFFIXES, VOID_LABEL, read_frames, read_mask, write_mask
+from .sources import dataset_folder, download_hint, get_dataset
 
-VOID_LABEL = 255
 DAVIS_YEARS = (2016, 2017)
 DAVIS_SPLITS = ("train", "val", "test-dev", "test-challenge")
 YOUTUBEVOS_YEARS = (2018, 2019)
-
-
-# Benchmarks aot-edu reads but does not download (no official source it may fetch from).
-_MANUAL_DOWNLOAD = {
-    "youtubevos2018": "get YouTube-VOS 2018 from https://youtube-vos.org/dataset/vos/ (its "
-                      "valid.zip unpacks to valid/JPEGImages, valid/Annotations, valid/meta.json)",
-}
-
-
-def _download_hint(dataset: str) -> str:
-    """What to do when ``dataset`` (a name such as ``davis2017``) is not on disk: the
-    ``aot-edu download dataset`` command when aot-edu downloads it, else where to get it."""
-    from ..download import DATASETS  # lazy: the registry pulls in urllib and tqdm
-
-    if dataset in {source.name for source in DATASETS}:
-        return (f"run `aot-edu download dataset {dataset}` to get it (or pass the folder that "
-                "holds it)")
-    where = _MANUAL_DOWNLOAD.get(dataset, f"get {dataset} from its official site")
-    return (f"aot-edu does not download {dataset}: {where}, then pass the folder that holds it "
-            "(`--data-root`)")
 
 
 @dataclass(frozen=True)
@@ -163,7 +143,7 @@ class VideoSequence:
         # DAVIS 2016 ships inside the DAVIS 2017 trainval download.
         name = ("davis2017" if self.dataset.startswith("davis")
                 else self.dataset.split("-")[0] or "davis2017")
-        return _download_hint(name)
+        return download_hint(name)
 
     def frame(self, index: int) -> np.ndarray:
         """The RGB image of frame ``index``, ``uint8 [H, W, 3]``."""
@@ -304,7 +284,7 @@ def _list_images(folder: Path) -> list[Path]:
 def _require_dir(path: Path, what: str, dataset: str) -> None:
     if not path.is_dir():
         raise FileNotFoundError(
-            f"{what} not found: expected the folder {path}; {_download_hint(dataset)}"
+            f"{what} not found: expected the folder {path}; {download_hint(dataset)}"
         )
 
 
@@ -335,7 +315,7 @@ class DAVIS(_SequenceCollection):
         tag = f"davis{year}"
         if not self.root.is_dir():
             raise FileNotFoundError(
-                f"DAVIS root folder not found: {self.root}; {_download_hint('davis2017')}"
+                f"DAVIS root folder not found: {self.root}; {download_hint('davis2017')}"
             )
         self.image_root = self.root / "JPEGImages" / resolution
         self.label_root = self.root / "Annotations" / resolution
@@ -345,7 +325,7 @@ class DAVIS(_SequenceCollection):
             raise FileNotFoundError(
                 f"DAVIS sequence list not found: expected {list_file} (one sequence name a line; "
                 "the DAVIS 2017 trainval download has ImageSets/2016 and ImageSets/2017); "
-                f"{_download_hint('davis2017')}"
+                f"{download_hint('davis2017')}"
             )
         names = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
         if not names:
@@ -359,7 +339,7 @@ class DAVIS(_SequenceCollection):
         if not images and not labels:
             raise FileNotFoundError(
                 f"DAVIS sequence {name!r}: neither {self.image_root / name} nor "
-                f"{self.label_root / name} exists; {_download_hint('davis2017')}"
+                f"{self.label_root / name} exists; {download_hint('davis2017')}"
             )
         if images:
             frame_paths = images
@@ -399,7 +379,7 @@ def read_youtubevos_meta(path: str | Path) -> dict[str, dict[int, list[str]]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"YouTube-VOS meta.json not found: {path}; {_download_hint('youtubevos2019')}"
+            f"YouTube-VOS meta.json not found: {path}; {download_hint('youtubevos2019')}"
         )
     try:
         videos = json.loads(path.read_text())["videos"]
@@ -425,7 +405,7 @@ def find_youtubevos_split(root: str | Path, split: str, year: int | None = None)
     raise FileNotFoundError(
         f"YouTube-VOS {split!r} split not found: expected {candidates[0]}/JPEGImages"
         + (f" or {candidates[1]}/JPEGImages" if len(candidates) > 1 else "")
-        + f"; {_download_hint(f'youtubevos{year or 2019}')}"
+        + f"; {download_hint(f'youtubevos{year or 2019}')}"
     )
 
 
@@ -575,3 +555,20 @@ def write_davis_layout(
     list_file.parent.mkdir(parents=True, exist_ok=True)
     list_file.write_text("".join(f"{n}\n" for n in names))
     return root
+
+
+def open_dataset(
+    dataset: str, split: str | None = None, root: str | Path | None = None,
+    all_frames: bool = False,
+) -> DAVIS | YouTubeVOS:
+    """The reader of a registered dataset's split (:mod:`.sources`): ``davis2017`` /
+    ``davis2016`` (default split ``val``), ``youtubevos2019`` / ``youtubevos2018`` (``valid``),
+    from ``root`` or where ``aot-edu download dataset`` puts it."""
+    source = get_dataset(dataset)
+    split = split or source.eval_split
+    root = Path(root) if root is not None else dataset_folder(source.name)
+    if source.family == "davis":
+        if all_frames:
+            raise ValueError("all_frames applies to YouTube-VOS only (DAVIS is annotated densely)")
+        return DAVIS(root, year=source.year, split=split)
+    return YouTubeVOS(root, year=source.year, split=split, all_frames=all_frames)

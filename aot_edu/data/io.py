@@ -24,6 +24,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from aot_edu import paths
+
+# The label of pixels that belong to no object and count for nothing: DAVIS's "void" (object
+# borders), the official trainer's ignore index, the padding of augmented training clips. The one
+# definition; everything that reads or writes labels uses it.
+VOID_LABEL = 255
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 LOSSY_MASK_SUFFIXES = (".jpg", ".jpeg")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".gif")
@@ -198,14 +204,11 @@ def write_mask(path: str | Path, labels: np.ndarray) -> None:
         raise ValueError(f"a mask must be 2-D [H, W], got shape {tuple(labels.shape)}")
     if labels.size and (labels.min() < 0 or labels.max() > 255):
         raise ValueError("mask labels must lie in 0..255 to be stored as a palette PNG")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(labels.astype(np.uint8), mode="P")
     image.putpalette(davis_palette().reshape(-1).tolist())
-    # write beside, then rename: an interruption never leaves a truncated PNG under the name
-    partial = path.with_name(f".{path.name}.partial")
-    image.save(partial, format="PNG")
-    os.replace(partial, path)
+    # an interruption never leaves a truncated PNG under the name
+    with paths.atomic_write(path, "wb") as handle:
+        image.save(handle, format="PNG")
 
 
 def check_writable_folder(folder: str | Path, option: str = "output folder") -> None:

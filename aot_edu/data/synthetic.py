@@ -70,7 +70,7 @@ def _polygon(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return (normals * sign[:, None]).astype(np.float32), (offsets * sign).astype(np.float32)
 
 
-def _random_colour(rng: np.random.Generator) -> np.ndarray:
+def _random_color(rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(20, 235, 3).astype(np.float32)
 
 
@@ -91,7 +91,7 @@ def _new_shape(
         spin=float(rng.uniform(-0.06, 0.06) * motion),
         growth=float(rng.uniform(-0.03, 0.03) * motion),
         texture=int(rng.integers(len(TEXTURES))),
-        colours=np.stack([_random_colour(rng), _random_colour(rng)]),
+        colours=np.stack([_random_color(rng), _random_color(rng)]),
         frequency=float(rng.uniform(0.25, 0.8)),
         phase=float(rng.uniform(0, 2 * np.pi)),
         grid=rng.uniform(0, 1, (5, 5)).astype(np.float32),

@@ -8,7 +8,7 @@ frame whose mask is given, then four later frames - in one format shared by all 
 
     {"frames": uint8 tensor [T, 3, H, W],   # RGB 0..255; ImageNet normalisation is the model's job
      "masks": int64 tensor [T, H, W],       # labels 0 (background) .. n
-     "obj_num": int,                        # n <= M = 10
+     "num_objects": int,                        # n <= M = 10
      "name": str}
 
 Facts from the official code (yoxu515/aot-benchmark ``dataloaders/train_datasets.py``,
@@ -46,7 +46,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from . import transforms as T
+from . import transforms
 from .datasets import DAVIS, find_youtubevos_split, read_youtubevos_meta
 from .io import read_frames, read_mask
 
@@ -55,7 +55,7 @@ SEQ_LEN = 5
 CROP_SIZE = (465, 465)
 
 
-def make_sample(frames: np.ndarray, masks: np.ndarray, obj_num: int, name: str) -> dict:
+def make_sample(frames: np.ndarray, masks: np.ndarray, num_objects: int, name: str) -> dict:
     """The training sample dict from ``uint8 [T, H, W, 3]`` frames and ``[T, H, W]`` labels."""
     frames = np.asarray(frames)
     masks = np.asarray(masks)
@@ -63,19 +63,19 @@ def make_sample(frames: np.ndarray, masks: np.ndarray, obj_num: int, name: str) 
         raise ValueError(f"frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}")
     if masks.shape != frames.shape[:3]:
         raise ValueError(f"masks must be [T, H, W] = {frames.shape[:3]}, got {masks.shape}")
-    if masks.size and int(masks.max()) > obj_num:
-        raise ValueError(f"{name}: mask label {int(masks.max())} exceeds obj_num = {obj_num}")
+    if masks.size and int(masks.max()) > num_objects:
+        raise ValueError(f"{name}: mask label {int(masks.max())} exceeds num_objects = {num_objects}")
     return {
         "frames": torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))),
         "masks": torch.from_numpy(masks.astype(np.int64)),
-        "obj_num": int(obj_num),
+        "num_objects": int(num_objects),
         "name": str(name),
     }
 
 
 def collate(samples: Sequence[dict]) -> dict:
     """Batch samples of equal size: ``frames`` ``uint8 [B, T, 3, H, W]``, ``masks`` ``int64
-    [B, T, H, W]``, ``obj_num`` ``int64 [B]``, ``name`` list of ``B`` strings."""
+    [B, T, H, W]``, ``num_objects`` ``int64 [B]``, ``name`` list of ``B`` strings."""
     if not samples:
         raise ValueError("collate needs at least one sample")
     shapes = {tuple(s["frames"].shape) for s in samples}
@@ -87,7 +87,7 @@ def collate(samples: Sequence[dict]) -> dict:
     return {
         "frames": torch.stack([s["frames"] for s in samples]),
         "masks": torch.stack([s["masks"] for s in samples]),
-        "obj_num": torch.tensor([s["obj_num"] for s in samples], dtype=torch.int64),
+        "num_objects": torch.tensor([s["num_objects"] for s in samples], dtype=torch.int64),
         "name": [s["name"] for s in samples],
     }
 
@@ -201,36 +201,36 @@ class StaticClips(_SeededClips):
         raise NotImplementedError
 
     def clip(self, index: int, rng: np.random.Generator):
-        """``(frames [T, H, W, 3], masks [T, H, W], obj_num)`` made from image ``index``."""
+        """``(frames [T, H, W, 3], masks [T, H, W], num_objects)`` made from image ``index``."""
         image, mask = self.load(index)
-        image, mask = T.horizontal_flip_pair(image, mask, rng, 0.5)
+        image, mask = transforms.horizontal_flip_pair(image, mask, rng, 0.5)
         frames, masks = [], []
         for i in range(self.seq_len):
             im, mk = image, mask
             if i > 0:
-                im, mk = T.horizontal_flip_pair(im, mk, rng, 0.3)
-                im = T.color_jitter(im, rng)
-                im, mk = T.random_affine(im, mk, rng)
-            im, mk = T.random_resized_crop(im, mk, rng, self.size)
+                im, mk = transforms.horizontal_flip_pair(im, mk, rng, 0.3)
+                im = transforms.color_jitter(im, rng)
+                im, mk = transforms.random_affine(im, mk, rng)
+            im, mk = transforms.random_resized_crop(im, mk, rng, self.size)
             frames.append(np.asarray(im))
             masks.append(np.asarray(mk))
         frames, masks = np.stack(frames), np.stack(masks)
         # Objects are those of the first frame (any size), as the official ToOnehot picks them.
-        keep = T.choose_objects(T.pixel_counts(masks[0]), rng, self.max_objects, 0)
-        return frames, T.relabel(masks, keep), len(keep)
+        keep = transforms.choose_objects(transforms.pixel_counts(masks[0]), rng, self.max_objects, 0)
+        return frames, transforms.relabel(masks, keep), len(keep)
 
     def __getitem__(self, index: int) -> dict:
         index = self._check_index(index)
         rng = self.rng(index)
-        frames, masks, obj_num = self.clip(index, rng)
+        frames, masks, num_objects = self.clip(index, rng)
         name = self.name(index)
-        if len(self) > 1 and (obj_num == 0 or rng.random() < self.merge_prob):
+        if len(self) > 1 and (num_objects == 0 or rng.random() < self.merge_prob):
             other = (index + 1 + int(rng.integers(len(self) - 1))) % len(self)
-            frames, masks, obj_num = T.merge_clips(
+            frames, masks, num_objects = transforms.merge_clips(
                 (frames, masks), self.clip(other, rng)[:2], rng, self.max_objects
             )
             name = f"{name}+{self.name(other)}"
-        return make_sample(frames, masks, obj_num, name)
+        return make_sample(frames, masks, num_objects, name)
 
 
 class StaticTrain(StaticClips):
@@ -379,30 +379,30 @@ class VOSTrain(_SeededClips):
         return frames, np.stack(masks)
 
     def clip(self, video_index: int, rng: np.random.Generator):
-        """``(frames, masks, obj_num)`` of one augmented clip of video ``video_index``."""
+        """``(frames, masks, num_objects)`` of one augmented clip of video ``video_index``."""
         video = self.videos[video_index]
         frames, masks = self.load(video, self.choose_frames(video, rng))
-        frames, masks = T.random_scale(frames, masks, rng, *self.scale_range, self.short_edge)
-        frames, masks, obj_num = T.balanced_random_crop(
+        frames, masks = transforms.random_scale(frames, masks, rng, *self.scale_range, self.short_edge)
+        frames, masks, num_objects = transforms.balanced_random_crop(
             frames, masks, rng, self.crop_size, max_objects=self.max_objects
         )
-        frames, masks = T.random_horizontal_flip(frames, masks, rng, self.flip_prob)
-        frames, masks = T.pad_to_size(frames, masks, rng, self.crop_size)
-        return frames, masks, obj_num
+        frames, masks = transforms.random_horizontal_flip(frames, masks, rng, self.flip_prob)
+        frames, masks = transforms.pad_to_size(frames, masks, rng, self.crop_size)
+        return frames, masks, num_objects
 
     def __getitem__(self, index: int) -> dict:
         index = self._check_index(index)
         rng = self.rng(index)
         video_index = index % len(self.videos)
-        frames, masks, obj_num = self.clip(video_index, rng)
+        frames, masks, num_objects = self.clip(video_index, rng)
         name = self.videos[video_index].name
-        if len(self.videos) > 1 and (obj_num == 0 or rng.random() < self.merge_prob):
+        if len(self.videos) > 1 and (num_objects == 0 or rng.random() < self.merge_prob):
             other = (video_index + 1 + int(rng.integers(len(self.videos) - 1))) % len(self.videos)
-            frames, masks, obj_num = T.merge_clips(
+            frames, masks, num_objects = transforms.merge_clips(
                 (frames, masks), self.clip(other, rng)[:2], rng, self.max_objects
             )
             name = f"{name}+{self.videos[other].name}"
-        return make_sample(frames, masks, obj_num, name)
+        return make_sample(frames, masks, num_objects, name)
 
 
 class DAVISTrain(VOSTrain):

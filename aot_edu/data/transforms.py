@@ -29,8 +29,9 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torchvision.transforms import InterpolationMode
 
+from .io import VOID_LABEL
+
 IMAGE_FILL = (124, 116, 104)  # the official padding / affine fill colour (about the ImageNet mean)
-VOID_LABEL = 255
 
 
 def _check_clip(frames: np.ndarray, masks: np.ndarray) -> None:
@@ -101,7 +102,7 @@ def balanced_random_crop(
     """Crop one window from every frame, retrying up to ``max_steps`` positions until the
     reference frame (index 0) keeps an object of more than ``min_object_pixels`` pixels.
 
-    Returns ``(frames, masks, obj_num)``; masks are renumbered ``0..obj_num`` after the objects
+    Returns ``(frames, masks, num_objects)``; masks are renumbered ``0..num_objects`` after the objects
     of the reference crop (at most ``max_objects``, a random subset when there are more).
     """
     _check_clip(frames, masks)
@@ -169,7 +170,7 @@ def merge_clips(
     Both clips have the same shape and labels ``0..n``. Objects of the second clip follow those
     of the first; objects with at most ``min_object_pixels`` pixels in the merged reference frame
     are dropped (to background), and a random subset is kept when more than ``max_objects``
-    remain. Returns ``(frames, masks, obj_num)``.
+    remain. Returns ``(frames, masks, num_objects)``.
     """
     (f1, m1), (f2, m2) = first, second
     _check_clip(f1, m1)
