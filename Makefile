@@ -13,7 +13,7 @@ help:
 	@echo "make lab        set up .venv (if missing) and open the course in JupyterLab"
 	@echo "make test       run the unit tests (pytest) and the notebooks (nbval, quick mode)"
 	@echo "make train-course-model  reproduce the shipped course model (hours on a CPU; resumable)"
-	@echo "make test-fast  unit tests only"
+	@echo "make test-fast  unit tests only (no notebooks, no browser)"
 	@echo "make figures    run the notebooks (quick mode) to redraw figures/ (the README's pictures)"
 	@echo "make notebooks  regenerate notebooks/*.ipynb from their jupytext sources"
 	@echo "make bench      run the benchmarks and write bench/RESULTS.md"
@@ -55,7 +55,7 @@ figures: setup
 	AOT_EDU_MODE=$${AOT_EDU_MODE:-quick} AOT_EDU_FIGURES="$(CURDIR)/figures" $(NBVAL) notebooks
 
 test-fast: setup
-	$(PY) -m pytest tests -p no:cacheprovider
+	$(PY) -m pytest tests -m "not browser" -p no:cacheprovider
 
 # The .py files are the source; the .ipynb files are generated from them, without outputs.
 notebooks: setup
