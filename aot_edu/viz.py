@@ -747,9 +747,13 @@ class InteractiveFigure:
         return self.figure
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from IPython.display import HTML, display
 
-        display(self.widget)
+        from .gallery import gallery_html, static_widgets
+
+        # The course's website (`make docs`) has no kernel: there the widget is a gallery of
+        # pictures drawn at build time (aot_edu.gallery).
+        display(HTML(gallery_html(self)) if static_widgets() else self.widget)
 
 
 def identity_similarity_widget(banks: dict[str, Tensor]) -> InteractiveFigure:

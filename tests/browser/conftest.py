@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from browserkit import (
     ARTIFACTS,
     CHROMIUM_NAMES,
     HOW_TO_GET_CHROMIUM,
+    ROOT,
     LabServer,
+    StaticServer,
     find_chromium,
     missing,
     written,
@@ -46,5 +51,29 @@ def pytest_terminal_summary(terminalreporter) -> None:
 def lab(chromium, tmp_path_factory):
     """A running JupyterLab serving a copy of the notebooks (quick mode); stopped afterwards."""
     server = LabServer(tmp_path_factory.mktemp("jupyterlab"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def site(chromium):
+    """The course's website served on localhost: ``AOT_EDU_SITE`` if set, else built now by
+    ``docs/build.py --reuse`` (as ``make docs`` does) into ``build/site``."""
+    explicit = os.environ.get("AOT_EDU_SITE")
+    if explicit:
+        root = Path(explicit)
+        assert (root / "index.html").is_file(), f"AOT_EDU_SITE={explicit} holds no index.html"
+    else:
+        try:
+            import mkdocs  # noqa: F401
+            import mkdocs_jupyter  # noqa: F401
+        except ImportError:
+            missing("the website tests need MkDocs: `make setup` installs it (the dev extra)")
+        result = subprocess.run([sys.executable, str(ROOT / "docs" / "build.py"), "--reuse"], cwd=ROOT,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, \
+            f"docs/build.py failed (exit {result.returncode}): {(result.stdout + result.stderr)[-3000:]}"
+        root = ROOT / "build" / "site"
+    server = StaticServer(root)
     yield server
     server.stop()
