@@ -11,7 +11,7 @@ NB_OUT := $(NB_SRC:.py=.ipynb)
 
 help:
 	@echo "make lab        set up .venv (if missing) and open the course in JupyterLab"
-	@echo "make test       run the unit tests (pytest) and the notebooks (nbval, quick mode)"
+	@echo "make test       unit tests (pytest), the notebooks (nbval, quick mode), widgets and website in Chromium"
 	@echo "make train-course-model  reproduce the shipped course model (hours on a CPU; resumable)"
 	@echo "make test-fast  unit tests only (no notebooks, no browser)"
 	@echo "make figures    run the notebooks (quick mode) to redraw figures/ (the README's pictures)"

@@ -33,18 +33,24 @@ def static_widgets() -> bool:
     return os.environ.get("AOT_EDU_WIDGETS", "").strip().lower() == "static"
 
 
-def control_values(control, max_values: int = 6) -> list[tuple[str, object]]:
-    """``(label, value)`` pairs a gallery shows for one ipywidgets control: a slider's range
-    (evenly thinned to ``max_values``, ends kept), a menu's options, a checkbox's two states."""
+def _thin(count: int, keep: int, max_values: int) -> list[int]:
+    """Up to ``max_values`` indices of ``range(count)`` evenly spread, ends and ``keep`` kept."""
+    steps = np.linspace(0, count - 1, min(max_values, count))
+    return sorted({int(round(i)) for i in steps} | {keep})
+
+
+def control_values(control, max_values: int = 5) -> list[tuple[str, object]]:
+    """``(label, value)`` pairs a gallery shows for one ipywidgets control: a slider's range or
+    a menu's options (evenly thinned to ``max_values``, the ends and the current value kept),
+    a checkbox's two states."""
     if hasattr(control, "options") and hasattr(control, "index"):  # Dropdown and friends
         labels, values = list(control._options_labels), list(control._options_values)
-        return list(zip(labels, values, strict=True))
+        return [(labels[i], values[i]) for i in _thin(len(values), control.index, max_values)]
     if isinstance(control.value, bool):
         return [("off", False), ("on", True)]
     if hasattr(control, "min") and hasattr(control, "max"):
-        steps = np.linspace(control.min, control.max, min(max_values, control.max - control.min + 1))
-        values = sorted({int(round(v)) for v in steps} | {int(control.value)})
-        return [(str(v), v) for v in values]
+        indices = _thin(control.max - control.min + 1, control.value - control.min, max_values)
+        return [(str(control.min + i), control.min + i) for i in indices]
     raise TypeError(f"cannot list the values of a {type(control).__name__} control")
 
 
@@ -54,7 +60,7 @@ def _png(figure, dpi: float) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def gallery_html(interactive, max_values: int = 6, dpi: float = 80) -> str:
+def gallery_html(interactive, max_values: int = 5, dpi: float = 80) -> str:
     """The HTML of ``interactive`` (an :class:`~aot_edu.viz.InteractiveFigure`) as a gallery.
 
     Draws ``1 + sum(len(values) - 1)`` figures: the widget's starting state, then each control's

@@ -23,6 +23,11 @@ def test_control_values_thin_a_slider_and_keep_its_ends_and_value(widget):
     assert values[0] == 2 and values[-1] == 10 and len(values) <= 5
     assert gallery.control_values(widget.controls["include_background"]) == [("off", False), ("on", True)]
     assert [label for label, _ in gallery.control_values(widget.controls["bank"])] == ["random", "other"]
+    import ipywidgets
+
+    heads = ipywidgets.Dropdown(options=[("mean", -1)] + [(str(i), i) for i in range(8)], value=3)
+    shown = gallery.control_values(heads, max_values=4)
+    assert shown[0] == ("mean", -1) and shown[-1] == ("7", 7) and ("3", 3) in shown and len(shown) <= 5
 
 
 def test_gallery_holds_one_picture_per_control_value(widget):
