@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from browserkit import (
+
+from .browserkit import (
     ARTIFACTS,
     CHROMIUM_NAMES,
     HOW_TO_GET_CHROMIUM,

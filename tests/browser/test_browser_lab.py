@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from browserkit import PageWatch, artifact_dir, changed_fraction, screenshot_array
+
+from .browserkit import PageWatch, artifact_dir, changed_fraction, screenshot_array
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

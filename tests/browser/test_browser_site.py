@@ -15,7 +15,8 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from browserkit import PageWatch, artifact_dir, changed_fraction, screenshot_array
+
+from .browserkit import PageWatch, artifact_dir, changed_fraction, screenshot_array
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
