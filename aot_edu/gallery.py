@@ -5,8 +5,8 @@ web page has no Python, and ipywidgets' embedded state would only replay the one
 shown when the page was built. So the website shows, in place of each widget, the same
 controls over pictures drawn at build time: every value of each control (at most
 ``max_values`` of them, evenly spread) with the other controls at their first values, one
-control at a time. Plain HTML, a few lines of inline JavaScript and PNGs in the page: no
-ipywidgets front end, no CDN, no kernel.
+control at a time. Plain HTML, a few lines of inline JavaScript and the pictures in the page
+(PNG; JPEG for large ones): no ipywidgets front end, no CDN, no kernel.
 
 ``AOT_EDU_WIDGETS=static`` (set by ``make docs``) makes a displayed
 :class:`~aot_edu.viz.InteractiveFigure` show :func:`gallery_html` instead of its live controls.
@@ -54,10 +54,17 @@ def control_values(control, max_values: int = 5) -> list[tuple[str, object]]:
     raise TypeError(f"cannot list the values of a {type(control).__name__} control")
 
 
-def _png(figure, dpi: float) -> str:
+def _image(figure, dpi: float, max_png_bytes: int = 120_000) -> str:
+    """The figure as a data URL: PNG, or JPEG when the PNG is large (pictures of video frames
+    compress badly as PNG: a page with twenty of them would weigh over 10 MB)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    kind = "png"
+    if buffer.tell() > max_png_bytes:
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="jpeg", dpi=dpi, pil_kwargs={"quality": 85})
+        kind = "jpeg"
+    return f"data:image/{kind};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def gallery_html(interactive, max_values: int = 5, dpi: float = 80) -> str:
@@ -74,7 +81,7 @@ def gallery_html(interactive, max_values: int = 5, dpi: float = 80) -> str:
         for index, (_, value) in enumerate(options[name]):
             key = "start" if index == first[name] else f"{name}={index}"
             if key not in images:
-                images[key] = _png(interactive.draw(**{**start, name: value}), dpi)
+                images[key] = _image(interactive.draw(**{**start, name: value}), dpi)
     uid = "aot-gallery-" + uuid.uuid4().hex[:8]
     rows = []
     for name in names:

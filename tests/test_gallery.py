@@ -35,7 +35,7 @@ def test_gallery_holds_one_picture_per_control_value(widget):
     images = json.loads(re.search(r'class="aot-gallery-images">(.*?)</script>', html).group(1))
     # the start, then each control's other values: bank 1 more, M 2 more (2, 6), background 1 more
     assert set(images) == {"start", "bank=1", "num_identities=0", "num_identities=1", "include_background=1"}
-    assert all(v.startswith("data:image/png;base64,") for v in images.values())
+    assert all(v.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for v in images.values())
     assert len(set(images.values())) == len(images), "two control values gave the same picture"
     assert html.count('type="range"') == 3 and gallery.NOTE.split(":")[0] in html
 
@@ -53,3 +53,9 @@ def test_static_widgets_switch(monkeypatch):
     assert not gallery.static_widgets()
     monkeypatch.delenv("AOT_EDU_WIDGETS")
     assert not gallery.static_widgets()
+
+
+def test_large_pictures_are_sent_as_jpeg(widget):
+    figure = widget.draw(**widget.values())
+    assert gallery._image(figure, dpi=30).startswith("data:image/png;base64,")
+    assert gallery._image(figure, dpi=30, max_png_bytes=100).startswith("data:image/jpeg;base64,")
