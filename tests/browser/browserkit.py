@@ -102,6 +102,9 @@ class PageWatch:
         page.on("console", self._console)
         page.on("pageerror", lambda error: self.page_errors.append(str(error)))
         page.on("requestfailed", self._request_failed)
+        self.external_requests: list[str] = []
+        page.on("request", lambda r: None if r.url.startswith((local_prefix, "data:", "blob:"))
+                else self.external_requests.append(r.url))
 
     def _console(self, message) -> None:
         if message.type == "error":
