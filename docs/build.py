@@ -13,7 +13,8 @@ mkdocstrings). Output: ``build/site`` (static files; open ``build/site/index.htm
 3. ``mkdocs build --strict`` (``mkdocs.yml``): a link to a missing page fails the build.
 
 Offline: nothing is downloaded at build time. At view time the pages need nothing else, except
-that equations are typeset by MathJax from its CDN (without a network they show as LaTeX).
+that equations are typeset by MathJax from its CDN (without a network they show as LaTeX) and
+the notebooks' "Open in Colab" badge is a picture on colab.research.google.com.
 
 ``--reuse`` skips step 1 when the executed notebooks are newer than their sources and the
 package (a rebuild after editing the docs only).
