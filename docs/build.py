@@ -48,7 +48,10 @@ def execute(notebook: Path, out: Path) -> float:
 
     nb = nbformat.read(notebook, as_version=4)
     start = time.monotonic()
+    # No widget state: it would make the pages load ipywidgets' front end from a CDN (unpkg)
+    # to replay it; tqdm's progress bars then show their text.
     client = NotebookClient(nb, timeout=NOTEBOOK_TIMEOUT_S, kernel_name="python3",
+                            store_widget_state=False,
                             resources={"metadata": {"path": str(notebook.parent)}})
     try:
         client.execute()
@@ -64,6 +67,16 @@ def up_to_date(executed: Path, source: Path) -> bool:
         return False
     newest = max([source.stat().st_mtime] + [p.stat().st_mtime for p in (ROOT / "aot_edu").rglob("*.py")])
     return executed.stat().st_mtime > newest
+
+
+def drop_widget_state(path: Path) -> None:
+    """Remove stored ipywidgets state (with it, the page would load ipywidgets' front end and
+    Font Awesome from CDNs); outputs keep their text and pictures."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    if nb.metadata.pop("widgets", None) is not None:
+        nbformat.write(nb, path)
 
 
 def api_pages() -> list[str]:
@@ -107,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         seconds = execute(notebook, out)
         print(f"make docs: {notebook.name} executed in {seconds:.0f} s", flush=True)
 
+    for executed in sorted(executed_dir.glob("*.ipynb")):
+        drop_widget_state(executed)
     # The home page is the README: its course table links the notebooks, which are pages here.
     shutil.copy(ROOT / "README.md", SRC / "index.md")
     shutil.rmtree(SRC / "figures", ignore_errors=True)

@@ -111,6 +111,8 @@ class PageWatch:
             self.console_errors.append(message.text)
 
     def _request_failed(self, request) -> None:
+        if "ERR_ABORTED" in str(request.failure):
+            return  # the page navigated away while it loaded (a missing file is a 404 instead)
         target = self.local_failures if request.url.startswith(self.local_prefix) else self.external_failures
         target.append(f"{request.url} ({request.failure})")
 

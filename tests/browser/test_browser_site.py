@@ -95,9 +95,10 @@ def test_every_page_opens_and_no_link_is_broken(site, chromium):
     assert not problems, "pages with problems:\n" + "\n".join(problems)
     assert not sorted(set(broken)), "broken internal links:\n" + "\n".join(sorted(set(broken)))
     assert not watch.errors(), f"browser errors on the site: {watch.errors()}"
-    # The pages need no network, except MathJax (equations) from its CDN and the notebooks'
-    # "Open in Colab" badge (a picture on colab.research.google.com; its alt text offline).
-    allowed = ("mathjax", "colab.research.google.com/assets/colab-badge")
+    # The pages need no network, except MathJax (equations) from its CDN, the notebooks'
+    # "Open in Colab" badge (a picture on colab.research.google.com; its alt text offline) and
+    # the icons of matplotlib's animation player (Font Awesome, notebook 04's clip).
+    allowed = ("mathjax", "colab.research.google.com/assets/colab-badge", "font-awesome")
     elsewhere = sorted({u for u in watch.external_requests if not any(a in u.lower() for a in allowed)})
     assert not elsewhere, f"the site loads from other hosts: {elsewhere}"
 
