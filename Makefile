@@ -6,15 +6,16 @@ STAMP  := $(VENV)/.installed
 NB_SRC := $(wildcard notebooks/[0-9][0-9]_*.py)
 NB_OUT := $(NB_SRC:.py=.ipynb)
 
-.PHONY: setup train-course-model lab test test-fast figures notebooks check-notebooks bench lint clean help
+.PHONY: setup train-course-model lab test test-fast figures docs notebooks check-notebooks bench lint clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make lab        set up .venv (if missing) and open the course in JupyterLab"
-	@echo "make test       run the unit tests (pytest) and the notebooks (nbval, quick mode)"
+	@echo "make test       unit tests (pytest), the notebooks (nbval, quick mode), widgets and website in Chromium"
 	@echo "make train-course-model  reproduce the shipped course model (hours on a CPU; resumable)"
-	@echo "make test-fast  unit tests only"
+	@echo "make test-fast  unit tests only (no notebooks, no browser)"
 	@echo "make figures    run the notebooks (quick mode) to redraw figures/ (the README's pictures)"
+	@echo "make docs       the course as a website: executed notebooks and API reference, in build/site"
 	@echo "make notebooks  regenerate notebooks/*.ipynb from their jupytext sources"
 	@echo "make bench      run the benchmarks and write bench/RESULTS.md"
 	@echo "make lint       ruff over the package, tests, notebooks and benchmarks; the layer contract"
@@ -60,7 +61,13 @@ figures: setup
 		AOT_EDU_OUTPUTS="$(CURDIR)/figures" $(NBVAL) notebooks
 
 test-fast: setup
-	$(PY) -m pytest tests -p no:cacheprovider
+	$(PY) -m pytest tests -m "not browser" -p no:cacheprovider
+
+# The course as a static website (MkDocs): every notebook executed in quick mode, its widgets as
+# picture galleries that work without a kernel, the README as home page, the API reference from
+# the docstrings. Offline at build time. Output: build/site (open build/site/index.html).
+docs: setup
+	AOT_EDU_MODE=$${AOT_EDU_MODE:-quick} $(PY) docs/build.py
 
 # The .py files are the source; the .ipynb files are generated from them, without outputs.
 notebooks: setup

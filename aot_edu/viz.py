@@ -530,7 +530,14 @@ class InteractiveFigure:
         self.draws = 0
         for control in controls.values():
             control.observe(self._changed, names="value")
-        self.widget = widgets.VBox([widgets.HBox(list(controls.values())), self.output])
+            # Fixed widths in a row that wraps: a narrow notebook (a 1280-px window with the
+            # file browser open) puts the controls on two rows instead of shrinking the
+            # sliders' tracks to nothing and cutting off the last readout.
+            slider = isinstance(control, widgets.IntSlider | widgets.FloatSlider)
+            control.layout.width = "360px" if slider else "260px"
+            control.layout.flex = "0 0 auto"
+        bar = widgets.HBox(list(controls.values()), layout=widgets.Layout(flex_flow="row wrap"))
+        self.widget = widgets.VBox([bar, self.output])
         self.update()
 
     def values(self) -> dict:
@@ -554,9 +561,13 @@ class InteractiveFigure:
         return self.figure
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        from IPython.display import HTML, display
 
-        display(self.widget)
+        from .gallery import gallery_html, static_widgets
+
+        # The course's website (`make docs`) has no kernel: there the widget is a gallery of
+        # pictures drawn at build time (aot_edu.gallery).
+        display(HTML(gallery_html(self)) if static_widgets() else self.widget)
 
 
 def identity_similarity_widget(banks: dict[str, Tensor]) -> InteractiveFigure:
