@@ -48,10 +48,11 @@ def execute(notebook: Path, out: Path) -> float:
 
     nb = nbformat.read(notebook, as_version=4)
     start = time.monotonic()
-    # No widget state: it would make the pages load ipywidgets' front end from a CDN (unpkg)
-    # to replay it; tqdm's progress bars then show their text.
+    # The widget state is stored while executing (nbclient's Output-widget hook needs it: with
+    # store_widget_state=False it fails with a KeyError on the first captured output) and
+    # dropped afterwards by drop_widget_state: stored, it would make the pages load ipywidgets'
+    # front end from a CDN (unpkg); tqdm's progress bars then show their text.
     client = NotebookClient(nb, timeout=NOTEBOOK_TIMEOUT_S, kernel_name="python3",
-                            store_widget_state=False,
                             resources={"metadata": {"path": str(notebook.parent)}})
     try:
         client.execute()
