@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         drop_widget_state(executed)
     # The home page is the README: its course table links the notebooks, which are pages here.
     shutil.copy(ROOT / "README.md", SRC / "index.md")
+    shutil.copy(ROOT / "ARCHITECTURE.md", SRC / "ARCHITECTURE.md")  # the README links it
     shutil.rmtree(SRC / "figures", ignore_errors=True)
     shutil.copytree(ROOT / "figures", SRC / "figures")
     modules = api_pages()
