@@ -22,7 +22,7 @@ from aot_edu.training.schedule import (
     poly_lr,
     set_learning_rates,
 )
-from aot_edu.training.step import TrainingForward, sequence_loss, train_step
+from aot_edu.training.step import StepPlan, TrainingForward, sequence_loss, train_step
 
 # --- losses ----------------------------------------------------------------------------------
 
@@ -386,3 +386,48 @@ def test_score_videos_scores_each_object_with_the_davis_protocol():
     # only the given first mask, repeated: frames 1..T-2 are scored, frame 0 is not
     still = global_scores(score_videos(videos, lambda frames, labels: np.repeat(labels[:1], 5, 0)))
     assert still["J&F"] < 1.0 and still["objects"] == sum(objects)
+
+
+def test_identity_separation_loss_is_a_hinge_on_pairwise_cosine():
+    from aot_edu.training.losses import identity_separation_loss
+
+    background = torch.randn(1, 4)
+    spread = torch.cat([background, torch.eye(4)])  # orthogonal identities: cosine 0
+    assert identity_separation_loss(spread, margin=0.3).item() == 0.0
+    close = torch.cat([background, torch.tensor([[1.0, 0, 0, 0], [1.0, 0.1, 0, 0], [0, 0, 1.0, 0]])])
+    cos = float(torch.nn.functional.cosine_similarity(close[1:2], close[2:3]))
+    # one near-duplicate pair (counted in both orders) among 3 x 2 ordered pairs
+    expected = 2 * (cos - 0.3) / 6
+    assert identity_separation_loss(close, margin=0.3).item() == pytest.approx(expected, rel=1e-5)
+    # the background row (index 0) never counts, however close it is
+    assert identity_separation_loss(torch.cat([close[1:2], spread[1:]]), 0.3).item() == 0.0
+
+
+def test_train_step_identity_separation_pushes_the_closest_identities_apart(tiny_model):
+    """Two near-duplicate identities, only the bank learning: the hinge's gradient pushes the
+    closest pair apart within a few steps."""
+    from aot_edu.data import SyntheticVideos, collate
+    from aot_edu.evaluation.analysis import similarity_stats
+    from aot_edu.training.initialization import train_only
+
+    with torch.no_grad():  # make identities 1 and 2 near-duplicates
+        bank = tiny_model.patch_wise_id_bank.weight
+        bank[:, 2] = bank[:, 1] + 0.01 * bank[:, 2]
+    train_only(tiny_model, ("identity_bank",))
+    before = similarity_stats(tiny_model.patch_wise_id_bank.identity_vectors())["max"]
+    videos = SyntheticVideos(2, 3, 33, num_objects=(1, 2), num_distractors=0, seed=5)
+    batch = collate([videos[0], videos[1]])
+    assignment = random_assignment(2, 11, torch.Generator().manual_seed(1))
+    plan = StepPlan(step=0, lr=20.0, encoder_lr=20.0, fraction=1.0, aux_weight=0.0, use_prev_pred=False)
+    optimizer = torch.optim.SGD(param_groups(tiny_model, 0.0), lr=0.0)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    tiny_model.eval()
+    stats = []
+    for _ in range(5):
+        stats.append(train_step(TrainingForward(tiny_model), optimizer, scaler, [batch], [assignment],
+                                plan, min_lr=0.0, clip_grad_norm=1e9,
+                                identity_separation=1.0, identity_margin=0.3))
+    after = similarity_stats(tiny_model.patch_wise_id_bank.identity_vectors())["max"]
+    assert before > 0.9
+    assert stats[0]["separation"] > 0
+    assert after < before - 0.05

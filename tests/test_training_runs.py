@@ -137,6 +137,15 @@ def test_real_data_configs_name_the_missing_folder(tmp_path):
         ({"model": {"locality_prior": -1.0}}, r"model.locality_prior must be >= 0"),
         ({"model": {"batch_statistics": True, "train_encoder": False}},
          r"model.batch_statistics = true needs model.train_encoder = true"),
+        ({"model": {"reinit": "decoder, encoder"}}, r"model.reinit: unknown part\(s\) 'encoder'"),
+        ({"model": {"train_only": "lstt,heads"}}, r"model.train_only: unknown part\(s\) 'heads'"),
+        ({"model": {"reinit": "decoder"}}, r"model.reinit re-initialises parts of model.init_weights"),
+        ({"model": {"train_only": "encoder", "train_encoder": False}},
+         r"model.train_only names the encoder but model.train_encoder = false"),
+        ({"model": {"train_only": "decoder", "batch_statistics": True}},
+         r"model.batch_statistics = true needs the encoder to learn"),
+        ({"optim": {"identity_separation": -1.0}}, r"optim.identity_separation must be >= 0"),
+        ({"optim": {"identity_margin": 1.0}}, r"optim.identity_margin must be in \[-1, 1\)"),
         ({"data": "big"}, r"\[data\] must be a table"),
         # the reviewer's cases: accepted and trained on, or failed late without the key
         ({"data": {"motion": -5.0}}, r"data.motion must be >= 0, got -5.0"),
@@ -463,3 +472,28 @@ def test_init_encoder_starts_from_another_variants_encoder(tmp_path):
     torch.save({"state_dict": {"LSTT.x": torch.zeros(1)}}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="has no AOT-T encoder"):
         load_encoder_weights(model, tmp_path / "other.pt")
+
+
+def test_reinit_and_train_only_train_a_fresh_decoder_on_trained_weights(tmp_path):
+    """model.reinit = "decoder" gives the decoder new weights (those of a newly built model,
+    norms and biases included); model.train_only = "decoder" keeps every other weight as loaded."""
+    torch.manual_seed(5)
+    source = aot_edu.build_model("aott")
+    with torch.no_grad():
+        for p in source.decoder.parameters():
+            p.add_(0.5)  # "trained": far from any fresh initialisation
+    torch.save({"state_dict": source.state_dict()}, tmp_path / "aott.pt")
+    config = load_config(tiny_config(tmp_path, steps=2), {
+        "model.init_weights": str(tmp_path / "aott.pt"), "model.reinit": "decoder",
+        "model.train_only": "decoder", "model.calibrate": False})
+    result = train(config)
+    trained = torch.load(result.weights, weights_only=True)["state_dict"]
+    before = source.state_dict()
+    for key, value in trained.items():
+        if key.startswith("decoder."):
+            if value.is_floating_point() and value.numel() > 1:
+                assert not torch.allclose(value, before[key], atol=0.2), key  # fresh
+        else:
+            torch.testing.assert_close(value, before[key], msg=key)  # loaded, never trained
+    # a new GroupNorm (weight 1 as built, moved a little by two steps), not the loaded 1.5
+    assert trained["decoder.conv_in.gn.weight"].mean().item() == pytest.approx(1.0, abs=0.05)

@@ -22,6 +22,8 @@ from aot_edu import paths
 from aot_edu.data.sources import get_dataset
 from aot_edu.model.variants import get_config
 
+from .initialization import PARTS, REINIT_PARTS, parse_parts
+
 
 class ConfigError(ValueError):
     """A training configuration that cannot run (its run folder included: a damaged checkpoint,
@@ -43,6 +45,10 @@ class ModelSection:
     freeze_at: int = 2  # frozen encoder stages (stem, 1/4 stage)
     train_encoder: bool = True  # false: the whole encoder stays as initialised
     batch_statistics: bool = False  # encoder BatchNorm uses batch statistics (random encoder)
+    # after init_weights: parts given fresh weights, e.g. "decoder" (lstt, decoder, identity_bank)
+    reinit: str = ""
+    # only these parts learn, e.g. "decoder" (encoder, lstt, decoder, identity_bank); "" = all
+    train_only: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,10 @@ class OptimSection:
     aux_loss_ratio: float = 1.0
     seq_training_start_ratio: float = 0.5
     ema_ratio: float = 0.1
+    # our addition, not the paper's: weight of a hinge on the identity bank's pairwise cosine
+    # above identity_margin (aot_edu.training.losses.identity_separation_loss); 0 = off
+    identity_separation: float = 0.0
+    identity_margin: float = 0.3
     amp: bool = True  # mixed precision on CUDA (always float32 on CPU)
 
 
@@ -292,13 +302,28 @@ def validate_config(config: TrainConfig, check_paths: bool = True) -> TrainConfi
     if m.batch_statistics and not m.train_encoder:
         raise ConfigError("model.batch_statistics = true needs model.train_encoder = true (it keeps "
                           "a trained encoder's layers normalised); set one of them accordingly")
+    for where, text, allowed in (("model.reinit", m.reinit, REINIT_PARTS),
+                                 ("model.train_only", m.train_only, tuple(PARTS))):
+        try:
+            parse_parts(text, allowed)
+        except ValueError as err:
+            raise ConfigError(f"{where}: {err}") from None
+    if m.reinit and not m.init_weights:
+        raise ConfigError("model.reinit re-initialises parts of model.init_weights; set "
+                          "model.init_weights too (a model from scratch is all fresh already)")
+    if not m.train_encoder and "encoder" in parse_parts(m.train_only):
+        raise ConfigError("model.train_only names the encoder but model.train_encoder = false; "
+                          "change one of them")
+    if m.batch_statistics and m.train_only and "encoder" not in parse_parts(m.train_only):
+        raise ConfigError("model.batch_statistics = true needs the encoder to learn, but "
+                          "model.train_only leaves it out; add it or set batch_statistics = false")
     if m.init_weights and m.init_encoder:
         raise ConfigError("model.init_weights and model.init_encoder are exclusive (init_weights "
                           "already sets the encoder); keep one of them")
     if check_paths and m.init_encoder and not Path(m.init_encoder).is_file():
         raise ConfigError(
             f"model.init_encoder: file {m.init_encoder} not found (relative paths start from the "
-            "folder you run in); e.g. the course model: aot_edu/assets/course_aotb.pt"
+            "folder you run in); e.g. the course model: aot_edu/assets/course_model.pt"
         )
     if check_paths and m.init_weights and not Path(m.init_weights).is_file():
         raise ConfigError(
@@ -356,8 +381,12 @@ def validate_config(config: TrainConfig, check_paths: bool = True) -> TrainConfi
                          ("optim.aux_loss_weight", o.aux_loss_weight),
                          ("optim.aux_loss_ratio", o.aux_loss_ratio),
                          ("optim.hard_mining_ratio", o.hard_mining_ratio),
-                         ("optim.ema_ratio", o.ema_ratio)):
+                         ("optim.ema_ratio", o.ema_ratio),
+                         ("optim.identity_separation", o.identity_separation)):
         _positive(where, value, allow_zero=True)
+    if not -1.0 <= o.identity_margin < 1.0:
+        raise ConfigError(f"optim.identity_margin must be in [-1, 1) (a cosine similarity), "
+                          f"got {o.identity_margin}")
     if o.min_lr > o.lr:
         raise ConfigError(f"optim.min_lr ({o.min_lr}) must not exceed optim.lr ({o.lr})")
     for where, value in (("optim.encoder_lr_ratio", o.encoder_lr_ratio),

@@ -15,25 +15,71 @@ from aot_edu.model.encoders import FrozenBatchNorm2d
 from aot_edu.model.weights import load_state_dict_file
 from aot_edu.model.zoo import CheckpointError
 
+# the parts of AOT a configuration can name (model.reinit, model.train_only): its submodules
+PARTS = {"encoder": ("encoder", "encoder_projector"), "lstt": ("LSTT",), "decoder": ("decoder",),
+         "identity_bank": ("patch_wise_id_bank",)}
+REINIT_PARTS = ("lstt", "decoder", "identity_bank")  # those with an official initialisation
+
+
+def parse_parts(text: str, allowed: tuple[str, ...] = tuple(PARTS)) -> tuple[str, ...]:
+    """``"lstt, decoder"`` -> ``("lstt", "decoder")``; ``ValueError`` naming an unknown part."""
+    parts = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [p for p in parts if p not in allowed]
+    if unknown:
+        raise ValueError(f"unknown part(s) {', '.join(map(repr, unknown))}; choose from "
+                         f"{', '.join(allowed)} (comma-separated)")
+    return parts
+
 
 @torch.no_grad()
-def official_initialization(model: AOT) -> None:
+def official_initialization(model: AOT, parts: tuple[str, ...] = ("encoder", *REINIT_PARTS)) -> None:
     """The official model's initialisation of everything but the encoder (its
     ``_init_weight``s): Xavier-uniform for every weight of more than one dimension in the LSTT
     blocks, the decoder and the encoder projection, and an orthogonal identity bank with gain
     ``1 / 17**2`` (its ``[C, (M+1) * 17 * 17]`` matrix has orthogonal rows of norm ``1/289``).
     Only training from scratch sees it (checkpoints overwrite it); PyTorch's default
     initialisation of the same layers gives smaller weights (Kaiming-uniform, a = sqrt 5).
+    ``parts`` (:data:`PARTS`) limits it, e.g. to re-initialise the decoder of trained weights
+    (``"encoder"`` means the projection only: the encoder's own weights are never touched).
     """
-    nn.init.xavier_uniform_(model.encoder_projector.weight)
-    for module in (*model.LSTT.layers, model.decoder):
-        for param in module.parameters():
-            if param.dim() > 1:
-                nn.init.xavier_uniform_(param)
-    bank = model.patch_wise_id_bank.weight
-    flat = torch.empty(bank.shape[0], bank[0].numel())
-    nn.init.orthogonal_(flat, gain=model.config.id_bank_kernel ** -2)
-    bank.copy_(flat.view_as(bank))
+    if "encoder" in parts:
+        nn.init.xavier_uniform_(model.encoder_projector.weight)
+    modules = {"lstt": list(model.LSTT.layers), "decoder": [model.decoder]}
+    for part in ("lstt", "decoder"):
+        if part in parts:
+            for module in modules[part]:
+                for param in module.parameters():
+                    if param.dim() > 1:
+                        nn.init.xavier_uniform_(param)
+    if "identity_bank" in parts:
+        bank = model.patch_wise_id_bank.weight
+        flat = torch.empty(bank.shape[0], bank[0].numel())
+        nn.init.orthogonal_(flat, gain=model.config.id_bank_kernel ** -2)
+        bank.copy_(flat.view_as(bank))
+
+
+@torch.no_grad()
+def reinitialize(model: AOT, parts: tuple[str, ...]) -> None:
+    """Give ``parts`` (of :data:`REINIT_PARTS`) the weights of a newly built model: PyTorch's
+    default initialisation of every layer (biases and normalisation included), then
+    :func:`official_initialization` - e.g. a fresh decoder on trained weights."""
+    modules = {"lstt": model.LSTT.layers, "decoder": model.decoder,
+               "identity_bank": model.patch_wise_id_bank}
+    for part in parts:
+        for module in modules[part].modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+    official_initialization(model, parts)
+
+
+def train_only(model: AOT, parts: tuple[str, ...]) -> int:
+    """Freeze every parameter outside ``parts`` (:data:`PARTS`); returns how many still learn."""
+    learning = {name for part in parts for name in PARTS[part]}
+    for name, child in model.named_children():
+        if name not in learning:
+            child.requires_grad_(False)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 @torch.no_grad()

@@ -34,6 +34,9 @@ from .initialization import (
     load_encoder_weights,
     locality_prior,
     official_initialization,
+    parse_parts,
+    reinitialize,
+    train_only,
 )
 from .logs import EVAL_FIELDS, LOG_FIELDS, append_csv, plot_history, truncate_csv
 from .runs import (
@@ -131,6 +134,8 @@ def _train(cfg: TrainConfig, info: DistInfo, use_cuda: bool, progress: bool) -> 
     official_initialization(model)
     if cfg.model.init_weights and state is None:
         load_weights(model, cfg.model.init_weights)
+        torch.manual_seed(seed_of(cfg.seed, 0))  # the fresh parts' weights, as from scratch
+        reinitialize(model, parse_parts(cfg.model.reinit))
     elif state is None:
         if cfg.model.init_encoder:
             load_encoder_weights(model, cfg.model.init_encoder)
@@ -147,6 +152,8 @@ def _train(cfg: TrainConfig, info: DistInfo, use_cuda: bool, progress: bool) -> 
         use_batch_statistics(model.encoder)
     if not cfg.model.train_encoder:
         model.encoder.requires_grad_(False)
+    if cfg.model.train_only:
+        train_only(model, parse_parts(cfg.model.train_only))
     model.LSTT.mask_token.requires_grad_(False)  # in the official state dict, unused by AOT
     model.to(device).train()
     forward: nn.Module = TrainingForward(model)
@@ -221,7 +228,9 @@ def _train(cfg: TrainConfig, info: DistInfo, use_cuda: bool, progress: bool) -> 
         stats = train_step(forward, optimizer, scaler, micro, assignments, plan,
                            min_lr=o.min_lr, encoder_ratio=o.encoder_lr_ratio,
                            clip_grad_norm=o.clip_grad_norm, long_term_gap=long_term_gap, amp=amp,
-                           seeds=[seed_of(cfg.seed, step, slot, 2) for slot in slots])
+                           seeds=[seed_of(cfg.seed, step, slot, 2) for slot in slots],
+                           identity_separation=o.identity_separation,
+                           identity_margin=o.identity_margin)
         ema.update(model)
         if info.enabled:  # log the mean over processes
             values = torch.tensor([stats["loss"], stats["iou"], *stats["frame_losses"]],

@@ -96,6 +96,22 @@ def vos_loss(
     )
 
 
+def identity_separation_loss(vectors: Tensor, margin: float = 0.3) -> Tensor:
+    """Push apart identities whose cosine similarity exceeds ``margin`` (our addition, not the
+    paper's: see ``optim.identity_separation``).
+
+    ``vectors [M+1, C]`` (background first, :meth:`IdentityBank.identity_vectors`) -> scalar:
+    the mean over ordered pairs of distinct object identities of ``relu(cos - margin)``. Zero
+    once no pair is closer than ``margin``, so a bank already spread out is left to the task
+    loss; the paper's Fig. 4 banks stay near the equidistant ``-1/(M-1)`` without it, ours
+    (trained on a few objects per clip) kept near-duplicate pairs.
+    """
+    v = F.normalize(vectors[1:].float(), dim=1)
+    cos = v @ v.t()
+    off = ~torch.eye(len(v), dtype=torch.bool, device=v.device)
+    return torch.relu(cos[off] - margin).mean()
+
+
 def aux_loss_weight(step: int, total_steps: int, weight: float = 1.0, ratio: float = 1.0) -> float:
     """Weight of the reference frame's own loss: ``weight`` at step 0, linearly to 0 at
     ``ratio * total_steps`` (official ``TRAIN_AUX_LOSS_WEIGHT`` / ``TRAIN_AUX_LOSS_RATIO``)."""

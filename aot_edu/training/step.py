@@ -21,7 +21,13 @@ from aot_edu.model import AOT
 from aot_edu.model.identity import one_hot_labels
 
 from .config import TrainConfig
-from .losses import aux_loss_weight, batch_iou, hard_mining_fraction, vos_loss
+from .losses import (
+    aux_loss_weight,
+    batch_iou,
+    hard_mining_fraction,
+    identity_separation_loss,
+    vos_loss,
+)
 from .schedule import encoder_lr, poly_lr, set_learning_rates
 
 
@@ -171,6 +177,8 @@ def train_step(
     long_term_gap: int | None = None,
     amp: bool = False,
     seeds: Sequence[int] | None = None,
+    identity_separation: float = 0.0,
+    identity_margin: float = 0.3,
 ) -> dict:
     """One optimiser step over ``len(micro_batches)`` accumulated micro-batches.
 
@@ -178,7 +186,9 @@ def train_step(
     once, on the last micro-batch). Each micro-batch's loss is divided by their number, so the
     step equals one over the whole batch. Gradients are unscaled (mixed precision), clipped to
     ``clip_grad_norm`` and applied. ``seeds``: ``torch.manual_seed`` before each micro-batch
-    (its stochastic depth). Returns detached statistics.
+    (its stochastic depth). ``identity_separation > 0`` adds that times
+    :func:`identity_separation_loss` of the identity bank once per step. Returns detached
+    statistics.
     """
     model = forward.module.model if hasattr(forward, "module") else forward.model
     device = next(model.parameters()).device
@@ -207,6 +217,11 @@ def train_step(
         later = preds[:, 1:].flatten(0, 1)
         truth = masks[:, 1:].flatten(0, 1)
         iou_sum += float(batch_iou(later, truth, [n for n in num_objects for _ in range(preds.shape[1] - 1)]).mean())
+    separation = 0.0
+    if identity_separation > 0:
+        term = identity_separation_loss(model.patch_wise_id_bank.identity_vectors(), identity_margin)
+        scaler.scale(identity_separation * term).backward()
+        separation = float(term.detach())
     scaler.unscale_(optimizer)
     params = [p for g in optimizer.param_groups for p in g["params"]]
     grad_norm = torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
@@ -218,4 +233,5 @@ def train_step(
         "frame_losses": (frame_sum / count).float().cpu().tolist(),
         "iou": iou_sum / count,
         "grad_norm": float(grad_norm),
+        "separation": separation,
     }
