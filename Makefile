@@ -29,15 +29,17 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The course model ships with the course (aot_edu/assets/course_aotb.pt and its card); this
-# reproduces it: the three stages (static-image pre-training, then video training on short
-# clips, then on long clips fed back) with the project's trainer, then the fp16 export, the held-out measurements and the card. Interrupted?
+# The course model ships with the course (aot_edu/assets/course_model.pt and its card); this
+# reproduces it: the four stages (static-image pre-training, then video training on short
+# clips, on long clips fed back, and on larger frames with AOT-L's memory) with the project's
+# trainer, then the fp16 export, the held-out measurements and the card. Interrupted?
 # Run it again: each stage continues from its last checkpoint, and a finished stage returns at
 # once. Hours on a 2-core CPU; minutes on a GPU.
 train-course-model: setup
 	$(VENV)/bin/aot-edu train --config configs/course_pre.toml
 	$(VENV)/bin/aot-edu train --config configs/course.toml
 	$(VENV)/bin/aot-edu train --config configs/course_long.toml
+	$(VENV)/bin/aot-edu train --config configs/course_fine.toml
 	$(PY) -m aot_edu.course.card --ship
 
 lab: setup

@@ -210,7 +210,7 @@ print("DAVIS on disk:", course.find_davis(settings) or "none")
 
 # %% [markdown]
 # **What works without downloads:** everything. Without a checkpoint the notebooks use the
-# **course model**, an AOT-B that ships with the course (`aot_edu/assets/course_aotb.pt`,
+# **course model**, an AOT-L (three LSTT blocks) that ships with the course (`aot_edu/assets/course_model.pt`,
 # trained with the course's own trainer on synthetic scenes and videos; notebook 05 shows how),
 # or random weights where only shapes and timings matter; without DAVIS they use synthetic
 # videos.

@@ -306,7 +306,7 @@ print("Eq. 5 as a matrix product matches the package; assign -> decode is the id
 #
 # - **random**: a freshly built model. Random vectors in 256 dimensions are nearly at right
 #   angles already (similarities near 0).
-# - **course model**: the AOT-B that ships with the course (`aot_edu/assets/course_aotb.pt`),
+# - **course model**: the AOT-L that ships with the course (`aot_edu/assets/course_model.pt`),
 #   trained with the course's own trainer (notebook 05) on synthetic scenes and videos: a
 #   static-image pre-training stage, then video training, as in the paper. It loads at once;
 #   `make train-course-model` reproduces it (hours on a CPU).

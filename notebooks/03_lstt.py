@@ -369,12 +369,12 @@ viz.show_images([viz.overlay(frames[t], yours.masks[t]) for t in shown]
 # ## Attention maps of a trained model (paper Fig. 6)
 #
 # Random weights attend almost uniformly. A trained model is needed: the official AOT-L if
-# its checkpoint is on disk (full mode downloads it), else the course model - the AOT-B that
+# its checkpoint is on disk (full mode downloads it), else the course model - the AOT-L that
 # ships with the course, trained on synthetic scenes and videos (notebook 05). Both have
 # **three blocks**, as in the paper's Fig. 6, so the maps can be compared block by block.
 #
-# The course model was trained on 129x129 frames: a 9x9 token grid, smaller than the 15x15
-# window, where every query's "window" is the whole frame. AOT is made of convolutions and
+# The course model was trained last on 193x193 frames: a 13x13 token grid, smaller than the
+# 15x15 window, where every query's "window" is the whole frame. AOT is made of convolutions and
 # attention only, so the same weights run on larger frames; we record a 289x289 clip (19x19
 # tokens), where the window is a visible part of the frame, keeping every block's weights.
 
@@ -497,7 +497,7 @@ from aot_edu.evaluation.analysis import (
     reappearance_frames,
 )
 
-course_aotb, _ = course.course_model(settings)
+course_aot, _ = course.course_model(settings)
 occ_frames, occ_labels = render_occlusion_video(np.random.default_rng([0]), num_frames=12, size=recipe.size)
 back = reappearance_frames(occ_labels)[0]
 hidden = [t for t in range(len(occ_labels)) if not (occ_labels[t] == 1).any()]
@@ -514,8 +514,8 @@ viz.show_images([viz.overlay(occ_frames[t], occ_labels[t]) for t in shown], [f"f
 # "chance" shares.
 
 # %%
-occ_record = attention_maps.record_attention(course_aotb, occ_frames, occ_labels[0], ground_truth=occ_labels,
-                                  title="course AOT-B, occlusion")
+occ_record = attention_maps.record_attention(course_aot, occ_frames, occ_labels[0], ground_truth=occ_labels,
+                                  title="course model, occlusion")
 seen = occlusion_attention(occ_record, back)
 print(f"frame {back}, query token {seen['query']} on object 1: share of the attention on object 1")
 for layer, (long_share, short_share) in enumerate(zip(seen["long"], seen["short"], strict=True)):
@@ -554,11 +554,11 @@ recovered = []
 for seed in range(settings.pick(4, 8)):
     frames_s, labels_s = render_occlusion_video(np.random.default_rng([seed]), num_frames=12, size=recipe.size)
     t_back = reappearance_frames(labels_s)[0]
-    shares = occlusion_attention(attention_maps.record_attention(course_aotb, frames_s, labels_s[0], ground_truth=labels_s), t_back)
+    shares = occlusion_attention(attention_maps.record_attention(course_aot, frames_s, labels_s[0], ground_truth=labels_s), t_back)
     j = {}
     for removed in (None, "long", "short"):
-        with attention_removed(course_aotb, removed):
-            masks_s = model_predictor(course_aotb)(frames_s, labels_s)
+        with attention_removed(course_aot, removed):
+            masks_s = model_predictor(course_aot)(frames_s, labels_s)
         j[removed] = np.mean([jaccard(labels_s[k] == 1, masks_s[k] == 1) for k in range(t_back, len(labels_s))])
     recovered.append(j[None] > 0.3)
     print(f"{seed:>5} {max(shares['long']):>10.2f} {max(shares['short']):>11.2f} {j[None]:>9.2f} "

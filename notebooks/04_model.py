@@ -122,7 +122,7 @@ for config in VARIANTS.values():
 # that does not fit the variant is refused with a message naming the variant it belongs to
 # (the official loader silently skips mismatched weights, which gives a half-random network).
 # Full mode downloads AOT-L here; in quick mode we use it only if it is already on disk -
-# otherwise the course model: the AOT-B that ships with the course, trained on synthetic
+# otherwise the course model: the AOT-L that ships with the course, trained on synthetic
 # scenes and videos (notebook 05).
 
 # %%
@@ -255,7 +255,7 @@ fig
 # with several look-alike objects: AOT keeps them apart better than post-ensemble methods,
 # at a fraction of their cost as the number of objects grows.
 #
-# We measure both halves with **one** network: the course model (AOT-B, trained at 129x129),
+# We measure both halves with **one** network: the course model (AOT-L, trained last at 193x193),
 # run both ways on synthetic videos whose N objects all share one shape kind, texture and
 # colours (`look_alike_objects=True`) and differ only in position, size and motion. The paper
 # compares different networks (e.g. CFBI, trained one object at a time); here only the
@@ -266,7 +266,7 @@ fig
 from aot_edu.data import SyntheticVideos
 from aot_edu.evaluation.analysis import compare_strategies, strategy_predictor
 
-course_aotb, _ = course.course_model(settings)  # the shipped course model, whatever `trained` is
+course_aot, _ = course.course_model(settings)  # the shipped course model, whatever `trained` is
 recipe = course.course_config().data
 look_alike_counts = settings.pick([1, 2, 4], [1, 2, 3, 4, 5, 6])
 look_alike = {}
@@ -274,9 +274,9 @@ for n in look_alike_counts:
     videos = SyntheticVideos(num_videos=settings.pick(3, 12), num_frames=settings.pick(10, 20), size=recipe.size,
                              num_objects=n, num_distractors=0, seed=300 + n, motion=0.5, scale=1.2,
                              look_alike_objects=True)
-    look_alike[n] = compare_strategies(course_aotb, videos)
+    look_alike[n] = compare_strategies(course_aot, videos)
 strategies = {"identification": "identification", "post-ensemble": "post_ensemble_sequential"}
-print(f"course AOT-B, {len(videos)} videos of {videos.num_frames} frames per N, J&F (ms per frame)")
+print(f"course {course_aot.config.title}, {len(videos)} videos of {videos.num_frames} frames per N, J&F (ms per frame)")
 for n, row in look_alike.items():
     print(f"  N={n}: " + "   ".join(f"{name} {row[s]['J&F']:.3f} ({row[s]['ms_per_frame']:.0f} ms)"
                                     for name, s in strategies.items()))
@@ -286,7 +286,7 @@ for n, row in look_alike.items():
 
 # %%
 frames_n, truth_n = videos.video(0)
-masks_n = {name: strategy_predictor(course_aotb, s)(frames_n, truth_n) for name, s in strategies.items()}
+masks_n = {name: strategy_predictor(course_aot, s)(frames_n, truth_n) for name, s in strategies.items()}
 last_n = len(frames_n) - 1
 viz.show_images([viz.overlay(frames_n[0], truth_n[0]), viz.overlay(frames_n[last_n], truth_n[last_n])]
                 + [viz.overlay(frames_n[last_n], m[last_n]) for m in masks_n.values()],
@@ -307,7 +307,7 @@ for ax in (ax_acc, ax_time):
     ax.set_xlabel("look-alike objects N")
     ax.set_xticks(look_alike_counts)
     ax.legend()
-fig.suptitle(f"course AOT-B on {settings.device.type}, {recipe.size}x{recipe.size} (cf. paper Fig. 3)", fontsize=10)
+fig.suptitle(f"course {course_aot.config.title} on {settings.device.type}, {recipe.size}x{recipe.size} (cf. paper Fig. 3)", fontsize=10)
 viz.save_figure(fig, settings.figures_dir / "04_look_alike_objects.png")
 fig
 

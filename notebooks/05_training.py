@@ -12,7 +12,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/aot-edu/aot-edu/blob/main/notebooks/05_training.ipynb)
 #
 # Notebooks 02-04 ran AOT with the official weights when they were on disk, and otherwise with
-# the *course model*, an AOT-B trained on synthetic scenes and videos by the code of this
+# the *course model*, an AOT-L trained on synthetic scenes and videos by the code of this
 # notebook. Here we see how that training works, and train AOT ourselves. Training
 # AOT is running it on a short clip exactly as it runs on a video - a reference frame becomes
 # the memory, the next frames are matched against it, and each prediction becomes memory for
@@ -449,7 +449,7 @@ show_source(training.step.train_step)
 # nothing pulls a drifting mask back (*Why training from scratch is slow*).
 #
 # The course model therefore follows the paper's two stages, on synthetic data, for hours,
-# and adds a third that the paper's numbers never needed:
+# and adds two that the paper's numbers never needed:
 #
 # 1. `configs/course_pre.toml` - **static-image pre-training**: each clip is one rendered
 #    synthetic scene, and every frame after the first is its own flip, colour jitter, affine
@@ -469,14 +469,27 @@ show_source(training.step.train_step)
 #    stage: too short for errors to build up. Stage 3 trains on 8-frame clips up to 3 rendered
 #    frames apart, feeding predictions back at every step, so that only the long-term memory
 #    (the reference frame's true masks) can correct a drifting mask.
+# 4. `configs/course_fine.toml` - **larger frames, AOT-L's memory**. Stage 3's model (held-out
+#    J&F 0.74 at 129x129) was run, unchanged, on the same held-out scenes rendered larger: 0.81
+#    at 193x193, and 0.84 when every fifth frame also joins the long-term memory (12 videos).
+#    At 129x129 an object covers only one to four 1/16 tokens across, too few for the
+#    attention to match it by its parts; and a long-term memory that holds only the reference
+#    frame cannot follow an object whose pose has changed since. So stage 4 trains at 193x193
+#    as **AOT-L** - the paper's AOT-B and AOT-L are one network (same layers, same state dict):
+#    AOT-L also adds a frame to the long-term memory every 2 frames while training and every
+#    5 at test. It also adds something of ours, not the paper's: the identity bank had kept two
+#    near-duplicate identities (cosine 0.79; notebook 02), so a hinge on the pairwise cosine
+#    of the identities above 0.3 (`optim.identity_separation`) pushes them apart while the
+#    bank learns (the first quarter of the stage; the official recipe freezes it once
+#    predictions are fed back).
 #
-# All three are AOT-B - three LSTT blocks, the paper's Fig. 6 variant - with the whole encoder
+# All four train the three-LSTT-block network of the paper's Fig. 6, with the whole encoder
 # trained, its BatchNorm layers on batch statistics (below). `make train-course-model` runs
 # them with the trainer of this notebook, exports the EMA weights in fp16 and writes the
 # model card. Here is a training clip of each stage:
 
 # %%
-pre, main, long = (course.course_config(stage=stage).data for stage in ("pre", "main", "long"))
+pre, main, long, fine = (course.course_config(stage=stage).data for stage in ("pre", "main", "long", "fine"))
 stage_clips = {
     "stage 1: a static scene, warped": SyntheticImages(8, pre.size, 5, pre.num_objects, pre.num_distractors,
                                                       seed=0, scale=pre.scale, merge_prob=pre.merge_prob)[2],
@@ -486,9 +499,12 @@ stage_clips = {
     "stage 3: a longer video, frames 1-3 apart (first 5 of 8)": SyntheticVideos(
         8, long.seq_len, long.size, long.num_objects, long.num_distractors, seed=0, motion=long.motion,
         scale=long.scale, max_gap=long.max_gap)[2],
+    f"stage 4: the same at {fine.size}x{fine.size} (first 5 of 8)": SyntheticVideos(
+        8, fine.seq_len, fine.size, fine.num_objects, fine.num_distractors, seed=0, motion=fine.motion,
+        scale=fine.scale, max_gap=fine.max_gap)[2],
 }
-fig = Figure(figsize=(11, 6.9), layout="constrained")
-for row, (title, clip) in zip(fig.subfigures(3, 1), stage_clips.items(), strict=True):
+fig = Figure(figsize=(11, 9.2), layout="constrained")
+for row, (title, clip) in zip(fig.subfigures(4, 1), stage_clips.items(), strict=True):
     row.suptitle(title, fontsize=10)
     for t, ax in enumerate(row.subplots(1, 5)):
         ax.imshow(overlay(clip["frames"][t].permute(1, 2, 0).numpy(), clip["masks"][t].numpy()))
@@ -530,9 +546,9 @@ assert after[2] > 100 * before[2]
 show_source(aot_edu.model.encoders.use_batch_statistics)
 
 # %% [markdown]
-# The shipped run's curves, from its committed log (`aot_edu/assets/course_aotb_log.csv`: every
+# The shipped run's curves, from its committed log (`aot_edu/assets/course_model_log.csv`: every
 # step of every stage, and the held-out J&F measured while it trained). The card beside the
-# weights (`course_aotb.json`) records the configurations, the machine and the time.
+# weights (`course_model.json`) records the configurations, the machine and the time.
 
 # %%
 from aot_edu.course.model import COURSE_EVAL_LOG, STAGE_LABELS, read_card, read_course_log
@@ -542,7 +558,7 @@ log, evals = read_course_log(), read_course_log(COURSE_EVAL_LOG)
 fig = Figure(figsize=(11, 3.2), layout="constrained")
 ax_loss, ax_iou, ax_eval = fig.subplots(1, 3)
 offset = 0
-for (stage, label), colour in zip(STAGE_LABELS.items(), ("C0", "C1", "C2"), strict=True):
+for (stage, label), colour in zip(STAGE_LABELS.items(), ("C0", "C1", "C2", "C3"), strict=True):
     rows = [r for r in log if r["stage"] == stage]
     steps = np.arange(1, len(rows) + 1) + offset
     for ax, key in ((ax_loss, "loss"), (ax_iou, "iou")):
@@ -585,7 +601,7 @@ print(config_path.read_text())
 changes = settings.pick(quick={}, full={"optim.steps": 1500, "eval.num_videos": 24})
 run_dir = settings.root / "runs" / settings.pick(quick="nb05_quick", full="nb05_full")
 changes |= {"run.output_dir": run_dir.as_posix(),
-            "model.init_encoder": (settings.root / "aot_edu" / "assets" / "course_aotb.pt").as_posix(),
+            "model.init_encoder": (settings.root / "aot_edu" / "assets" / "course_model.pt").as_posix(),
             "run.device": "cuda" if settings.device.type == "cuda" else "cpu"}
 training.retire_outdated_run(run_dir, training.load_config(config_path, changes))  # a run of an older config
 result = training.train(config_path, changes)
@@ -709,7 +725,7 @@ fig
 # falls from 0.87 to 0.16 J over the 19 frames. Stage 3 helped (held-out J&F 0.67 after
 # stage 2 in this run, 0.75 after stage 3; J at frame 19 from 0.50 to 0.61 against the earlier
 # two-stage run). But it is not yet the AOT of the paper, and the card
-# (`aot_edu/assets/course_aotb.json`) says where:
+# (`aot_edu/assets/course_model.json`) says where:
 #
 # - **Drift is smaller, not gone.** Its J falls from 0.83 at frame 1 to 0.61 at frame 19; fed
 #   the true previous mask it stays between 0.82 and 0.86. What remains is errors carried by

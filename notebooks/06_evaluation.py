@@ -297,7 +297,7 @@ print(dataset, [s.num_objects for s in dataset])
 
 # %% [markdown]
 # The model: the official AOT-T checkpoint when it is on disk (full mode downloads it through
-# gdown), otherwise the **course model** - the AOT-B that ships with the course, trained on
+# gdown), otherwise the **course model** - the AOT-L that ships with the course, trained on
 # synthetic scenes and videos like the ones here (`course.course_model`, notebook 05).
 
 # %%
@@ -354,7 +354,7 @@ print(f"model minus baseline: {100 * (scores['J&F-Mean'] - baseline['J&F-Mean'])
 # With the course model (quick mode, three synthetic videos and two DAVIS 2016 clips cut
 # short and downscaled when `../shared` has them) we measured J&F 83.5 against 44.9 for copying
 # the first mask (2026-12-07): on short clips it follows the objects. Its own card
-# (`aot_edu/assets/course_aotb.json`) measures longer, harder videos - 20 frames, 3-5 objects
+# (`aot_edu/assets/course_model.json`) measures longer, harder videos - 20 frames, 3-5 objects
 # and look-alikes - where it scores 0.75 against 0.36 and still drifts (notebook 05, §7). A
 # benchmark number means little without such a trivial baseline beside it, measured on the
 # same videos.

@@ -166,13 +166,13 @@ def test_official_model_is_none_without_a_file_and_loads_one(monkeypatch, tmp_pa
 
 
 def test_course_model_is_the_shipped_model_loaded_at_once():
-    """No training before the course: the notebooks get the shipped AOT-B and its losses."""
+    """No training before the course: the notebooks get the shipped model and its losses."""
     from aot_edu.course.model import STAGES, read_card
 
     model, source = course.course_model(course.get_settings("quick"))
     card = read_card()
-    assert not model.training and model.config.name == card["variant"] == "aotb"
-    assert source.startswith("shipped course model (course_aotb.pt")
+    assert not model.training and model.config.name == card["variant"] == "aotl"
+    assert source.startswith("shipped course model (course_model.pt")
     assert f"held-out J&F {card['held_out']['model']['J&F']:.2f}" in source
     assert list(model.course_losses) == list(STAGES)
     assert {k: len(v) for k, v in model.course_losses.items()} == card["steps"]

@@ -197,3 +197,19 @@ def test_occlusion_video_hides_object_one_and_brings_it_back():
     assert set(np.unique(one_labels)) == {0, 1}
     with pytest.raises(ValueError, match="num_frames"):
         render_occlusion_video(np.random.default_rng(0), 2, 129)
+
+
+def test_occlusion_videos_are_seeded_occlusion_renders():
+    from aot_edu.data import OcclusionVideos, render_occlusion_video
+
+    videos = OcclusionVideos(2, num_frames=12, size=65, seed=3)
+    assert len(videos) == 2
+    frames, labels = videos.video(1)
+    again, again_labels = render_occlusion_video(np.random.default_rng([3, 1]), 12, 65)
+    assert frames.shape == (12, 65, 65, 3) and np.array_equal(frames, again)
+    assert np.array_equal(labels, again_labels)
+    assert not np.array_equal(videos.video(0)[0], frames)  # each index its own textures
+    with pytest.raises(IndexError, match="out of range"):
+        videos.video(2)
+    with pytest.raises(ValueError, match="num_videos >= 1"):
+        OcclusionVideos(0)

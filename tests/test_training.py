@@ -403,31 +403,49 @@ def test_identity_separation_loss_is_a_hinge_on_pairwise_cosine():
     assert identity_separation_loss(torch.cat([close[1:2], spread[1:]]), 0.3).item() == 0.0
 
 
-def test_train_step_identity_separation_pushes_the_closest_identities_apart(tiny_model):
+def test_train_step_identity_separation_pushes_the_closest_identities_apart():
     """Two near-duplicate identities, only the bank learning: the hinge's gradient pushes the
     closest pair apart within a few steps."""
     from aot_edu.data import SyntheticVideos, collate
     from aot_edu.evaluation.analysis import similarity_stats
     from aot_edu.training.initialization import train_only
 
+    model = AOT(get_config("aott").replace(droppath=0.0))  # its own: train_only changes it
     with torch.no_grad():  # make identities 1 and 2 near-duplicates
-        bank = tiny_model.patch_wise_id_bank.weight
+        bank = model.patch_wise_id_bank.weight
         bank[:, 2] = bank[:, 1] + 0.01 * bank[:, 2]
-    train_only(tiny_model, ("identity_bank",))
-    before = similarity_stats(tiny_model.patch_wise_id_bank.identity_vectors())["max"]
+    train_only(model, ("identity_bank",))
+    before = similarity_stats(model.patch_wise_id_bank.identity_vectors())["max"]
     videos = SyntheticVideos(2, 3, 33, num_objects=(1, 2), num_distractors=0, seed=5)
     batch = collate([videos[0], videos[1]])
     assignment = random_assignment(2, 11, torch.Generator().manual_seed(1))
     plan = StepPlan(step=0, lr=20.0, encoder_lr=20.0, fraction=1.0, aux_weight=0.0, use_prev_pred=False)
-    optimizer = torch.optim.SGD(param_groups(tiny_model, 0.0), lr=0.0)
+    optimizer = torch.optim.SGD(param_groups(model, 0.0), lr=0.0)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    tiny_model.eval()
+    model.eval()
     stats = []
     for _ in range(5):
-        stats.append(train_step(TrainingForward(tiny_model), optimizer, scaler, [batch], [assignment],
+        stats.append(train_step(TrainingForward(model), optimizer, scaler, [batch], [assignment],
                                 plan, min_lr=0.0, clip_grad_norm=1e9,
                                 identity_separation=1.0, identity_margin=0.3))
-    after = similarity_stats(tiny_model.patch_wise_id_bank.identity_vectors())["max"]
+    after = similarity_stats(model.patch_wise_id_bank.identity_vectors())["max"]
     assert before > 0.9
     assert stats[0]["separation"] > 0
     assert after < before - 0.05
+
+
+def test_a_few_steps_on_one_fixed_batch_lower_its_loss(tiny_model):
+    """The whole step (forward as at test time, loss, backward, clipping, AdamW) learns: eight
+    steps on one fixed batch bring that batch's loss well down."""
+    from aot_edu.data import SyntheticVideos, collate
+
+    videos = SyntheticVideos(2, 3, 33, num_objects=(1, 2), num_distractors=0, seed=7)
+    batch = collate([videos[0], videos[1]])
+    assignment = random_assignment(2, 11, torch.Generator().manual_seed(2))
+    plan = StepPlan(step=0, lr=1e-3, encoder_lr=1e-3, fraction=1.0, aux_weight=1.0, use_prev_pred=False)
+    optimizer = torch.optim.AdamW(param_groups(tiny_model, 0.0), lr=1e-3)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    tiny_model.eval()  # no stochastic depth: the same computation every step
+    losses = [train_step(TrainingForward(tiny_model), optimizer, scaler, [batch], [assignment], plan,
+                         min_lr=0.0, encoder_ratio=1.0)["loss"] for _ in range(8)]
+    assert losses[-1] < 0.7 * losses[0], losses

@@ -92,7 +92,7 @@ def test_repository_configs_load(tmp_path):
     """Every committed configuration is valid; without check_paths its data folders and initial
     weights need not exist yet (course.toml starts from course_pre.toml's run)."""
     paths = sorted((ROOT / "configs").glob("*.toml"))
-    assert {"course_pre.toml", "course.toml", "course_long.toml", "quick_cpu.toml",
+    assert {"course_pre.toml", "course.toml", "course_long.toml", "course_fine.toml", "quick_cpu.toml",
             "static_colab.toml"} <= {p.name for p in paths}
     for path in paths:
         config = load_config(path, check_paths=False)

@@ -88,7 +88,7 @@ def test_an_object_added_at_frame_k_is_absent_before_and_tracked_from_k(tmp_path
     assert [swatch_shown(f, 3) for f in overlay] == [False] * 5 + [True] * 5  # the legend
 
 
-COURSE_MODEL = ROOT / "aot_edu" / "assets" / "course_aotb.pt"
+COURSE_MODEL = ROOT / "aot_edu" / "assets" / "course_model.pt"
 
 
 def test_the_course_model_tracks_an_object_that_appears_later(tmp_path):

@@ -290,20 +290,21 @@ def official_model(settings: Settings, variant: str = "aotl", download: bool = F
     return build_model(variant, weights=path, device=settings.device)
 
 
-def course_config(overrides: dict | None = None, root: Path | None = None, stage: str = "main"):
+def course_config(overrides: dict | None = None, root: Path | None = None, stage: str = "fine"):
     """A training configuration of the shipped course model (:class:`aot_edu.training.TrainConfig`):
     ``stage`` is one of ``course_model.STAGES``: ``"pre"`` (static images,
-    ``configs/course_pre.toml``), ``"main"`` (videos, ``configs/course.toml``) or ``"long"``
-    (long clips fed back, ``configs/course_long.toml``)."""
+    ``configs/course_pre.toml``), ``"main"`` (videos, ``configs/course.toml``), ``"long"``
+    (long clips fed back, ``configs/course_long.toml``) or ``"fine"`` (the last stage, whose
+    frame size the shipped model was made for: ``configs/course_fine.toml``)."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {sorted(STAGES)}, got {stage!r}")
     return load_config((root or paths.repo_root()) / STAGES[stage], overrides or {}, check_paths=False)
 
 
 def course_model(settings: Settings):
-    """The course's trained AOT: the shipped AOT-B (:mod:`aot_edu.course.model`), loaded at once.
+    """The course's trained AOT: the shipped course model (:mod:`aot_edu.course.model`), loaded at once.
 
-    Returns ``(model, source)``: the float16 EMA weights of ``aot_edu/assets/course_aotb.pt``
+    Returns ``(model, source)``: the float16 EMA weights of ``aot_edu/assets/course_model.pt``
     as a float32 model in eval mode on ``settings.device``, with the shipped run's training
     losses attached as ``model.course_losses`` (``{stage: [...]}``, one loss per step, for the
     stages of ``course_model.STAGES``) and a line saying what it is and how it scores (from its card).

@@ -1,22 +1,27 @@
-"""The shipped course model: AOT-B trained on synthetic videos, its model card and its log.
+"""The shipped course model: AOT's three-block network trained on synthetic videos, its model
+card and its log.
 
 The course's demonstrations need a model that tracks, at once and on a CPU, so the course
 ships one (``aot_edu/assets/``):
 
-- ``course_aotb.pt`` - the EMA weights in float16 (a bare state dict with the official keys:
-  ``aot_edu.build_model("aotb", weights=COURSE_WEIGHTS)`` loads it strictly);
-- ``course_aotb.json`` - its model card: variant, frame size, both stages' configurations,
+- ``course_model.pt`` - the EMA weights in float16 (a bare state dict with the official keys:
+  ``aot_edu.build_model(COURSE_VARIANT, weights=COURSE_WEIGHTS)`` loads it strictly);
+- ``course_model.json`` - its model card: variant, frame size, every stage's configuration,
   seed, steps, training time and machine, the command that reproduces it, the file's sha256,
   and the held-out measurements (J&F against copying the first mask and the token-grid oracle,
   J per frame, the memory ablation, the identity bank, attention entropy per layer);
-- ``course_aotb_log.csv`` - both stages' training logs (one row per step) and
-  ``course_aotb_eval.csv`` their held-out evaluations, for notebook 05's curves.
+- ``course_model_log.csv`` - every stage's training log (one row per step) and
+  ``course_model_eval.csv`` their held-out evaluations, for notebook 05's curves.
 
-It is made in three stages by ``make train-course-model``: ``configs/course_pre.toml`` (the
+It is made in four stages by ``make train-course-model``: ``configs/course_pre.toml`` (the
 paper's static-image pre-training: synthetic still images turned into clips),
-``configs/course.toml`` (video training on 5-frame clips) and ``configs/course_long.toml`` (8-frame
-clips with the model's own predictions fed back from the first step, against drift); it ends by
-calling :func:`ship` (``python -m aot_edu.course.card --ship``).
+``configs/course.toml`` (video training on 5-frame clips), ``configs/course_long.toml`` (8-frame
+clips with the model's own predictions fed back from the first step, against drift) and
+``configs/course_fine.toml`` (193x193 frames, AOT-L's long-term memory updates, identities kept
+apart); it ends by calling :func:`ship` (``python -m aot_edu.course.card --ship``). The first
+three stages train the network as AOT-B, the last as AOT-L: the paper's AOT-B and AOT-L are one
+network (same layers, same state dict) and differ only in how often a frame joins the
+long-term memory, so the shipped model is an AOT-L.
 """
 
 from __future__ import annotations
@@ -33,26 +38,28 @@ from pathlib import Path
 import torch
 
 from aot_edu import paths
-from aot_edu.data import SyntheticVideos
+from aot_edu.data import OcclusionVideos, SyntheticVideos
 from aot_edu.evaluation import analysis
 from aot_edu.model import AOT, build_model, get_config
 from aot_edu.model.weights import load_state_dict_file
 from aot_edu.training import load_config, read_log
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"  # aot_edu/assets: shipped as package data
-COURSE_VARIANT = "aotb"
-COURSE_WEIGHTS = ASSETS / "course_aotb.pt"
-COURSE_CARD = ASSETS / "course_aotb.json"
-COURSE_LOG = ASSETS / "course_aotb_log.csv"
-COURSE_EVAL_LOG = ASSETS / "course_aotb_eval.csv"
+COURSE_VARIANT = "aotl"
+COURSE_WEIGHTS = ASSETS / "course_model.pt"
+COURSE_CARD = ASSETS / "course_model.json"
+COURSE_LOG = ASSETS / "course_model_log.csv"
+COURSE_EVAL_LOG = ASSETS / "course_model_eval.csv"
 # the training stages, in order: the paper's static-image pre-training, then videos (short clips,
-# then long clips fed back from the start); each starts from the previous one's EMA weights
+# long clips fed back from the start, then larger frames with AOT-L's memory); each starts from
+# the previous one's EMA weights
 STAGES = {"pre": "configs/course_pre.toml", "main": "configs/course.toml",
-          "long": "configs/course_long.toml"}
+          "long": "configs/course_long.toml", "fine": "configs/course_fine.toml"}
 STAGE_LABELS = {"pre": "stage 1: static images", "main": "stage 2: 5-frame clips",
-                "long": "stage 3: 8-frame clips, fed back"}
+                "long": "stage 3: 8-frame clips, fed back", "fine": "stage 4: 193x193, AOT-L memory"}
 REPRODUCE = "make train-course-model"
 MAX_BYTES = 20 * 1024 * 1024
+OCCLUSION_VIDEOS = 12  # occlusion videos of the memory ablation
 LOG_COLUMNS = ("stage", "step", "loss", "loss_ref", "loss_frames", "iou", "lr", "feedback", "time")
 
 
@@ -93,6 +100,13 @@ def held_out_videos(card: dict | None = None, num_videos: int | None = None) -> 
     return SyntheticVideos(num_videos or e["num_videos"], e["num_frames"], e["size"],
                            tuple(e["num_objects"]), tuple(e["num_distractors"]), seed=e["seed"],
                            motion=e["motion"], noise=e["noise"], scale=e["scale"])
+
+
+def occlusion_videos(held_out: dict) -> OcclusionVideos:
+    """The card's occlusion videos (``held_out["occlusion_videos"]``): an object passes behind
+    an occluder and comes back (paper Fig. 7), for the memory ablation where it matters most."""
+    o = held_out["occlusion_videos"]
+    return OcclusionVideos(o["num_videos"], o["num_frames"], o["size"], seed=o["seed"])
 
 
 def course_losses(path: str | Path = COURSE_LOG) -> dict[str, list[float]]:
@@ -163,6 +177,10 @@ def measure(model: AOT, videos, entropy_videos: int = 4) -> dict:
             videos, analysis.copy_first_mask)],
     }
     out["memory_ablation"] = analysis.memory_ablation(model, videos)
+    # the same on videos built for it: an object hidden behind an occluder, then back (Fig. 7)
+    out["occlusion_videos"] = {"num_videos": OCCLUSION_VIDEOS, "num_frames": videos.num_frames,
+                               "size": videos.size[0], "seed": videos.seed}
+    out["memory_ablation_occlusion"] = analysis.memory_ablation(model, occlusion_videos(out))
     out["identity_bank"] = analysis.identity_bank_stats(model)
     out["attention_entropy"] = analysis.attention_entropy_per_layer(model, videos, entropy_videos)
     return out
@@ -239,6 +257,7 @@ def summary_lines(card: dict) -> list[str]:
     v = h["videos"]
     frames = h["per_frame_j"]["as_tested"]
     ab = h["memory_ablation"]
+    occ = h.get("memory_ablation_occlusion")
     bank = h["identity_bank"]
     return [
         f"{card['title']} course model ({card['weights']}, sha256 {card['sha256'][:12]}...)",
@@ -250,6 +269,9 @@ def summary_lines(card: dict) -> list[str]:
         f"J at frame 1 {frames[0]:.3f}, last frame {frames[-1]:.3f}",
         f"long-term attention removed {ab['long-term attention removed']:.3f}, "
         f"short-term removed {ab['short-term attention removed']:.3f}",
+        *([f"occlusion videos: J&F {occ['nothing removed']:.3f}, long-term attention removed "
+           f"{occ['long-term attention removed']:.3f}, short-term removed "
+           f"{occ['short-term attention removed']:.3f}"] if occ else []),
         f"identity bank: off-diagonal cosine mean {bank['mean']:.3f} (equidistant "
         f"{bank['equidistant']:.3f}), max {bank['max']:.3f}",
     ]

@@ -23,7 +23,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
                   "read_youtubevos_meta", "write_davis_layout"],
     ".io": ["VOID_LABEL", "davis_palette", "list_frames", "read_frames", "read_mask", "write_mask"],
     ".sources": ["DATASETS", "download_dataset", "get_dataset"],
-    ".synthetic": ["SyntheticImages", "SyntheticVideos", "render_occlusion_video", "render_video"],
+    ".synthetic": ["OcclusionVideos", "SyntheticImages", "SyntheticVideos", "render_occlusion_video", "render_video"],
     ".training": ["DAVISTrain", "StaticClips", "StaticTrain", "TrainVideo", "VOSTrain",
                   "YouTubeVOSTrain", "collate", "find_static_pairs", "make_sample"],
     ".video": ["FrameFolder", "VideoReadError", "VideoSource", "VideoWriter", "open_video",

@@ -364,6 +364,28 @@ def render_occlusion_video(
     return np.clip(frames, 0, 255).astype(np.uint8), labels
 
 
+class OcclusionVideos:
+    """``num_videos`` videos of :func:`render_occlusion_video` (video ``i`` drawn from
+    ``numpy.random.default_rng([seed, i])``), with the ``video(i)`` and ``len`` that the
+    evaluation helpers (:func:`aot_edu.evaluation.analysis.score_videos`) read: held-out videos
+    where an object must be found again after it was hidden (paper Fig. 7)."""
+
+    def __init__(self, num_videos: int, num_frames: int = 20, size: int | tuple[int, int] = 129,
+                 seed: int = 0) -> None:
+        if num_videos < 1 or seed < 0:
+            raise ValueError(f"need num_videos >= 1 and seed >= 0, got {num_videos}, {seed}")
+        self.num_videos, self.num_frames, self.size, self.seed = num_videos, num_frames, size, seed
+
+    def __len__(self) -> int:
+        return self.num_videos
+
+    def video(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(frames uint8 [T, H, W, 3], labels uint8 [T, H, W])`` of video ``index``."""
+        if not 0 <= index < self.num_videos:
+            raise IndexError(f"video {index} out of range 0..{self.num_videos - 1}")
+        return render_occlusion_video(np.random.default_rng([self.seed, index]), self.num_frames, self.size)
+
+
 class SyntheticVideos(Dataset):
     """A dataset of synthetic videos in the training sample format (see ``training``).
 
