@@ -86,6 +86,7 @@ def run(quick: bool = False) -> str:
     copy_video = np.array(measured["copy_first_mask"]["per_video_jf"])
     curves = measured["per_frame_j"]
     ablation = measured["memory_ablation"]
+    occ = measured["occlusion_videos"]
     bank = measured["identity_bank"]
     entropy = measured["attention_entropy"]
     stage_rows = [
@@ -147,6 +148,15 @@ def run(quick: bool = False) -> str:
         "| " + " | ".join(ablation) + " |",
         "|" + "---:|" * len(ablation),
         "| " + " | ".join(f"{x:.3f}" for x in ablation.values()) + " |",
+        "",
+        f"The same on {occ['num_videos']} occlusion videos (`data.OcclusionVideos`, seed "
+        f"{occ['seed']}, {occ['num_frames']} frames at {occ['size']}x{occ['size']}: object 1 "
+        "passes behind an occluder and comes back, paper Fig. 7), where only the long-term "
+        "memory can find it again:",
+        "",
+        "| " + " | ".join(measured["memory_ablation_occlusion"]) + " |",
+        "|" + "---:|" * len(measured["memory_ablation_occlusion"]),
+        "| " + " | ".join(f"{x:.3f}" for x in measured["memory_ablation_occlusion"].values()) + " |",
         "",
         f"Identity bank (Fig. 4): off-diagonal cosine of the {model.max_obj_num} identities mean "
         f"{bank['mean']:+.3f} (equidistant: {bank['equidistant']:+.3f}), max {bank['max']:+.3f}, "

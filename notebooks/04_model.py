@@ -317,9 +317,10 @@ fig
 # absolute times depend on how busy the machine is). Accuracy does not: with this model,
 # post-ensemble scores **as well as or slightly better than** identification on look-alike
 # objects. In quick mode (3 videos of 10 frames per N, a 2-core CPU) we measured J&F
-# identification / post-ensemble 0.981 / 0.981 at N=1 (the same computation), 0.873 / 0.869
-# at N=2 and 0.766 / 0.803 at N=4 (post-ensemble ahead on each of the three videos); on 6 other
-# videos per N, 0.98 / 0.98, 0.78 / 0.80, 0.82 / 0.83, 0.80 / 0.81 and 0.75 / 0.76 for N=1-5.
+# identification / post-ensemble 0.989 / 0.989 at N=1 (the same computation), 0.921 / 0.919
+# at N=2 and 0.848 / 0.863 at N=4, at 41 / 44, 49 / 77 and 36 / 122 ms per frame (the
+# course model after its fourth stage; with its earlier three-stage weights, on 6 other videos
+# per N, 0.98 / 0.98, 0.78 / 0.80, 0.82 / 0.83, 0.80 / 0.81 and 0.75 / 0.76 for N=1-5).
 # Why the paper's gap does not show here: its post-ensemble baselines are other networks,
 # trained one object at a time, while ours is AOT's own network given one identity at a
 # time - it keeps everything identification training taught it, and the merge (soft

@@ -352,10 +352,10 @@ print(f"model minus baseline: {100 * (scores['J&F-Mean'] - baseline['J&F-Mean'])
 
 # %% [markdown]
 # With the course model (quick mode, three synthetic videos and two DAVIS 2016 clips cut
-# short and downscaled when `../shared` has them) we measured J&F 83.5 against 44.9 for copying
+# short and downscaled when `../shared` has them) we measured J&F 82.5 against 44.9 for copying
 # the first mask (2026-12-07): on short clips it follows the objects. Its own card
 # (`aot_edu/assets/course_model.json`) measures longer, harder videos - 20 frames, 3-5 objects
-# and look-alikes - where it scores 0.75 against 0.36 and still drifts (notebook 05, §7). A
+# and look-alikes - where it scores 0.86 against 0.35 and still drifts a little (notebook 05, §7). A
 # benchmark number means little without such a trivial baseline beside it, measured on the
 # same videos.
 
