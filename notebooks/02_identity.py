@@ -408,7 +408,7 @@ bank_parameters = None  # your number here
 course.check("identity bank parameters", bank_parameters,
              count_parameters(IdentityBank(max_obj_num=10, dim=256)))
 
-# %% cellView="form" jupyter={"source_hidden": true} expected_output="identity bank parameters (solution): correct\n814,080 parameters, 10% of AOT-B\n"
+# %% cellView="form" jupyter={"source_hidden": true} expected_output="identity bank parameters (solution): correct\n814,080 parameters, 10% of AOT-L\n"
 # @title Solution (double-click to show)
 bank_parameters_solution = (10 + 1) * 256 * 17 * 17 + 256  # weights [C, M+1, 17, 17] + bias [C]
 course.check("identity bank parameters (solution)", bank_parameters_solution,
