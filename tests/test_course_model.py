@@ -133,10 +133,10 @@ def test_the_card_shows_a_model_that_tracks(card):
 @pytest.mark.slow
 def test_removing_long_term_attention_costs_on_occlusion_videos(card, shipped):
     """The card's first 3 occlusion videos, with and without long-term attention (Eq. 6)."""
-    from aot_edu.course.model import occlusion_videos
+    from aot_edu.data import OcclusionVideos
 
-    full = occlusion_videos(card["held_out"])
-    videos = type(full)(3, full.num_frames, full.size, seed=full.seed)
+    spec = card["held_out"]["occlusion_videos"]
+    videos = OcclusionVideos(3, spec["num_frames"], spec["size"], seed=spec["seed"])
     with analysis.attention_removed(shipped, "long"):
         removed = analysis.score_model(shipped, videos)["J&F"]
     intact = analysis.score_model(shipped, videos)["J&F"]

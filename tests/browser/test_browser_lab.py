@@ -195,16 +195,24 @@ def open_notebook(lab, chromium):
         notebook.close()
 
 
-def test_identity_widget_in_jupyterlab(open_notebook):
-    notebook = open_notebook("02_identity.ipynb")
+def run_and_find_widget(open_notebook, name: str, widget_name: str):
+    """Run notebook ``name`` top to bottom, check every cell ran and nothing failed, find the
+    widget held by ``widget_name``, check its layout at every width of ``WIDTHS`` and leave the
+    page at the narrowest: ``(notebook, widget)``."""
+    notebook = open_notebook(name)
     notebook.run_all()
     assert all(p[1:-2].isdigit() for p in notebook.prompts() if p), \
         f"not every cell ran: {notebook.prompts()}"
     notebook.check_healthy()
-    widget = notebook.widget("identity_similarity_widget")
+    widget = notebook.widget(widget_name)
     for width in WIDTHS:
         check_layout(notebook, widget, width)
     notebook.page.set_viewport_size({"width": WIDTHS[0], "height": 1000})
+    return notebook, widget
+
+
+def test_identity_widget_in_jupyterlab(open_notebook):
+    notebook, widget = run_and_find_widget(open_notebook, "02_identity.ipynb", "identity_similarity_widget")
 
     assert readout(widget, "M") == "10"
     change = redrawn(notebook, widget, lambda: drag_slider(widget, "M", 0.0), "M_to_2")
@@ -226,15 +234,7 @@ def test_identity_widget_in_jupyterlab(open_notebook):
 
 
 def test_attention_widget_in_jupyterlab(open_notebook):
-    notebook = open_notebook("03_lstt.ipynb")
-    notebook.run_all()
-    assert all(p[1:-2].isdigit() for p in notebook.prompts() if p), \
-        f"not every cell ran: {notebook.prompts()}"
-    notebook.check_healthy()
-    widget = notebook.widget("attention_widget")
-    for width in WIDTHS:
-        check_layout(notebook, widget, width)
-    notebook.page.set_viewport_size({"width": WIDTHS[0], "height": 1000})
+    notebook, widget = run_and_find_widget(open_notebook, "03_lstt.ipynb", "attention_widget")
 
     # The course model has three LSTT blocks: the layer slider starts at the last (2) and every
     # block's maps differ. The title strip is ignored, so a changed title alone does not count.
