@@ -403,3 +403,25 @@ def test_a_mask_past_the_end_of_a_stream_fails_after_the_last_frame(model):
         for step in steps:
             seen.append(step.index)
     assert seen == [0, 1, 2]  # every frame was delivered first
+
+
+@pytest.mark.parametrize("frames", [0, 2, 3])
+def test_short_term_memory_holds_the_latest_n_frames(frames):
+    """Table 3c: with ``short_term_frames = n`` the engine hands the last n frames (newest
+    first) to short-term attention; n = 0 runs without short-term attention at all."""
+    torch.manual_seed(0)
+    model = build_model(build_model("aott").config.replace(short_term_frames=frames))
+    session = InferenceSession(model, long_term_gap=9999)
+    video = random_frames(5)
+    with torch.inference_mode():
+        session.add_reference(video[0], torch.from_numpy(blocks_mask(65, 97, [1, 2])))
+        engine = session.engines[0]
+        for t in range(1, 5):
+            if frames > 1:
+                keys = engine.short_term[0][0]
+                assert keys.dim() == 5 and keys.shape[:2] == (1, min(t, frames))
+            result = session.propagate(video[t])
+            assert result.labels.shape == (65, 97)
+            session.update_memory(result.labels)
+    if frames > 1:  # newest first: the first slot holds the frame just added
+        torch.testing.assert_close(engine.short_term[0][0][:, 0], engine.short_term_queue[-1][0][0])

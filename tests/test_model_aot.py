@@ -92,3 +92,27 @@ def test_truncated_checkpoint_file_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="truncated or corrupt.*download checkpoint aott"):
         build_model("aott", weights=path)
 
+
+
+def test_table3_options_change_only_what_they_name():
+    """The ablations' architecture options (paper Table 3): each changes its own parameters."""
+    base = set(state_dict_layout("aott"))
+    no_short = set(state_dict_layout(get_config("aott").replace(short_term_frames=0)))
+    assert base - no_short == {k for k in base if ".short_term_attn." in k}
+    assert no_short <= base
+    no_rel = set(state_dict_layout(get_config("aott").replace(relative_embedding=False)))
+    assert base - no_rel == {k for k in base if ".relative_emb_" in k}
+    two_frames = state_dict_layout(get_config("aott").replace(short_term_frames=2))
+    assert two_frames == state_dict_layout("aott")  # n frames share the window's parameters
+    small = state_dict_layout(get_config("aotb").replace(max_dis=3, lstt_layers=2, max_obj_num=5))
+    assert small["LSTT.layers.0.short_term_attn.relative_emb_v"] == (8, 32, 49)
+    assert "LSTT.layers.2.norm1.weight" not in small
+    assert small["decoder.conv_in.conv.weight"][1] == 256 * 3
+    assert small["decoder.conv_out.weight"][0] == 6
+
+
+def test_without_sine_embedding_self_attention_gets_no_positions():
+    model = AOT(get_config("aott").replace(sine_embedding=False))
+    assert torch.count_nonzero(model.position_embedding((3, 4), 2)) == 0
+    assert model.position_embedding((3, 4), 2).shape == (12, 2, 256)
+    assert torch.count_nonzero(AOT(get_config("aott")).position_embedding((3, 4), 2)) > 0

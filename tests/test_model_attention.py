@@ -139,3 +139,73 @@ def test_modules_have_the_official_parameter_shapes():
         "linear_Q.weight", "linear_Q.bias", "linear_K.weight", "linear_K.bias",
         "linear_V.weight", "linear_V.bias", "projection.weight", "projection.bias",
     ]
+
+
+def literal_multi_frame(q, frames_k, frames_v, rel_logits, rel_v, heads, max_dis):
+    """Table 3c's n > 1 short-term frames, literally: the window slots of every frame side by
+    side in one softmax, each frame's slot with the same relative terms (or none)."""
+    b, c, h, w = q.shape
+    d = c // heads
+    window2 = (2 * max_dis + 1) ** 2
+    logits, values = [], []
+    for k, v in zip(frames_k, frames_v, strict=True):
+        pad = max_dis
+        qs = (q / math.sqrt(d)).view(b, heads, d, h, w)
+        kp = F.pad(k, (pad,) * 4).view(b, heads, d, h + 2 * pad, w + 2 * pad)
+        vp = F.pad(v, (pad,) * 4).view(b, heads, d, h + 2 * pad, w + 2 * pad)
+        inside = F.pad(torch.ones(1, 1, h, w), (pad,) * 4)[0, 0]
+        for i in range(2 * max_dis + 1):
+            for j in range(2 * max_dis + 1):
+                lg = (qs * kp[..., i:i + h, j:j + w]).sum(2) - (1 - inside[i:i + h, j:j + w]) * 1e8
+                logits.append(lg)
+                values.append(vp[..., i:i + h, j:j + w])
+    logit = torch.stack(logits, 2)  # [B, H, n*S, h, w]
+    vals = torch.stack(values, 2)  # [B, H, n*S, d, h, w]
+    n = len(frames_k)
+    if rel_logits is not None:
+        logit = logit + rel_logits.view(b, heads, window2, h, w).repeat(1, 1, n, 1, 1)
+    if rel_v is not None:
+        vals = vals + rel_v.permute(0, 2, 1).repeat(1, n, 1)[None, :, :, :, None, None]
+    attn = torch.softmax(logit, dim=2)
+    out = (attn[:, :, :, None] * vals).sum(2)  # [B, H, d, h, w]
+    return out.reshape(b, c, h * w).permute(2, 0, 1), attn.flatten(3).transpose(2, 3)
+
+
+@pytest.mark.parametrize("frames, relative", [(2, True), (3, True), (2, False), (1, False)])
+def test_short_term_attention_over_several_frames_and_without_relative_terms(frames, relative):
+    """Table 3c (n frames t-1 .. t-n) and 3e (no "Rel"): the fast kernel and the unfold
+    reference both equal the literal slot-by-slot formula."""
+    g = torch.Generator().manual_seed(frames * 10 + relative)
+    b, heads, d, h, w, max_dis = 2, 2, 4, 5, 7, 2
+    window2 = (2 * max_dis + 1) ** 2
+    q = torch.randn(b, heads * d, h, w, generator=g)
+    ks = [torch.randn(b, heads * d, h, w, generator=g) for _ in range(frames)]
+    vs = [torch.randn(b, heads * d, h, w, generator=g) for _ in range(frames)]
+    rel_logits = torch.randn(b, heads * window2, h, w, generator=g) if relative else None
+    rel_v = torch.randn(heads, d, window2, generator=g) if relative else None
+    expected_out, expected_w = literal_multi_frame(q, ks, vs, rel_logits, rel_v, heads, max_dis)
+    k, v = (torch.stack(ks, 1), torch.stack(vs, 1)) if frames > 1 else (ks[0], vs[0])
+    for fn in (short_term_attention, short_term_attention_reference):
+        out, weights = fn(q, k, v, rel_logits, rel_v, heads, max_dis, 1, need_weights=True)
+        assert weights.shape == (b, heads, h * w, frames * window2)
+        torch.testing.assert_close(out, expected_out, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(weights, expected_w, atol=1e-6, rtol=1e-5)
+
+
+def test_two_identical_short_term_frames_give_the_one_frame_output():
+    """The softmax spreads over both copies of every slot equally: same output, half weights."""
+    g = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(1, 8, 4, 6, generator=g) for _ in range(3))
+    rel = torch.randn(1, 2 * 49, 4, 6, generator=g), torch.randn(2, 4, 49, generator=g)
+    one, w1 = short_term_attention(q, k, v, *rel, 2, 3, need_weights=True)
+    two, w2 = short_term_attention(q, torch.stack([k, k], 1), torch.stack([v, v], 1), *rel, 2, 3,
+                                   need_weights=True)
+    torch.testing.assert_close(two, one, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(w2[..., :49] * 2, w1, atol=1e-6, rtol=1e-5)
+
+
+def test_short_term_module_without_relative_terms_has_no_such_parameters():
+    st = ShortTermAttention(dim=16, heads=2, max_dis=2, relative=False)
+    assert sorted(st.state_dict()) == ["projection.bias", "projection.weight"]
+    out, _ = st(*(torch.randn(1, 16, 3, 4) for _ in range(3)))
+    assert out.shape == (12, 1, 16)

@@ -163,6 +163,14 @@ def test_real_data_configs_name_the_missing_folder(tmp_path):
         ({"data": {"max_gap": -1}}, r"data.max_gap must be >= 0"),
         ({"data": {"repeat": -1}}, r"data.repeat must be >= 0"),
         ({"data": {"merge_prob": 1.5}}, r"data.merge_prob must be <= 1"),
+        # the Table 3 architecture options
+        ({"model": {"window": 8}}, r"model.window is the side of the short-term window, an odd number"),
+        ({"model": {"short_term_frames": -1}}, r"model.short_term_frames must be >= 0"),
+        ({"model": {"short_term_frames": 0, "window": 7}}, r"short_term_frames = 0 removes short-term"),
+        ({"model": {"relative_embedding": False, "locality_prior": 2.0}},
+         r"model.locality_prior sets the short-term relative-position biases"),
+        ({"model": {"init_adapt": True}}, r"model.init_adapt adapts model.init_weights"),
+        ({"model": {"identities": 1}, "data": {"num_objects": [1, 2]}}, "at most M = 1 objects"),
     ],
 )
 def test_bad_configs_are_refused_before_training(changes, message):
@@ -497,3 +505,44 @@ def test_reinit_and_train_only_train_a_fresh_decoder_on_trained_weights(tmp_path
             torch.testing.assert_close(value, before[key], msg=key)  # loaded, never trained
     # a new GroupNorm (weight 1 as built, moved a little by two steps), not the loaded 1.5
     assert trained["decoder.conv_in.gn.weight"].mean().item() == pytest.approx(1.0, abs=0.05)
+
+
+def test_table3_options_build_the_changed_architecture_and_adapt_trained_weights(tmp_path):
+    """[model] identities / window / lstt_blocks / short_term_frames / sine_embedding /
+    relative_embedding give the run its changed AOT; init_adapt starts it from weights of the
+    full one: same shapes copied, the window cropped at its centre, leading blocks kept."""
+    from aot_edu.training.config import model_config_of
+    from aot_edu.training.initialization import load_adapted_weights
+
+    torch.manual_seed(3)
+    source = aot_edu.build_model("aots")
+    torch.save({"state_dict": source.state_dict()}, tmp_path / "aots.pt")
+    config = load_config(tiny_config(tmp_path, steps=2), {
+        "model.variant": "aots", "model.init_weights": str(tmp_path / "aots.pt"),
+        "model.init_adapt": True, "model.window": 11, "model.lstt_blocks": 1,
+        "model.short_term_frames": 2, "model.sine_embedding": False, "model.calibrate": False,
+        "model.identities": 4})
+    arch = model_config_of(config)
+    assert (arch.max_dis, arch.lstt_layers, arch.short_term_frames, arch.max_obj_num) == (5, 1, 2, 4)
+    assert not arch.sine_embedding and arch.relative_embedding
+
+    model = aot_edu.build_model(arch)
+    report = load_adapted_weights(model, tmp_path / "aots.pt")
+    assert "LSTT.layers.0.short_term_attn.relative_emb_v" in report["cropped"]
+    assert "decoder.conv_in.conv.weight" in report["sliced"]
+    assert any(k.startswith("LSTT.layers.1.") for k in report["unused"])
+    assert not report["fresh"]
+    full = source.state_dict()["LSTT.layers.0.short_term_attn.relative_emb_v"].view(8, 32, 15, 15)
+    torch.testing.assert_close(
+        model.state_dict()["LSTT.layers.0.short_term_attn.relative_emb_v"].view(8, 32, 11, 11),
+        full[..., 2:13, 2:13])  # the same offsets -5..5 keep the same terms
+    bias = source.state_dict()["LSTT.layers.0.short_term_attn.relative_emb_k.bias"].view(8, 15, 15)
+    torch.testing.assert_close(
+        model.state_dict()["LSTT.layers.0.short_term_attn.relative_emb_k.bias"].view(8, 11, 11),
+        bias[:, 2:13, 2:13])
+
+    result = train(config)  # two steps with the changed model, then load it back
+    assert result.step == 2
+    loaded = result.load_model()
+    assert loaded.config.max_dis == 5 and len(loaded.LSTT.layers) == 1
+    assert loaded.decoder.conv_out.out_channels == 5

@@ -161,6 +161,9 @@ class AOTEngine:
         self.model = model
         self.long_term_gap = long_term_gap
         self.short_term_skip = short_term_skip
+        self.short_term_frames = model.config.short_term_frames
+        if self.short_term_frames > 1 and short_term_skip != 1:
+            raise ValueError("several short-term frames (short_term_frames > 1) need short_term_skip = 1")
         self.max_long_term_frames = max_long_term_frames
         self.num_identities = model.max_obj_num + 1
         self.reset()
@@ -178,7 +181,14 @@ class AOTEngine:
 
     @property
     def short_term(self) -> list[tuple[Tensor, Tensor]]:
-        return self.short_term_queue[0]
+        """Per block, the short-term memory ``(K, V)``: frame ``t - skip`` as maps
+        ``[B, C, h, w]``; with ``n = short_term_frames > 1`` (paper Table 3c), the latest ``n``
+        frames (fewer at the start), newest first, ``[B, n, C, h, w]``."""
+        if self.short_term_frames <= 1:
+            return self.short_term_queue[0]
+        frames = self.short_term_queue[::-1]
+        return [(torch.stack([f[i][0] for f in frames], 1), torch.stack([f[i][1] for f in frames], 1))
+                for i in range(len(frames[0]))]
 
     @property
     def long_term_frames(self) -> int:
@@ -281,7 +291,7 @@ class AOTEngine:
         self.short_term_queue.append(
             [(seq_to_map(k, self.size_2d), seq_to_map(v, self.size_2d)) for k, v in memories]
         )
-        self.short_term_queue = self.short_term_queue[-self.short_term_skip:]
+        self.short_term_queue = self.short_term_queue[-max(self.short_term_skip, self.short_term_frames):]
         if self.step - self.last_memory_step >= self.long_term_gap:
             self._append_long_term(memories)
             self.last_memory_step = self.step

@@ -41,7 +41,7 @@ class AOT(nn.Module):
         self.encoder_projector = nn.Conv2d(c.encoder_dims[-1], c.dim, kernel_size=1)
         self.LSTT = LSTT(
             c.lstt_layers, c.dim, c.self_heads, c.att_heads, c.ffn_dim, c.max_dis, c.dilation,
-            c.droppath,
+            c.droppath, c.short_term_frames, c.relative_embedding,
         )
         self.decoder = FPNDecoder(
             c.dim * (c.lstt_layers + 1), c.encoder_dims[:3], c.max_obj_num + 1,
@@ -64,8 +64,11 @@ class AOT(nn.Module):
         return [s4, s8, s16, self.encoder_projector(last)]
 
     def position_embedding(self, size_2d: tuple[int, int], batch: int) -> Tensor:
-        """Sine position embedding in sequence layout ``[HW, B, C]``."""
-        pos = sine_position_embedding(*size_2d, self.config.dim, device=self.encoder_projector.weight.device)
+        """Sine position embedding in sequence layout ``[HW, B, C]`` (zeros without it: Table 3e)."""
+        device = self.encoder_projector.weight.device
+        if not self.config.sine_embedding:
+            return torch.zeros(size_2d[0] * size_2d[1], 1, self.config.dim, device=device).expand(-1, batch, -1)
+        pos = sine_position_embedding(*size_2d, self.config.dim, device=device)
         return map_to_seq(pos).expand(-1, batch, -1)
 
     def identity_embedding(self, identity_one_hot: Tensor, used: int | None = None) -> Tensor:

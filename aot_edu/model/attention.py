@@ -128,8 +128,8 @@ def short_term_attention(
     q: Tensor,
     k: Tensor,
     v: Tensor,
-    relative_logits: Tensor,
-    relative_values: Tensor,
+    relative_logits: Tensor | None,
+    relative_values: Tensor | None,
     heads: int,
     max_dis: int = 7,
     dilation: int = 1,
@@ -147,14 +147,19 @@ def short_term_attention(
     :func:`short_term_attention_reference` computes exactly this, slot by slot.
 
     Args:
-        q, k, v: maps ``[B, C, h, w]`` (the query is the unscaled projected query).
+        q: the query map ``[B, C, h, w]`` (the unscaled projected query).
+        k, v: frame t-1's maps ``[B, C, h, w]``, or ``n`` frames ``[B, n, C, h, w]`` (t-1, t-2,
+            ...; paper Table 3c): one softmax over the ``n * window^2`` slots of all their
+            windows, every frame's slot with the same relative-position terms (our choice: the
+            paper does not say how its n > 1 rows shared them).
         relative_logits: ``[B, heads * window^2, h, w]``, the relative-position logits computed
-            from the unscaled query (``ShortTermAttention.relative_emb_k``).
-        relative_values: ``[heads, d, window^2]``, the relative-position value bias.
+            from the unscaled query (``ShortTermAttention.relative_emb_k``); ``None``: none
+            (Table 3e without "Rel").
+        relative_values: ``[heads, d, window^2]``, the relative-position value bias, or ``None``.
         chunk_elements: size of the per-chunk temporaries (a speed knob, same results).
 
-    Returns ``(output [h*w, B, C], weights [B, heads, h*w, window^2] or None)`` before the output
-    projection.
+    Returns ``(output [h*w, B, C], weights [B, heads, h*w, n * window^2] or None)`` before the
+    output projection; slot ``f * window^2 + s`` is slot ``s`` of frame ``t - 1 - f``.
 
     How it runs fast without a compiled kernel: all windows of one query row lie in the same
     ``window`` rows of keys (its "band"), so one matrix product per row gives every logit the
@@ -168,39 +173,61 @@ def short_term_attention(
     window2 = (2 * max_dis + 1) ** 2
     index, valid_x = _window_index(w, max_dis, dilation, q.device)
     row_valid = _row_validity(h, max_dis, dilation, q.device)
+    k_frames, v_frames = _frames(k), _frames(v)
 
     q_rows = (q / math.sqrt(d)).reshape(b, heads, d, h, w).permute(0, 1, 3, 4, 2)  # [B,H,h,w,d]
-    k_bands = _row_bands(k, heads, max_dis, dilation)  # [B, H, h, window*w, d]
-    v_bands = _row_bands(v, heads, max_dis, dilation)
-    rel = relative_logits.reshape(b, heads, window2, h, w).permute(0, 1, 3, 4, 2)
-    rel_v = relative_values.transpose(-2, -1)[None, :, None]  # [1, H, 1, window^2, d]
+    k_bands = [_row_bands(x, heads, max_dis, dilation) for x in k_frames]  # [B,H,h,window*w,d]
+    v_bands = [_row_bands(x, heads, max_dis, dilation) for x in v_frames]
+    rel = None
+    if relative_logits is not None:
+        rel = relative_logits.reshape(b, heads, window2, h, w).permute(0, 1, 3, 4, 2)
+    rel_v = None if relative_values is None else relative_values.transpose(-2, -1)[None, :, None]
 
-    rows = max(1, chunk_elements // (b * heads * w * k_bands.shape[3]))
+    rows = max(1, chunk_elements // (b * heads * w * k_bands[0].shape[3]))
     outs, weights = [], []
     for y0 in range(0, h, rows):
         y = slice(y0, min(h, y0 + rows))
-        band = q_rows[:, :, y] @ k_bands[:, :, y].transpose(-2, -1)  # [B, H, r, w, window*w]
-        gather_index = index.expand(*band.shape[:-1], window2)
-        logits = band.gather(-1, gather_index) + rel[:, :, y]
+        bands = [q_rows[:, :, y] @ kb[:, :, y].transpose(-2, -1) for kb in k_bands]  # [B,H,r,w,window*w]
+        gather_index = index.expand(*bands[0].shape[:-1], window2)
+        n = len(bands)
+        logits = torch.cat([band.gather(-1, gather_index) for band in bands], dim=-1) if n > 1 \
+            else bands[0].gather(-1, gather_index)
+        if rel is not None:
+            logits = logits + (rel[:, :, y].repeat(1, 1, 1, 1, n) if n > 1 else rel[:, :, y])
         valid = valid_x[None] & row_valid[y, None, :]
+        if n > 1:
+            valid = valid.repeat(1, 1, n)
         attn = torch.softmax(logits.masked_fill(~valid, float("-inf")), dim=-1)
-        # Out-of-frame slots carry exactly zero weight; their clamped indices may repeat: add.
-        band = band.zero_() if not torch.is_grad_enabled() else torch.zeros_like(band)
-        band = band.scatter_add_(-1, gather_index, attn)
-        outs.append(band @ v_bands[:, :, y] + attn @ rel_v)
+        out = None
+        for f, band in enumerate(bands):
+            a = attn[..., f * window2:(f + 1) * window2]
+            # Out-of-frame slots carry exactly zero weight; their clamped indices may repeat: add.
+            band = band.zero_() if not torch.is_grad_enabled() else torch.zeros_like(band)
+            band = band.scatter_add_(-1, gather_index, a)
+            term = band @ v_bands[f][:, :, y]
+            out = term if out is None else out + term
+        if rel_v is not None:
+            out = out + (attn.unflatten(-1, (n, window2)).sum(-2) if n > 1 else attn) @ rel_v
+        outs.append(out)
         if need_weights:
             weights.append(attn)
+    slots = len(k_bands) * window2
     out = torch.cat(outs, dim=2).reshape(b, heads, h * w, d)
-    attn_maps = torch.cat(weights, dim=2).reshape(b, heads, h * w, window2) if need_weights else None
+    attn_maps = torch.cat(weights, dim=2).reshape(b, heads, h * w, slots) if need_weights else None
     return merge_heads(out), attn_maps
+
+
+def _frames(x: Tensor) -> list[Tensor]:
+    """Short-term memory maps ``[B, C, h, w]`` or ``[B, n, C, h, w]`` -> ``n`` maps ``[B, C, h, w]``."""
+    return [x] if x.dim() == 4 else list(x.unbind(1))
 
 
 def short_term_attention_reference(
     q: Tensor,
     k: Tensor,
     v: Tensor,
-    relative_logits: Tensor,
-    relative_values: Tensor,
+    relative_logits: Tensor | None,
+    relative_values: Tensor | None,
     heads: int,
     max_dis: int = 7,
     dilation: int = 1,
@@ -222,14 +249,20 @@ def short_term_attention_reference(
         x = F.unfold(F.pad(x, (pad, pad, pad, pad)), window, dilation=dilation)
         return x.view(x.shape[0], -1, window * window, h * w)
 
+    frames = len(_frames(k))
     inside = neighbours(torch.ones(1, 1, h, w, device=q.device, dtype=q.dtype))[0, 0]
-    neighbour_k = neighbours(k).view(b, heads, d, window * window, h * w)
-    neighbour_v = neighbours(v).view(b, heads, d, window * window, h * w)
+    inside = inside.repeat(frames, 1)  # [frames * window^2, h*w]
+    neighbour_k = torch.cat([neighbours(x).view(b, heads, d, window * window, h * w) for x in _frames(k)], 3)
+    neighbour_v = torch.cat([neighbours(x).view(b, heads, d, window * window, h * w) for x in _frames(v)], 3)
     qs = (q / math.sqrt(d)).view(b, heads, d, 1, h * w)
-    logits = (qs * neighbour_k).sum(2) + relative_logits.view(b, heads, window * window, h * w)
+    logits = (qs * neighbour_k).sum(2)  # [B, heads, frames * window^2, h*w]
+    if relative_logits is not None:
+        logits = logits + relative_logits.view(b, heads, window * window, h * w).repeat(1, 1, frames, 1)
     logits = logits - (1 - inside) * 1e8
-    attn = torch.softmax(logits, dim=2)  # [B, heads, window^2, h*w]
-    values = neighbour_v + relative_values[None, :, :, :, None]
+    attn = torch.softmax(logits, dim=2)  # [B, heads, frames * window^2, h*w]
+    values = neighbour_v
+    if relative_values is not None:
+        values = values + relative_values.repeat(1, 1, frames)[None, :, :, :, None]
     out = (attn[:, :, None] * values).sum(3)  # [B, heads, d, h*w]
     out = out.permute(3, 0, 1, 2).reshape(h * w, b, c)
     return out, attn.transpose(2, 3) if need_weights else None
@@ -289,23 +322,27 @@ class ShortTermAttention(nn.Module):
 
     literal: bool = False
 
-    def __init__(self, dim: int = 256, heads: int = 8, max_dis: int = 7, dilation: int = 1) -> None:
+    def __init__(self, dim: int = 256, heads: int = 8, max_dis: int = 7, dilation: int = 1,
+                 relative: bool = True) -> None:
         super().__init__()
         self.heads = heads
         self.max_dis = max_dis
         self.dilation = dilation
         window2 = (2 * max_dis + 1) ** 2
-        self.relative_emb_v = nn.Parameter(torch.zeros(heads, dim // heads, window2))
-        self.relative_emb_k = nn.Conv2d(dim, heads * window2, kernel_size=1, groups=heads)
+        if relative:  # relative=False: Table 3e's row without "Rel" (no such parameters)
+            self.relative_emb_v = nn.Parameter(torch.zeros(heads, dim // heads, window2))
+            self.relative_emb_k = nn.Conv2d(dim, heads * window2, kernel_size=1, groups=heads)
+        self.relative = relative
         self.projection = nn.Linear(dim, dim)
 
     def forward(
         self, q: Tensor, k: Tensor, v: Tensor, need_weights: bool = False
     ) -> tuple[Tensor, Tensor | None]:
-        """Maps ``[B, C, h, w]`` -> ``([h*w, B, C], weights [B, heads, h*w, window^2] or None)``."""
+        """Maps ``q [B, C, h, w]``, ``k, v [B, C, h, w]`` (or ``[B, n, C, h, w]``, ``n`` frames) ->
+        ``([h*w, B, C], weights [B, heads, h*w, n * window^2] or None)``."""
         attention = short_term_attention_reference if self.literal else short_term_attention
+        rel_k, rel_v = (self.relative_emb_k(q), self.relative_emb_v) if self.relative else (None, None)
         out, weights = attention(
-            q, k, v, self.relative_emb_k(q), self.relative_emb_v, self.heads, self.max_dis,
-            self.dilation, need_weights,
+            q, k, v, rel_k, rel_v, self.heads, self.max_dis, self.dilation, need_weights,
         )
         return self.projection(out), weights

@@ -139,7 +139,8 @@ class LSTTBlock(nn.Module):
 
     def __init__(
         self, dim: int = 256, self_heads: int = 8, att_heads: int = 8, ffn_dim: int = 1024,
-        max_dis: int = 7, dilation: int = 1, droppath: float = 0.0,
+        max_dis: int = 7, dilation: int = 1, droppath: float = 0.0, short_term_frames: int = 1,
+        relative_embedding: bool = True,
     ) -> None:
         super().__init__()
         # Registration order = official state-dict order.
@@ -147,7 +148,10 @@ class LSTTBlock(nn.Module):
         self.linear_Q = nn.Linear(dim, dim)
         self.linear_V = nn.Linear(dim, dim)
         self.long_term_attn = LongTermAttention(dim, att_heads)
-        self.short_term_attn = ShortTermAttention(dim, att_heads, max_dis, dilation)
+        # short_term_frames = 0: no short-term attention at all (the ablation of Table 3b-c)
+        self.short_term_attn = ShortTermAttention(
+            dim, att_heads, max_dis, dilation, relative_embedding
+        ) if short_term_frames > 0 else None
         self.norm2 = nn.LayerNorm(dim)
         self.self_attn = MultiheadAttention(dim, self_heads)
         self.norm3 = nn.LayerNorm(dim)
@@ -178,7 +182,8 @@ class LSTTBlock(nn.Module):
                 reference frame): the frame then attends to itself, its own keys and
                 identity-carrying values serving as both memories.
             long_term_memory: ``(K [T*HW, B, C], V [T*HW, B, C])`` for a propagated frame.
-            short_term_memory: ``(K [B, C, h, w], V [B, C, h, w])`` of frame t-1.
+            short_term_memory: ``(K [B, C, h, w], V [B, C, h, w])`` of frame t-1, or of ``n``
+                frames ``[B, n, C, h, w]`` (t-1, t-2, ...; ``AOTConfig.short_term_frames``).
 
         Returns ``(x [HW, B, C], memory of this frame, attention maps or None)``.
         """
@@ -200,10 +205,13 @@ class LSTTBlock(nn.Module):
         elif long_term_memory is None or short_term_memory is None:
             raise ValueError("a frame without identity embedding needs long- and short-term memories")
         long_out, long_w = self.long_term_attn(query, *long_term_memory, need_weights=need_weights)
-        short_out, short_w = self.short_term_attn(
-            seq_to_map(query, size_2d), *short_term_memory, need_weights=need_weights
-        )
-        x = x + long_out + short_out
+        x = x + long_out
+        short_w = None
+        if self.short_term_attn is not None:
+            short_out, short_w = self.short_term_attn(
+                seq_to_map(query, size_2d), *short_term_memory, need_weights=need_weights
+            )
+            x = x + short_out
         if maps:
             maps.long_term, maps.short_term = long_w, short_w
 
@@ -232,11 +240,13 @@ class LSTT(nn.Module):
     def __init__(
         self, num_layers: int, dim: int = 256, self_heads: int = 8, att_heads: int = 8,
         ffn_dim: int = 1024, max_dis: int = 7, dilation: int = 1, droppath: float = 0.0,
+        short_term_frames: int = 1, relative_embedding: bool = True,
     ) -> None:
         super().__init__()
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.layers = nn.ModuleList(
-            LSTTBlock(dim, self_heads, att_heads, ffn_dim, max_dis, dilation, droppath)
+            LSTTBlock(dim, self_heads, att_heads, ffn_dim, max_dis, dilation, droppath,
+                      short_term_frames, relative_embedding)
             for _ in range(num_layers)
         )
         self.decoder_norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(num_layers))

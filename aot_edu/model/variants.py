@@ -42,6 +42,10 @@ class AOTConfig:
     long_term_gap_test: int = NEVER
     long_term_gap_train: int = 2  # official TRAIN_LONG_TERM_MEM_GAP: 9999 for AOT-T/S/B
     short_term_skip: int = 1
+    # The paper's ablations (Table 3), all at AOT's setting by default:
+    short_term_frames: int = 1  # n, frames t-1 .. t-n in short-term attention (3c); 0 = none
+    sine_embedding: bool = True  # sine position embedding in self-attention (3e, "Self")
+    relative_embedding: bool = True  # relative position terms in short-term attention (3e, "Rel")
     droppath: float = 0.1  # stochastic depth while training
     paper_params: str = ""  # as printed in the paper (Table 3d)
     official_name: str = ""  # name in the official repository and checkpoint files

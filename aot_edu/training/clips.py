@@ -13,9 +13,8 @@ from torch import Tensor
 from aot_edu import data as D
 from aot_edu.data import collate
 from aot_edu.model.identity import random_assignment
-from aot_edu.model.variants import get_config
 
-from .config import ConfigError, TrainConfig, data_root
+from .config import ConfigError, TrainConfig, data_root, model_config_of
 
 
 def build_dataset(config: TrainConfig) -> torch.utils.data.Dataset:
@@ -122,4 +121,4 @@ def step_assignment(config: TrainConfig, step: int, slot: int, batch: int) -> Te
     accumulated micro-batches draws.
     """
     generator = torch.Generator().manual_seed(seed_of(config.seed, step, slot, 1))
-    return random_assignment(batch, get_config(config.model.variant).max_obj_num + 1, generator)
+    return random_assignment(batch, model_config_of(config).max_obj_num + 1, generator)

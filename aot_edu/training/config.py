@@ -20,7 +20,7 @@ import torch
 
 from aot_edu import paths
 from aot_edu.data.sources import get_dataset
-from aot_edu.model.variants import get_config
+from aot_edu.model.variants import AOTConfig, get_config
 
 from .initialization import PARTS, REINIT_PARTS, parse_parts
 
@@ -49,6 +49,17 @@ class ModelSection:
     reinit: str = ""
     # only these parts learn, e.g. "decoder" (encoder, lstt, decoder, identity_bank); "" = all
     train_only: str = ""
+    # The architecture changed from the variant's, as in the paper's ablations (Table 3):
+    identities: int = 0  # M, identities in the bank (3a); 0 = the variant's (10)
+    window: int = 0  # side of the short-term window, odd (3b); 0 = the variant's (15)
+    short_term_frames: int = 1  # frames t-1 .. t-n in short-term attention (3c); 0 = none
+    lstt_blocks: int = 0  # LSTT blocks (3d); 0 = the variant's
+    sine_embedding: bool = True  # sine position embedding in self-attention (3e)
+    relative_embedding: bool = True  # relative position terms in short-term attention (3e)
+    # init_weights of another architecture: copy what fits (aot_edu.training.initialization.
+    # load_adapted_weights: windows cropped at the centre, leading blocks and channels), start
+    # the rest fresh
+    init_adapt: bool = False
 
 
 @dataclass(frozen=True)
@@ -288,9 +299,25 @@ def validate_config(config: TrainConfig, check_paths: bool = True) -> TrainConfi
     with ``check_paths``). Returns ``config``."""
     m, d, o, e, r = config.model, config.data, config.optim, config.eval, config.run
     try:
-        model_config = get_config(m.variant)
+        get_config(m.variant)
     except ValueError as error:
         raise ConfigError(f"model.variant: {error}") from None
+    _positive("model.identities", m.identities, allow_zero=True)
+    _positive("model.lstt_blocks", m.lstt_blocks, allow_zero=True)
+    _positive("model.short_term_frames", m.short_term_frames, allow_zero=True)
+    if m.window and (m.window < 1 or m.window % 2 == 0):
+        raise ConfigError(f"model.window is the side of the short-term window, an odd number "
+                          f"(e.g. 15, 11, 7), or 0 for the variant's; got {m.window}")
+    if m.short_term_frames == 0 and (m.window or not m.relative_embedding):
+        raise ConfigError("model.short_term_frames = 0 removes short-term attention; leave "
+                          "model.window and model.relative_embedding at their defaults")
+    if m.locality_prior and (m.short_term_frames == 0 or not m.relative_embedding):
+        raise ConfigError("model.locality_prior sets the short-term relative-position biases; "
+                          "it needs short-term attention with relative_embedding = true")
+    if m.init_adapt and not m.init_weights:
+        raise ConfigError("model.init_adapt adapts model.init_weights to a changed "
+                          "architecture; set model.init_weights too")
+    model_config = model_config_of(config)
     if not 0.0 <= m.droppath < 1.0:
         raise ConfigError(f"model.droppath must be in [0, 1), got {m.droppath}")
     if m.locality_prior < 0:
@@ -412,6 +439,23 @@ def validate_config(config: TrainConfig, check_paths: bool = True) -> TrainConfi
     if not r.output_dir:
         raise ConfigError("run.output_dir must name a folder for the run's files")
     return config
+
+
+def model_config_of(config: TrainConfig) -> AOTConfig:
+    """The :class:`AOTConfig` a run trains: its variant with ``[model]``'s changes (stochastic
+    depth, long-term memory gap in training, the Table 3 architecture options)."""
+    m = config.model
+    base = get_config(m.variant)
+    return base.replace(
+        droppath=m.droppath,
+        long_term_gap_train=m.long_term_gap_train or base.long_term_gap_train,
+        max_obj_num=m.identities or base.max_obj_num,
+        max_dis=(m.window - 1) // 2 if m.window else base.max_dis,
+        lstt_layers=m.lstt_blocks or base.lstt_layers,
+        short_term_frames=m.short_term_frames,
+        sine_embedding=m.sine_embedding,
+        relative_embedding=m.relative_embedding,
+    )
 
 
 def data_root(config: TrainConfig) -> Path:

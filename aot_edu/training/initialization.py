@@ -5,6 +5,7 @@ clips, a local start for the short-term attention, an encoder taken from another
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -18,7 +19,9 @@ from aot_edu.model.zoo import CheckpointError
 # the parts of AOT a configuration can name (model.reinit, model.train_only): its submodules
 PARTS = {"encoder": ("encoder", "encoder_projector"), "lstt": ("LSTT",), "decoder": ("decoder",),
          "identity_bank": ("patch_wise_id_bank",)}
-REINIT_PARTS = ("lstt", "decoder", "identity_bank")  # those with an official initialisation
+# those with an official initialisation; "decoder_head" is the decoder's last layer alone (its
+# M + 1 identity logits: with a fresh identity bank, what it had learned no longer applies)
+REINIT_PARTS = ("lstt", "decoder", "decoder_head", "identity_bank")
 
 
 def parse_parts(text: str, allowed: tuple[str, ...] = tuple(PARTS)) -> tuple[str, ...]:
@@ -44,8 +47,9 @@ def official_initialization(model: AOT, parts: tuple[str, ...] = ("encoder", *RE
     """
     if "encoder" in parts:
         nn.init.xavier_uniform_(model.encoder_projector.weight)
-    modules = {"lstt": list(model.LSTT.layers), "decoder": [model.decoder]}
-    for part in ("lstt", "decoder"):
+    modules = {"lstt": list(model.LSTT.layers), "decoder": [model.decoder],
+               "decoder_head": [model.decoder.conv_out]}
+    for part in ("lstt", "decoder", "decoder_head"):
         if part in parts:
             for module in modules[part]:
                 for param in module.parameters():
@@ -64,7 +68,7 @@ def reinitialize(model: AOT, parts: tuple[str, ...]) -> None:
     default initialisation of every layer (biases and normalisation included), then
     :func:`official_initialization` - e.g. a fresh decoder on trained weights."""
     modules = {"lstt": model.LSTT.layers, "decoder": model.decoder,
-               "identity_bank": model.patch_wise_id_bank}
+               "decoder_head": model.decoder.conv_out, "identity_bank": model.patch_wise_id_bank}
     for part in parts:
         for module in modules[part].modules():
             reset = getattr(module, "reset_parameters", None)
@@ -150,6 +154,8 @@ def locality_prior(model: AOT, strength: float) -> None:
         return
     for block in model.LSTT.layers:
         attention = block.short_term_attn
+        if attention is None or not attention.relative:
+            continue
         radius = attention.max_dis
         offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
         distance2 = (offsets[:, None] ** 2 + offsets[None, :] ** 2).flatten()  # slot (dy, dx)
@@ -158,6 +164,67 @@ def locality_prior(model: AOT, strength: float) -> None:
 
 
 ENCODER_KEYS = ("encoder.", "encoder_projector.")
+_WINDOW_KEYS = ("short_term_attn.relative_emb_v", "short_term_attn.relative_emb_k.weight",
+                "short_term_attn.relative_emb_k.bias")
+
+
+def _crop_window(source: Tensor, target_shape: torch.Size, key: str, heads: int) -> Tensor | None:
+    """The centre ``Wt x Wt`` of a ``Ws x Ws`` short-term window's relative terms, or ``None``."""
+    if key.endswith("relative_emb_v"):  # [heads, d, W^2]
+        ws, wt = math.isqrt(source.shape[-1]), math.isqrt(target_shape[-1])
+        if ws < wt or (ws - wt) % 2:
+            return None
+        r = (ws - wt) // 2
+        grid = source.reshape(*source.shape[:-1], ws, ws)[..., r:r + wt, r:r + wt]
+        return grid.reshape(target_shape)
+    # relative_emb_k: [heads * W^2, ...] (weight) or [heads * W^2] (bias), head-major
+    ws, wt = math.isqrt(source.shape[0] // heads), math.isqrt(target_shape[0] // heads)
+    if ws < wt or (ws - wt) % 2:
+        return None
+    r = (ws - wt) // 2
+    grid = source.reshape(heads, ws, ws, *source.shape[1:])[:, r:r + wt, r:r + wt]
+    return grid.reshape(target_shape)
+
+
+@torch.no_grad()
+def load_adapted_weights(model: AOT, weights: str | Path) -> dict[str, list[str]]:
+    """Load trained weights into a model of another architecture (the paper's ablations,
+    Table 3: fewer blocks, a smaller window, another M, no relative terms...).
+
+    Each of ``model``'s tensors is, from ``weights``: copied when the shape is the same; for the
+    short-term window's relative terms (``relative_emb_k``/``relative_emb_v``) of a smaller
+    window, the centre of the larger one (the same offsets keep the same terms); otherwise, when
+    no dimension is larger than the source's, its leading part (the first blocks' inputs of the
+    decoder, the first identities); otherwise left as initialised. Returns the keys by what
+    happened: ``copied``, ``cropped``, ``sliced``, ``fresh``, and ``unused`` (source keys the
+    model has no place for, e.g. a removed block's).
+    """
+    state = load_state_dict_file(weights)
+    report: dict[str, list[str]] = {"copied": [], "cropped": [], "sliced": [], "fresh": [], "unused": []}
+    own = model.state_dict()
+    heads = model.config.att_heads
+    for key, target in own.items():
+        source = state.get(key)
+        if source is None:
+            report["fresh"].append(key)
+            continue
+        if source.shape == target.shape:
+            target.copy_(source)
+            report["copied"].append(key)
+            continue
+        if key.endswith(_WINDOW_KEYS):
+            cropped = _crop_window(source, target.shape, key, heads)
+            if cropped is not None:
+                target.copy_(cropped)
+                report["cropped"].append(key)
+                continue
+        if source.dim() == target.dim() and all(t <= s for t, s in zip(target.shape, source.shape, strict=True)):
+            target.copy_(source[tuple(slice(0, t) for t in target.shape)])
+            report["sliced"].append(key)
+        else:
+            report["fresh"].append(key)
+    report["unused"] = [k for k in state if k not in own]
+    return report
 
 
 def load_encoder_weights(model: AOT, weights: str | Path) -> int:

@@ -22,15 +22,15 @@ from aot_edu.evaluation.benchmark import model_fingerprint
 from aot_edu.inference.engine import normalize
 from aot_edu.model import AOT
 from aot_edu.model.encoders import freeze_stages, use_batch_statistics
-from aot_edu.model.variants import get_config
 from aot_edu.model.weights import load_weights
 
 from .clips import ClipStream, build_dataset, make_loader, seed_of, step_assignment
-from .config import ConfigError, TrainConfig, load_config
+from .config import ConfigError, TrainConfig, load_config, model_config_of
 from .distributed import DistInfo, barrier, init_distributed
 from .initialization import (
     calibrate_frozen_batchnorm,
     calibrate_projection,
+    load_adapted_weights,
     load_encoder_weights,
     locality_prior,
     official_initialization,
@@ -59,12 +59,6 @@ def eval_videos(config: TrainConfig):
     return SyntheticVideos(e.num_videos, e.num_frames, e.size or d.size, e.num_objects,
                            e.num_distractors, seed=e.seed, motion=e.motion, noise=e.noise,
                            scale=e.scale)
-
-
-def _model_config(config: TrainConfig):
-    base = get_config(config.model.variant)
-    gap = config.model.long_term_gap_train or base.long_term_gap_train
-    return base.replace(droppath=config.model.droppath, long_term_gap_train=gap)
 
 
 def train(
@@ -128,12 +122,15 @@ def _train(cfg: TrainConfig, info: DistInfo, use_cuda: bool, progress: bool) -> 
         summary = json.loads(summary_path.read_text())
         return TrainResult(cfg, run_dir, start, summary["train_time"], summary["metrics"], start)
 
-    model_config = _model_config(cfg)
+    model_config = model_config_of(cfg)
     torch.manual_seed(seed_of(cfg.seed, 0))  # the initial weights
     model = AOT(model_config, pretrained_encoder=cfg.model.pretrained_encoder and state is None)
     official_initialization(model)
     if cfg.model.init_weights and state is None:
-        load_weights(model, cfg.model.init_weights)
+        if cfg.model.init_adapt:
+            load_adapted_weights(model, cfg.model.init_weights)
+        else:
+            load_weights(model, cfg.model.init_weights)
         torch.manual_seed(seed_of(cfg.seed, 0))  # the fresh parts' weights, as from scratch
         reinitialize(model, parse_parts(cfg.model.reinit))
     elif state is None:

@@ -19,7 +19,7 @@ from aot_edu import paths
 from aot_edu.data.io import FILE_BROWSER_FILES
 from aot_edu.model import AOT, build_model
 
-from .config import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig, model_config_of
 from .logs import read_log
 
 CHECKPOINT_FORMAT = "aot-edu-train/1"
@@ -138,7 +138,7 @@ class TrainResult:
 
     def load_model(self, ema: bool = True, device: torch.device | str = "cpu") -> AOT:
         """The trained model in eval mode (EMA weights unless ``ema=False``)."""
-        return build_model(self.config.model.variant,
+        return build_model(model_config_of(self.config),
                            weights=self.weights if ema else self.checkpoint, device=device)
 
 
