@@ -6,13 +6,14 @@ STAMP  := $(VENV)/.installed
 NB_SRC := $(wildcard notebooks/[0-9][0-9]_*.py)
 NB_OUT := $(NB_SRC:.py=.ipynb)
 
-.PHONY: setup train-course-model lab test test-fast figures docs notebooks check-notebooks bench lint clean help
+.PHONY: setup train-course-model ablations lab test test-fast figures docs notebooks check-notebooks bench lint clean help
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make lab        set up .venv (if missing) and open the course in JupyterLab"
 	@echo "make test       unit tests (pytest), the notebooks (nbval, quick mode), widgets and website in Chromium"
 	@echo "make train-course-model  reproduce the shipped course model (hours on a CPU; resumable)"
+	@echo "make ablations  the paper's Table 3 at small scale for notebook 07 (hours on a CPU; resumable)"
 	@echo "make test-fast  unit tests only (no notebooks, no browser)"
 	@echo "make figures    run the notebooks (quick mode) to redraw figures/ (the README's pictures)"
 	@echo "make docs       the course as a website: executed notebooks and API reference, in build/site"
@@ -41,6 +42,15 @@ train-course-model: setup
 	$(VENV)/bin/aot-edu train --config configs/course_long.toml
 	$(VENV)/bin/aot-edu train --config configs/course_fine.toml
 	$(PY) -m aot_edu.course.card --ship
+
+# The paper's ablations (Table 3) at small scale, each row a change of configs/ablations.toml
+# trained from the course model with two seeds (aot_edu/course/ablations.py); every finished
+# run is added at once to aot_edu/assets/ablations/, which notebook 07 reads. Interrupted? Run
+# it again: finished runs are skipped, the unfinished one continues from its checkpoint. About
+# five minutes per run on a 2-core CPU; then identification against post-ensemble.
+ablations: setup
+	$(PY) -m aot_edu.course.ablations run
+	$(PY) -m aot_edu.course.ablations strategies
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

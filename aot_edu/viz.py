@@ -494,6 +494,10 @@ def _draw_similarity(ax, vectors, num_identities, include_background, title):
     first = 0 if include_background else 1
     sim = cosine_similarity_matrix(v[first : m + 1]).numpy()
     labels = [("bg" if i == 0 else str(i)) for i in range(first, m + 1)]
+    return _draw_similarity_matrix(ax, sim, labels, title)
+
+
+def _draw_similarity_matrix(ax, sim: np.ndarray, labels: Sequence[str], title: str):
     image = ax.imshow(sim, cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
@@ -568,6 +572,51 @@ class InteractiveFigure:
         # The course's website (`make docs`) has no kernel: there the widget is a gallery of
         # pictures drawn at build time (aot_edu.gallery).
         display(HTML(gallery_html(self)) if static_widgets() else self.widget)
+
+
+def plot_learned_banks(similarities: dict[str, np.ndarray], size: float = 3.4) -> Figure:
+    """Paper Fig. 4 for banks learned with different M: per bank, its ``[M, M]`` cosine
+    similarity matrix, and the histogram of its off-diagonal cosines against ``-1/(M-1)``, the
+    cosine of every pair in a perfectly equidistant bank (dashed), with the root-mean-square
+    gap between the two in the title."""
+    fig = Figure(figsize=(2 * size * len(similarities) + 0.8, size + 0.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2 * len(similarities), squeeze=False)[0]
+    image = None
+    for i, (name, sim) in enumerate(similarities.items()):
+        sim = np.asarray(sim, dtype=np.float64)
+        m = sim.shape[0]
+        image = _draw_similarity_matrix(axes[2 * i], sim, [str(k) for k in range(1, m + 1)], name)
+        off = sim[~np.eye(m, dtype=bool)]
+        equidistant = -1.0 / (m - 1)
+        gap = float(np.sqrt(np.mean((off - equidistant) ** 2)))
+        ax = axes[2 * i + 1]
+        ax.hist(off, bins=np.linspace(-1, 1, 41), color="tab:blue")
+        ax.axvline(equidistant, color="k", ls="--", label=f"equidistant -1/(M-1) = {equidistant:.3f}")
+        ax.set_xlim(-1, 1)
+        ax.set_xlabel("cosine of a pair of identities")
+        ax.set_ylabel("pairs")
+        ax.set_title(f"M = {m}: RMS gap to equidistant {gap:.3f}", fontsize=9)
+        ax.legend(fontsize=7, loc="upper right")
+    fig.colorbar(image, ax=[axes[2 * i] for i in range(len(similarities))], shrink=0.8,
+                 label="cosine similarity")
+    return fig
+
+
+def learned_banks_widget(similarities: dict[str, np.ndarray]) -> InteractiveFigure:
+    """Fig. 4 explorer for banks learned with different M (notebook 07): choose a bank by
+    name (e.g. ``"M = 15, seed 0"``) and see :func:`plot_learned_banks` of it."""
+    import ipywidgets as widgets
+
+    if not similarities:
+        raise ValueError("learned_banks_widget needs at least one bank {name: [M, M] cosines}")
+    names = list(similarities)
+    controls = {"bank": widgets.Dropdown(options=names, value=names[0], description="bank")}
+
+    def draw(bank: str) -> Figure:
+        return plot_learned_banks({bank: similarities[bank]})
+
+    return InteractiveFigure(draw, controls)
 
 
 def identity_similarity_widget(banks: dict[str, Tensor]) -> InteractiveFigure:

@@ -146,6 +146,32 @@ def test_identity_similarity_widget_redraws_on_every_control():
         viz.identity_similarity_widget({})
 
 
+def test_learned_banks_show_each_m_against_the_equidistant_cosine():
+    """Fig. 4 for banks learned with different M (notebook 07): the matrix, the histogram of
+    pair cosines with -1/(M-1) marked, and the gap to it; the widget switches banks."""
+    def simplex(m):
+        v = np.eye(m) - 1.0 / m
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        return v @ v.T
+
+    rng = np.random.default_rng(0)
+    noisy = rng.normal(size=(15, 8))
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    banks = {"M = 10": simplex(10), "M = 15": noisy @ noisy.T}
+    fig = viz.plot_learned_banks(banks)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "M = 10: RMS gap to equidistant 0.000" in titles
+    assert any(t.startswith("M = 15: RMS gap to equidistant") and not t.endswith("0.000") for t in titles)
+    lines = [line.get_xdata()[0] for ax in fig.axes for line in ax.get_lines()]
+    assert pytest.approx(-1 / 9) in lines and pytest.approx(-1 / 14) in lines
+    widget = viz.learned_banks_widget(banks)
+    assert widget.figure.axes[0].images[0].get_array().shape == (10, 10)
+    widget.controls["bank"].value = "M = 15"
+    assert widget.figure.axes[0].images[0].get_array().shape == (15, 15)
+    with pytest.raises(ValueError, match="at least one bank"):
+        viz.learned_banks_widget({})
+
+
 # --- attention -----------------------------------------------------------------------------
 
 def test_attention_views_are_distributions(record):

@@ -41,7 +41,9 @@ import torch
 from aot_edu import paths
 from aot_edu.data import SyntheticVideos
 from aot_edu.evaluation import analysis
+from aot_edu.model import AOTConfig
 from aot_edu.training import TrainConfig, TrainResult, load_config, read_log, train
+from aot_edu.training.config import model_config_of
 
 from .model import ASSETS
 
@@ -121,17 +123,30 @@ BANK_RUNS = ("m10", "m15", "m20", "m30")  # the paper's Fig. 4 shows M = 10, 15,
 
 
 def run_config(run: str, seed: int, root: str | Path = "runs/ablations", steps: int | None = None,
-               base: str | Path | Mapping = ABLATION_CONFIG) -> TrainConfig:
-    """The configuration of one run: ``base`` with :data:`RUNS` ``[run]``'s changes, ``seed``
-    (its clips, fresh weights and stochastic depth) and its own folder ``root/<run>_s<seed>``."""
+               base: str | Path | Mapping | None = None) -> TrainConfig:
+    """The configuration of one run: ``base`` (default: the checkout's
+    ``configs/ablations.toml``) with :data:`RUNS` ``[run]``'s changes, ``seed`` (its clips,
+    fresh weights and stochastic depth) and its own folder ``root/<run>_s<seed>``. A relative
+    ``model.init_weights`` is read from the checkout (the shipped course model), wherever this
+    runs from."""
     if run not in RUNS:
         raise ValueError(f"unknown ablation run {run!r}; choose from {', '.join(RUNS)}")
+    base = paths.repo_root() / ABLATION_CONFIG if base is None else base
+    data = load_config(base, check_paths=False).to_dict()
+    init = data["model"]["init_weights"]
+    if init and not Path(init).is_absolute():
+        data["model"]["init_weights"] = (paths.repo_root() / init).as_posix()
     changes: dict[str, object] = {"name": f"ablation_{run}_s{seed}", "seed": seed,
                                   "run.output_dir": (Path(root) / f"{run}_s{seed}").as_posix(),
                                   **RUNS[run]}
     if steps is not None:
         changes["optim.steps"] = steps
-    return load_config(base, changes)
+    return load_config(data, changes)
+
+
+def architecture(run: str) -> AOTConfig:
+    """The AOT a run trains (its :class:`~aot_edu.model.AOTConfig`)."""
+    return model_config_of(run_config(run, 0))
 
 
 def read_results(path: str | Path = RESULTS) -> list[dict]:
@@ -253,7 +268,7 @@ def record_run(result, run: str, seed: int, out_dir: Path = RESULTS_DIR) -> dict
 
 def run_ablations(runs: Sequence[str] = tuple(RUNS), seeds: Sequence[int] = SEEDS,
                   root: str | Path = "runs/ablations", steps: int | None = None,
-                  out_dir: Path = RESULTS_DIR, base: str | Path | Mapping = ABLATION_CONFIG,
+                  out_dir: Path = RESULTS_DIR, base: str | Path | Mapping | None = None,
                   progress: bool = True) -> list[dict]:
     """Train and record every run not yet in ``out_dir``'s results (each resumes from its own
     checkpoint), cheapest first within a seed; returns the rows recorded now."""
@@ -331,6 +346,6 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["ABLATION_CONFIG", "BANKS", "BANK_RUNS", "CURVES", "RESULTS", "ROWS", "RUNS", "Row",
+__all__ = ["ABLATION_CONFIG", "BANKS", "BANK_RUNS", "CURVES", "RESULTS", "ROWS", "RUNS", "Row", "architecture",
            "SEEDS", "STRATEGIES", "TABLES", "bank_distance", "read_banks", "read_results",
            "record_run", "run_ablations", "run_config", "run_strategies", "summary", "table_rows"]

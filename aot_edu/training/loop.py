@@ -28,6 +28,7 @@ from .clips import ClipStream, build_dataset, make_loader, seed_of, step_assignm
 from .config import ConfigError, TrainConfig, load_config, model_config_of
 from .distributed import DistInfo, barrier, init_distributed
 from .initialization import (
+    REINIT_PARTS,
     calibrate_frozen_batchnorm,
     calibrate_projection,
     load_adapted_weights,
@@ -132,7 +133,7 @@ def _train(cfg: TrainConfig, info: DistInfo, use_cuda: bool, progress: bool) -> 
         else:
             load_weights(model, cfg.model.init_weights)
         torch.manual_seed(seed_of(cfg.seed, 0))  # the fresh parts' weights, as from scratch
-        reinitialize(model, parse_parts(cfg.model.reinit))
+        reinitialize(model, parse_parts(cfg.model.reinit, REINIT_PARTS))
     elif state is None:
         if cfg.model.init_encoder:
             load_encoder_weights(model, cfg.model.init_encoder)

@@ -21,7 +21,7 @@ from .browserkit import PageWatch, artifact_dir, changed_fraction, screenshot_ar
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 NOTEBOOK_PAGES = ("00_start_here", "01_attention", "02_identity", "03_lstt", "04_model",
-                  "05_training", "06_evaluation")
+                  "05_training", "06_evaluation", "07_ablations")
 WIDGET_PAGES = ("02_identity", "03_lstt")
 
 
