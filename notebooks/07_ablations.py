@@ -233,9 +233,11 @@ live = ablations.run_config("l1", seed=0, root=live_dir, steps=live_steps).repla
 live_result = train(live)
 print(f"L = 1, {live_steps} steps: held-out J&F {live_result.metrics['J&F']:.3f} on "
       f"{live.eval.num_videos} videos, {live_result.train_time / 60:.1f} min of training")
-committed = ablations.summary(results).get("l1")
-if committed:
-    print(f"committed row (200 steps, 12 videos): {committed['J&F']:.3f}")
+committed = ablations.summary(results)
+for run in ("base", "l1"):
+    if run in committed:
+        print(f"committed {run} (200 steps, 12 videos, mean of seeds {committed[run]['seeds']}): "
+              f"{committed[run]['J&F']:.3f}")
 
 # %% [markdown]
 # ### Exercise 2: change a knob
@@ -263,6 +265,9 @@ course.check("your row's window (solution)", 2 * model_config_of(mine).max_dis +
 mine_result = train(mine)
 print(f"window 9x9, {mine.optim.steps} steps: held-out J&F {mine_result.metrics['J&F']:.3f} "
       f"on {mine.eval.num_videos} videos")
+for run in ("w7", "w11", "base"):
+    if run in committed:
+        print(f"committed {run} (200 steps, 12 videos): {committed[run]['J&F']:.3f}")
 
 # %% [markdown]
 # ## 6. Full mode: every row
