@@ -114,3 +114,12 @@ def test_cosine_similarity_matrix():
     assert sim[0, 1] == pytest.approx(1 / math.sqrt(2)) and sim[0, 2] == pytest.approx(-1.0)
     stats = analysis.similarity_stats(torch.cat([torch.ones(1, 2), v]))  # row 0 = background, left out
     assert stats["max"] == pytest.approx(1 / math.sqrt(2)) and stats["min"] == pytest.approx(-1.0)
+
+
+def test_removing_short_term_attention_from_a_model_without_it_says_so():
+    from aot_edu import build_model
+
+    model = build_model(build_model("aott").config.replace(short_term_frames=0))
+    with pytest.raises(ValueError, match="no short-term attention to remove"):
+        with analysis.attention_removed(model, "short"):
+            pass

@@ -74,3 +74,10 @@ def test_record_keeps_the_ground_truth(clip):
         attention_maps.record_attention(build_model("aott"), frames, mask, ground_truth=truth[:2])
     with pytest.raises(ValueError, match="no ground truth"):
         dataclasses.replace(record, ground_truth=None).token_labels(1, ground_truth=True)
+
+
+@pytest.mark.parametrize("frames", [0, 2])
+def test_models_without_one_short_term_frame_are_refused_with_the_reason(frames):
+    model = build_model(build_model("aott").config.replace(short_term_frames=frames))
+    with pytest.raises(ValueError, match="record_attention shows one short-term frame"):
+        attention_maps.record_attention(model, np.zeros((2, 33, 33, 3), np.uint8), np.ones((33, 33), np.int64))

@@ -172,6 +172,8 @@ def attention_removed(model: AOT, which: str | None) -> Iterator[None]:
     propagated frame; the reference frame runs unchanged. ``None`` removes nothing."""
     if which not in (None, "long", "short"):
         raise ValueError(f"which must be None, 'long' or 'short', got {which!r}")
+    if which == "short" and model.config.short_term_frames == 0:
+        raise ValueError("this model has no short-term attention to remove (short_term_frames = 0)")
     state = {"propagating": False}
 
     def note_frame(block, args):  # LSTTBlock(x, pos, size_2d, id_emb, ...): no id_emb = propagated

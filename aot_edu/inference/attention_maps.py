@@ -93,6 +93,9 @@ def record_attention(model: AOT, frames, first_mask, long_term_gap: int | None =
         if tuple(ground_truth.shape) != tuple(frames.shape[:3]):
             raise ValueError(f"ground_truth must be the labels of every frame {tuple(frames.shape[:3])}, "
                              f"got shape {tuple(ground_truth.shape)}")
+    if model.config.short_term_frames != 1:
+        raise ValueError(f"record_attention shows one short-term frame (t-1); this model attends to "
+                         f"{model.config.short_term_frames} (short_term_frames): record a model with 1")
     num_objects = int(first_mask.max())
     if num_objects < 1 or num_objects > model.max_obj_num:
         raise ValueError(f"record_attention needs 1..{model.max_obj_num} objects labelled 1..N, "
