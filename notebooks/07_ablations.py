@@ -152,6 +152,35 @@ viz.save_figure(fig, settings.figures_dir / "07_table3.png")
 fig
 
 # %% [markdown]
+# **Reading it.** Where do the small scale and the paper agree? The cell below sorts every row
+# that has run: a change larger than the spread of its seeds either has the paper's direction or
+# not; a change within the spread says nothing yet (two seeds are few: treat a difference
+# barely past the spread with care). Remember what a row measures here (section 1): how much
+# the *trained* network relies on a part, after a short time to adapt without it - so removing
+# a part the network was built around (short-term attention, two of its three blocks) shows
+# its full cost, while a row that would need long training to pay off (M, a different window)
+# cannot show it.
+
+# %%
+agree, disagree, unclear, missing = [], [], [], []
+for r in table:
+    if r["reference"] or r["paper_delta"] is None:
+        continue
+    if r["delta"] is None:
+        missing.append(r["setting"])
+    elif not r["beyond_spread"]:
+        unclear.append(f"{r['setting']} ({r['delta']:+.3f})")
+    elif np.sign(r["delta"]) == np.sign(r["paper_delta"]):
+        agree.append(f"{r['setting']} ({r['delta']:+.3f}; paper {r['paper_delta'] / 100:+.3f})")
+    else:
+        disagree.append(f"{r['setting']} ({r['delta']:+.3f}; paper {r['paper_delta'] / 100:+.3f})")
+for name, items in (("same direction as the paper, beyond the spread", agree),
+                    ("opposite direction, beyond the spread", disagree),
+                    ("within the spread (no difference shown)", unclear),
+                    ("not run yet", missing)):
+    print(f"{name}: {'; '.join(items) if items else 'none'}")
+
+# %% [markdown]
 # Your predictions against what we measured:
 
 # %%
