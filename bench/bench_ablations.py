@@ -46,6 +46,8 @@ def run(quick: bool = False) -> str:
         seeds = per_run.get(r["run"], {})
         per_seed = ", ".join(f"{seeds[s]:.3f}" for s in sorted(seeds)) or "not run"
         beyond = "" if r["beyond_spread"] is None else ("yes" if r["beyond_spread"] else "no")
+        if r["delta"] is not None and r["beyond_spread"] is None:
+            beyond = "one seed"
         minutes = times.get(r["run"])
         lines.append(
             f"| {r['table']} | {r['setting']}{' (reference)' if r['reference'] else ''} | "

@@ -121,6 +121,8 @@ lines = ["| Table | setting | paper J&F | paper change | ours J&F (seeds) | ours
 for r in table:
     ours = "not run yet" if r["ours"] is None else f"{r['ours']:.3f} ± {r['spread'] / 2:.3f} ({len(r['seeds'])})"
     beyond = "" if r["beyond_spread"] is None else ("yes" if r["beyond_spread"] else "no")
+    if r["delta"] is not None and r["beyond_spread"] is None:
+        beyond = "one seed"
     lines.append(f"| {r['table']} | {r['setting']}{' (ref.)' if r['reference'] else ''} | "
                  f"{cell(r['paper'], '{:.1f}')} | {cell(r['paper_delta'], '{:+.1f}')} | {ours} | "
                  f"{cell(r['delta'], '{:+.3f}')} | {beyond} |")
@@ -162,12 +164,14 @@ fig
 # cannot show it.
 
 # %%
-agree, disagree, unclear, missing = [], [], [], []
+agree, disagree, unclear, one_seed, missing = [], [], [], [], []
 for r in table:
     if r["reference"] or r["paper_delta"] is None:
         continue
     if r["delta"] is None:
         missing.append(r["setting"])
+    elif r["beyond_spread"] is None:
+        one_seed.append(f"{r['setting']} ({r['delta']:+.3f}; paper {r['paper_delta'] / 100:+.3f})")
     elif not r["beyond_spread"]:
         unclear.append(f"{r['setting']} ({r['delta']:+.3f})")
     elif np.sign(r["delta"]) == np.sign(r["paper_delta"]):
@@ -177,6 +181,7 @@ for r in table:
 for name, items in (("same direction as the paper, beyond the spread", agree),
                     ("opposite direction, beyond the spread", disagree),
                     ("within the spread (no difference shown)", unclear),
+                    ("one seed so far (no spread yet: a first look only)", one_seed),
                     ("not run yet", missing)):
     print(f"{name}: {'; '.join(items) if items else 'none'}")
 

@@ -52,6 +52,9 @@ def test_table_rows_call_a_difference_within_the_spread_so():
     assert rows["w11"]["beyond_spread"] is False  # 0.0025 < spread 0.02: not a difference
     assert rows["no_short"]["ours"] is None and rows["no_short"]["delta"] is None  # not run
     assert rows["w7"]["paper_delta"] == pytest.approx(78.3 - 80.3)
+    one_seed = {r["run"]: r for r in A.table_rows(results[:1] + results[2:3]) if r["table"] == "3b"}
+    assert one_seed["w7"]["delta"] == pytest.approx(-0.10)
+    assert one_seed["w7"]["beyond_spread"] is None  # one seed each: no spread to compare with
 
 
 def test_bank_distance_is_zero_for_an_equidistant_bank():

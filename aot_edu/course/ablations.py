@@ -189,7 +189,8 @@ def summary(results: Sequence[Mapping] | None = None) -> dict[str, dict]:
 def table_rows(results: Sequence[Mapping] | None = None) -> list[dict]:
     """Table 3 as the notebook prints it: every :data:`ROWS` row with the paper's J&F and its
     difference to the sub-table's reference, ours (mean over seeds) with its difference and
-    whether that difference is larger than the two runs' spread (``None`` until run)."""
+    whether that difference is larger than the two runs' spread (``None`` until run, and while
+    either run has a single seed)."""
     runs = summary(results)
     refs = {row.table: row for row in ROWS if row.reference}
     out = []
@@ -204,7 +205,8 @@ def table_rows(results: Sequence[Mapping] | None = None) -> list[dict]:
                  "seeds": [] if ours is None else ours["seeds"], "delta": None, "beyond_spread": None}
         if ours and ref and not row.reference:
             entry["delta"] = ours["J&F"] - ref["J&F"]
-            entry["beyond_spread"] = abs(entry["delta"]) > max(ours["spread"], ref["spread"])
+            if len(ours["seeds"]) > 1 and len(ref["seeds"]) > 1:  # one seed has no spread yet
+                entry["beyond_spread"] = abs(entry["delta"]) > max(ours["spread"], ref["spread"])
         out.append(entry)
     return out
 
