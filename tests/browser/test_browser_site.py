@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 NOTEBOOK_PAGES = ("00_start_here", "01_attention", "02_identity", "03_lstt", "04_model",
                   "05_training", "06_evaluation", "07_ablations")
-WIDGET_PAGES = ("02_identity", "03_lstt")
+WIDGET_PAGES = ("02_identity", "03_lstt", "07_ablations")
 
 
 def local_target(site, page_url: str, link: str) -> tuple[Path, str] | None:
