@@ -209,7 +209,10 @@ for run, guess in predict.items():
 # dimensions and fewer objects per video than identities, the larger banks get less regular.
 # Here are the banks of our M rows (each learned from a fresh start during its 200 steps), with
 # the equidistant cosine marked and how far each bank is from it (root-mean-square gap over
-# its pairs). Pick a bank in the widget.
+# its pairs). Pick a bank in the widget. Mind the budget: a bank learns only while the true
+# masks are fed back (the first 100 steps; the recipe then freezes it), so these are banks
+# early in training - look at the max: a pair near +1 is two identities the model can hardly
+# tell apart, and the M row's J&F pays for it.
 
 # %%
 banks = ablations.read_banks()
